@@ -1,0 +1,281 @@
+"""Typed configuration for every pipeline stage.
+
+One YAML file configures a run; each top-level key maps to one section model below. All
+models forbid unknown keys, so a typo is a one-line :class:`~components.errors.UserError`
+naming the key (``config.yaml: diffae.lerning_rate: unknown key``).
+
+Presets live in ``configs/<name>.yaml`` (``cpu-small`` is the default; ``paper`` is the
+256 px GPU setting of Fang et al.). A user config may start with ``preset: NAME`` and then
+override any subset of keys; the preset is loaded first and the file is deep-merged on top.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from components.errors import UserError
+
+__all__ = [
+    "StrictModel",
+    "SynthConfig",
+    "IngestConfig",
+    "DiffAEConfig",
+    "TeacherConfig",
+    "AgentConfig",
+    "GateConfig",
+    "CounterfactualConfig",
+    "TrackingConfig",
+    "ExperimentConfig",
+    "CONFIG_DIR",
+    "load_config",
+    "preset_path",
+]
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+class StrictModel(BaseModel):
+    """Base for all config sections: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class SynthConfig(StrictModel):
+    """Synthetic OSIC-format cohort generation (DESIGN.md §7)."""
+
+    osic_patients: int = Field(240, ge=1)
+    external_patients: int = Field(120, ge=1)
+    slices_per_patient: int = Field(16, ge=4)
+    osic_matrix: int = Field(128, ge=32, description="rows = columns of the training cohort")
+    external_matrix: int = Field(160, ge=32, description="larger matrix of the external scanner")
+    osic_prevalence: float = Field(0.037, gt=0, lt=1, description="OSIC: 27/731 deceased")
+    external_prevalence: float = Field(0.086, gt=0, lt=1, description="external: 43/501")
+    seed: int = 0
+
+
+class IngestConfig(StrictModel):
+    """DICOM ingestion, validation and slice selection."""
+
+    image_size: int = Field(32, ge=8, description="output H = W in pixels")
+    slice_levels: list[float] = Field(
+        default_factory=lambda: [0.2, 0.4, 0.6, 0.8],
+        description="relative levels of the lung extent (0 = apex end, 1 = base end)",
+    )
+    window_hu: tuple[float, float] = (-1000.0, 200.0)
+    min_slices: int = Field(8, ge=4)
+    air_hu_range: tuple[float, float] = (-1100.0, -900.0)
+    lung_hu_range: tuple[float, float] = (-950.0, -600.0)
+    n_folds: int = Field(5, ge=2)
+    seed: int = 0
+    workers: int = Field(2, ge=1)
+    blocking_expectations: list[str] = Field(
+        default_factory=list,
+        description="names of Great Expectations expectations whose failure stops the run",
+    )
+    s3_endpoint_url: str | None = None
+
+    @field_validator("slice_levels")
+    @classmethod
+    def _four_levels(cls, v: list[float]) -> list[float]:
+        if len(v) != 4 or any(not 0.0 <= x <= 1.0 for x in v):
+            raise ValueError("must be 4 values in [0, 1]")
+        return v
+
+
+class DiffAEConfig(StrictModel):
+    """Diffusion autoencoder: semantic encoder + conditional UNet + DDIM."""
+
+    image_size: int = Field(32, ge=8)
+    base_channels: int = Field(32, ge=4)
+    channel_mults: list[int] = Field(default_factory=lambda: [1, 2, 2])
+    num_res_blocks: int = Field(1, ge=1)
+    attention_resolutions: list[int] = Field(default_factory=lambda: [8])
+    z_dim: int = Field(512, ge=8)
+    encoder_channels: int = Field(32, ge=4)
+    timesteps: int = Field(1000, ge=10)
+    beta_schedule: Literal["linear", "cosine"] = "linear"
+    loss: Literal["l1", "l2"] = "l1"
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_steps: int = Field(100, ge=0)
+    ema_decay: float = Field(0.995, ge=0, lt=1)
+    grad_clip: float = Field(1.0, gt=0)
+    max_steps: int = Field(3000, ge=1)
+    max_minutes: float = Field(10.0, gt=0)
+    checkpoint_every: int = Field(250, ge=1)
+    ddim_steps: int = Field(50, ge=1)
+    augment_flip: bool = True
+    seed: int = 0
+
+
+class TeacherConfig(StrictModel):
+    """The default black box: MONAI DenseNet on the 4-slice stack."""
+
+    arch: Literal["densenet121", "densenet-small", "resnet"] = "densenet121"
+    init_features: int = Field(64, ge=4)
+    growth_rate: int = Field(32, ge=4)
+    block_config: list[int] = Field(default_factory=lambda: [6, 12, 24, 16])
+    num_classes: int = Field(2, ge=2)
+    folds_to_train: int = Field(5, ge=1)
+    epochs: int = Field(100, ge=1)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(1e-6, gt=0)
+    max_minutes: float = Field(180.0, gt=0)
+    seed: int = 0
+
+
+class AgentConfig(StrictModel):
+    """Linear agent distilled from the teacher on DiffAE latents."""
+
+    objective: Literal["L1", "MSE", "KL"] = "L1"
+    report_objectives: list[Literal["L1", "MSE", "KL"]] = Field(
+        default_factory=lambda: ["L1", "MSE", "KL"]
+    )
+    epochs: int = Field(200, ge=1)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(1e-4, gt=0)
+    normalize_latents: bool = True
+    augment_flip: bool = True
+    seed: int = 0
+
+
+class GateConfig(StrictModel):
+    """Thresholds that decide whether a run may be promoted."""
+
+    psnr_min: float = 35.0
+    ssim_min: float = 0.95
+    decision_kept_min: float = 0.90
+    teacher_kl_max: float = 0.10
+    agent_auc_min: float = 0.95
+    agent_f1_min: float = 0.85
+    psnr_window_hu: tuple[float, float] = (-1000.0, 200.0)
+
+
+class CounterfactualConfig(StrictModel):
+    """Counterfactual sweep and evaluation (paper Eq. 2)."""
+
+    alphas: list[float] = Field(default_factory=lambda: [0.1, 0.2, 0.3, 0.4])
+    normalized_direction: bool = True
+    indeterminate_band: float = Field(0.2, gt=0, le=0.5)
+    target_confidence: float = Field(0.8, gt=0.5, lt=1)
+    alpha_cap: float = Field(1.0, gt=0)
+    max_cases: int = Field(30, ge=1)
+    ddim_steps: int = Field(50, ge=1)
+    batch_size: int = Field(64, ge=1)
+    seed: int = 0
+
+
+class TrackingConfig(StrictModel):
+    """MLflow tracking / registry names. URIs default to the project-local store."""
+
+    mlflow_tracking_uri: str | None = None
+    experiment: str = "diffexplainer"
+    diffae_model_name: str = "diffexplainer-diffae"
+    teacher_model_name: str = "diffexplainer-teacher"
+    agent_model_name: str = "diffexplainer-agent"
+
+
+class ExperimentConfig(StrictModel):
+    """A whole run: one section per stage."""
+
+    preset: str = "cpu-small"
+    name: str = "diffexplainer"
+    workdir: str = ".diffexplainer/run"
+    synth: SynthConfig = Field(default_factory=SynthConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    diffae: DiffAEConfig = Field(default_factory=DiffAEConfig)
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    agent: AgentConfig = Field(default_factory=AgentConfig)
+    gates: GateConfig = Field(default_factory=GateConfig)
+    counterfactual: CounterfactualConfig = Field(default_factory=CounterfactualConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    @model_validator(mode="after")
+    def _sizes_agree(self) -> "ExperimentConfig":
+        if self.diffae.image_size != self.ingest.image_size:
+            raise ValueError(
+                f"diffae.image_size ({self.diffae.image_size}) must equal "
+                f"ingest.image_size ({self.ingest.image_size})"
+            )
+        return self
+
+
+def preset_path(name: str) -> Path:
+    """Path of a named preset YAML; a one-line error lists the known presets."""
+    path = CONFIG_DIR / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if not p.stem.startswith("k8s"))
+        raise UserError(f"unknown preset {name!r}; known presets: {', '.join(known)}")
+    return path
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise UserError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise UserError(f"{path}: not valid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: top level must be a mapping of sections")
+    return data
+
+
+def _format_validation_error(source: str, exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    else:
+        msg = err["msg"]
+    more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{source}: {loc}: {msg}{more}"
+
+
+def load_config(
+    path: str | Path | None = None,
+    preset: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> ExperimentConfig:
+    """Load and validate a run config.
+
+    Args:
+        path: a YAML file; may name ``preset:`` to start from. ``None`` uses the preset alone.
+        preset: preset name used when ``path`` is None or does not name one (default cpu-small).
+        overrides: nested dict merged last (used by the CLI, e.g. ``{"workdir": ...}``).
+
+    Returns:
+        The validated :class:`ExperimentConfig`.
+
+    Raises:
+        UserError: unreadable file, unknown preset, unknown key or bad value (one line).
+    """
+    user: dict[str, Any] = _read_yaml(Path(path)) if path is not None else {}
+    name = str(user.get("preset") or preset or "cpu-small")
+    base = _read_yaml(preset_path(name))
+    merged = _deep_merge(base, user)
+    merged["preset"] = name
+    if overrides:
+        merged = _deep_merge(merged, overrides)
+    source = str(path) if path is not None else str(preset_path(name))
+    try:
+        return ExperimentConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise UserError(_format_validation_error(source, exc)) from None
