@@ -117,16 +117,30 @@ class TeacherConfig(StrictModel):
     """The default black box: MONAI DenseNet on the 4-slice stack."""
 
     arch: Literal["densenet121", "densenet-small", "resnet"] = "densenet121"
-    init_features: int = Field(64, ge=4)
-    growth_rate: int = Field(32, ge=4)
-    block_config: list[int] = Field(default_factory=lambda: [6, 12, 24, 16])
+    init_features: int = Field(64, ge=4, description="densenet-small only")
+    growth_rate: int = Field(32, ge=4, description="densenet-small only")
+    block_config: list[int] = Field(
+        default_factory=lambda: [6, 12, 24, 16], description="densenet-small only"
+    )
+    resnet_block: Literal["basic", "bottleneck"] = "basic"
+    resnet_layers: list[int] = Field(default_factory=lambda: [2, 2, 2, 2])
+    resnet_channels: list[int] = Field(default_factory=lambda: [64, 128, 256, 512])
+    dropout: float = Field(0.0, ge=0, lt=1)
     num_classes: int = Field(2, ge=2)
     folds_to_train: int = Field(5, ge=1)
     epochs: int = Field(100, ge=1)
     batch_size: int = Field(16, ge=1)
-    lr: float = Field(1e-6, gt=0)
-    max_minutes: float = Field(180.0, gt=0)
+    lr: float = Field(1e-6, gt=0, description="peak lr of the one-cycle schedule")
+    weight_decay: float = Field(1e-4, ge=0)
+    augment_flip: bool = Field(True, description="random left-right flips of the stack")
+    max_minutes: float = Field(180.0, gt=0, description="wall-clock budget over all folds")
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _resnet_lists_agree(self) -> "TeacherConfig":
+        if len(self.resnet_layers) != len(self.resnet_channels):
+            raise ValueError("resnet_layers and resnet_channels must have the same length")
+        return self
 
 
 class AgentConfig(StrictModel):
@@ -139,8 +153,19 @@ class AgentConfig(StrictModel):
     epochs: int = Field(200, ge=1)
     batch_size: int = Field(16, ge=1)
     lr: float = Field(1e-4, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
     normalize_latents: bool = True
     augment_flip: bool = True
+    ridge_init: bool = Field(
+        True, description="initialise Linear(2048->F) from a cross-validated ridge fit"
+    )
+    ridge_alphas: list[float] = Field(
+        default_factory=lambda: [0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5],
+        description="RidgeCV candidate penalties (on standardised latents)",
+    )
+    val_fraction: float = Field(
+        0.2, ge=0, lt=1, description="rows held out to pick the fine-tuning epoch; 0 = none"
+    )
     seed: int = 0
 
 
