@@ -1,0 +1,35 @@
+# The two entry points (README): `make demo` and `make test`. Both create or reuse the
+# project-local virtualenv .venv and install the project from its own files.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+WORKDIR ?= .diffexplainer/demo
+PRESET ?= cpu-small
+PYTEST_ARGS ?=
+
+.PHONY: demo test venv bench clean
+
+venv: $(STAMP)
+
+# torch is installed first and pinned to 2.13.0 so pip takes the local CPU wheel and the
+# resolver never backtracks into a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/diffexplainer demo --workdir $(WORKDIR) --preset $(PRESET)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) benchmarks/ingest.py
+	$(PY) benchmarks/diffae.py
+
+clean:
+	rm -rf .diffexplainer .pytest_cache

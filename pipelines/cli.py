@@ -1,0 +1,145 @@
+"""``diffexplainer`` command line.
+
+Every user error ends with one line ``error: <reason>`` on stderr and exit status 2;
+an unexpected failure prints its traceback and exits 1. Heavy imports (torch, ZenML,
+MLflow) happen inside the command that needs them, after the project-local state folder
+is configured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from components.errors import UserError
+from pipelines.env import configure_local_state
+
+__all__ = ["main", "build_parser"]
+
+
+def _progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from components.config import load_config
+
+    cfg = load_config(args.config, preset=args.preset)
+    from components.data.synth import write_cohort
+
+    n = args.patients or (cfg.synth.osic_patients if args.cohort == "osic" else cfg.synth.external_patients)
+    seed = cfg.synth.seed if args.seed is None else args.seed
+    summary = write_cohort(Path(args.out), args.cohort, n, seed, cfg.synth, progress=_progress, overwrite=args.overwrite)
+    print(
+        f"wrote {summary.n_patients} patients ({summary.n_positive} positive), {summary.n_files} files, "
+        f"{summary.bytes / 1e6:.1f} MB in {summary.seconds:.1f} s to {summary.root}"
+    )
+    return 0
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from components.config import load_config
+
+    cfg = load_config(args.config, preset=args.preset)
+    from components.data.ingest import ingest
+
+    labels = Path(args.labels) if args.labels else None
+    result = ingest(args.source, labels, Path(args.out), cfg.ingest, progress=_progress)
+    info = json.loads((Path(args.out) / "dataset.json").read_text())
+    print(
+        f"ingested {info.get('patients_ok')} patients ok, {info.get('patients_quarantined')} quarantined; "
+        f"hash {info.get('hash')}; outputs in {args.out}"
+    )
+    del result
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from components.config import load_config
+    from pipelines.training import run_training
+
+    overrides = {"workdir": args.workdir} if args.workdir else None
+    cfg = load_config(args.config, preset=args.preset, overrides=overrides)
+    summary = run_training(
+        cfg,
+        train_source=args.source,
+        train_labels=args.labels,
+        external_source=args.external_source,
+        external_labels=args.external_labels,
+    )
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from components.config import load_config
+    from pipelines.demo import run_demo
+
+    cfg = load_config(None, preset=args.preset, overrides={"workdir": args.workdir})
+    t0 = time.time()
+    summary = run_demo(cfg, from_scratch=args.from_scratch, progress=_progress)
+    print(json.dumps(summary, indent=2, default=str))
+    print(f"demo finished in {time.time() - t0:.0f} s")
+    if summary.get("report"):
+        print(f"report: {summary['report']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with one sub-command per CLI contract entry (DESIGN.md §3)."""
+    parser = argparse.ArgumentParser(prog="diffexplainer", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_)
+        p.set_defaults(func=fn)
+        p.add_argument("--config", help="YAML config (may name a preset to start from)")
+        p.add_argument("--preset", default="cpu-small", help="preset when no config names one")
+        return p
+
+    p = add("demo", _cmd_demo, "synthesise cohorts, run the full pipeline, print the report path")
+    p.add_argument("--workdir", default=".diffexplainer/demo")
+    p.add_argument("--from-scratch", action="store_true", help="ignore cached/shipped checkpoints")
+
+    p = add("synth", _cmd_synth, "write a synthetic OSIC-layout cohort")
+    p.add_argument("--out", required=True)
+    p.add_argument("--cohort", choices=["osic", "external"], default="osic")
+    p.add_argument("--patients", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--overwrite", action="store_true")
+
+    p = add("ingest", _cmd_ingest, "validate and ingest a DICOM cohort (folder or s3://)")
+    p.add_argument("--source", required=True, help="DIR or s3://bucket/prefix")
+    p.add_argument("--labels", required=True, help="labels.csv (Patient,mortality_1y)")
+    p.add_argument("--out", required=True)
+
+    p = add("train", _cmd_train, "run the training pipeline")
+    p.add_argument("--source", required=True, help="training cohort: DIR or s3://bucket/prefix")
+    p.add_argument("--labels", required=True)
+    p.add_argument("--external-source", default=None)
+    p.add_argument("--external-labels", default=None)
+    p.add_argument("--workdir", default=None)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``diffexplainer`` console script."""
+    configure_local_state()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

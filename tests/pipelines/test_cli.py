@@ -1,0 +1,28 @@
+"""CLI contract: one-line errors and non-zero exit for user errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipelines.cli import main
+
+
+def test_bad_config_key_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("synth:\n  patientz: 3\n")
+    rc = main(["synth", "--out", str(tmp_path / "o"), "--config", str(cfg)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert len(err) == 1 and err[0].startswith("error: ") and "synth.patientz" in err[0]
+
+
+def test_console_script_help_runs() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for command in ("demo", "synth", "ingest", "train"):
+        assert command in out
