@@ -182,17 +182,67 @@ class GateConfig(StrictModel):
 
 
 class CounterfactualConfig(StrictModel):
-    """Counterfactual sweep and evaluation (paper Eq. 2)."""
+    """Counterfactual sweep and evaluation (paper Eq. 2, §2.3-2.4, §3.4-3.5).
+
+    Step sizes: with ``normalized_direction`` (default) the shift is
+    ``alpha * ||q|| * g / ||g||`` with ``g = dy'_i/dq``, i.e. ``alpha`` is a fraction of the
+    latent norm (DESIGN.md §5a used 0.1-0.4); otherwise it is ``alpha * g``. With a
+    standardising agent the same holds in its standardised coordinates ``u`` (``step_space``).
+    """
 
     alphas: list[float] = Field(default_factory=lambda: [0.1, 0.2, 0.3, 0.4])
     normalized_direction: bool = True
+    step_space: Literal["auto", "latent", "standardized"] = Field(
+        "auto",
+        description="coordinates of the step; auto = the agent's standardised u when it has one "
+        "(DESIGN.md §5a: a gradient through the standardisation went off-manifold)",
+    )
+    agent_score: Literal["probability", "logit"] = Field(
+        "probability", description="y'_i differentiated: softmax probability or raw logit"
+    )
     indeterminate_band: float = Field(0.2, gt=0, le=0.5)
     target_confidence: float = Field(0.8, gt=0.5, lt=1)
     alpha_cap: float = Field(1.0, gt=0)
+    search_alpha_start: float = Field(0.1, gt=0, description="first alpha of the doubling phase")
+    search_max_evals: int = Field(12, ge=1, description="teacher evaluations per search")
+    search_rel_tol: float = Field(0.1, gt=0, lt=1, description="bisection stops at (hi-lo) <= tol*hi")
+    random_control: bool = Field(True, description="also decode random directions of equal size")
     max_cases: int = Field(30, ge=1)
+    case_selection: Literal["borderline", "first", "random"] = Field(
+        "borderline", description="borderline: the cases whose teacher probability is nearest 0.5"
+    )
     ddim_steps: int = Field(50, ge=1)
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(64, ge=1, description="slices per DiffAE / teacher call")
+    change_threshold: float = Field(
+        0.05, gt=0, description="|counterfactual - reconstruction| (in [-1,1] units) counted as changed"
+    )
+    healthy_class: int = Field(0, ge=0, description="class index the localisation map moves toward")
+    mask_threshold: float = Field(0.1, ge=0, lt=1, description="disease fraction above which a pixel is lesion")
+    pointing_tolerance_px: int = Field(0, ge=0)
+    baselines: list[
+        Literal["gradcam", "gradcampp", "saliency", "integrated_gradients", "occlusion"]
+    ] = Field(
+        default_factory=lambda: [
+            "gradcam", "gradcampp", "saliency", "integrated_gradients", "occlusion"
+        ]
+    )
+    gradcam_target_layer: str | None = Field(
+        None, description="module name in the teacher; None = last module with a 4-D output"
+    )
+    ig_steps: int = Field(32, ge=2)
+    occlusion_window: int = Field(4, ge=1)
+    occlusion_stride: int = Field(2, ge=1)
+    attribution_baseline: float = Field(-1.0, ge=-1, le=1, description="IG / occlusion baseline (-1 = air)")
+    report_cases: int = Field(6, ge=0, description="cases drawn as panels in the report")
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _alphas_valid(self) -> "CounterfactualConfig":
+        if not self.alphas or any(a <= 0 for a in self.alphas):
+            raise ValueError("alphas must be a non-empty list of positive values")
+        if self.search_alpha_start > self.alpha_cap:
+            raise ValueError("search_alpha_start must not exceed alpha_cap")
+        return self
 
 
 class TrackingConfig(StrictModel):
