@@ -49,12 +49,10 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
     labels = Path(args.labels) if args.labels else None
     result = ingest(args.source, labels, Path(args.out), cfg.ingest, progress=_progress)
-    info = json.loads((Path(args.out) / "dataset.json").read_text())
     print(
-        f"ingested {info.get('patients_ok')} patients ok, {info.get('patients_quarantined')} quarantined; "
-        f"hash {info.get('hash')}; outputs in {args.out}"
+        f"ingested {result.n_ok} patients ok, {result.n_quarantined} quarantined "
+        f"({result.n_files} files); hash {result.dataset_hash}; outputs in {result.out}"
     )
-    del result
     return 0
 
 
@@ -89,6 +87,29 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_promote(args: argparse.Namespace) -> int:
+    from steps.registry.mlflow_registry import promote
+
+    rec = promote(args.model, args.version, args.reason, actor=args.actor)
+    print(f"promoted {rec.model} v{rec.version} to champion (previous: {rec.previous_champion}); audited at {rec.timestamp}")
+    return 0
+
+
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    from steps.registry.mlflow_registry import rollback
+
+    rec = rollback(args.model, args.reason, actor=args.actor)
+    print(f"rolled {rec.model} back to v{rec.version} (was v{rec.previous_champion}); audited at {rec.timestamp}")
+    return 0
+
+
+def _cmd_lineage(args: argparse.Namespace) -> int:
+    from steps.registry.lineage import lineage
+
+    print(json.dumps(lineage(args.model), indent=2, default=str))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per CLI contract entry (DESIGN.md §3)."""
     parser = argparse.ArgumentParser(prog="diffexplainer", description=__doc__.splitlines()[0])
@@ -120,9 +141,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("train", _cmd_train, "run the training pipeline")
     p.add_argument("--source", required=True, help="training cohort: DIR or s3://bucket/prefix")
     p.add_argument("--labels", required=True)
-    p.add_argument("--external-source", default=None)
-    p.add_argument("--external-labels", default=None)
+    p.add_argument("--external-source", required=True)
+    p.add_argument("--external-labels", required=True)
     p.add_argument("--workdir", default=None)
+
+    p = add("promote", _cmd_promote, "audited promotion of a registered version to champion")
+    p.add_argument("--model", required=True)
+    p.add_argument("--version", required=True, help="version number or @alias")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--actor", default=None, help="who promotes (default: $DIFFEXPLAINER_ACTOR or the login)")
+
+    p = add("rollback", _cmd_rollback, "audited return of the champion alias to the previous champion")
+    p.add_argument("--model", required=True)
+    p.add_argument("--reason", required=True)
+    p.add_argument("--actor", default=None)
+
+    p = add("lineage", _cmd_lineage, "dataset hash -> runs -> gates -> registration -> promotions")
+    p.add_argument("model", help="NAME, NAME@alias or NAME/version")
     return parser
 
 

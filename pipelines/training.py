@@ -8,7 +8,15 @@ from typing import Any
 from zenml import pipeline
 
 from components.config import ExperimentConfig
+from components.data.fingerprint import source_fingerprint
+from steps.agent.distill_agent import distill_agent_step
+from steps.agent.encode_latents import encode_latents_step
+from steps.diffae.train_diffae import train_diffae_step
+from steps.evaluate.counterfactuals import evaluate_counterfactuals_step
+from steps.evaluate.reconstruction_gate import reconstruction_gate_step
 from steps.ingest.ingest_cohort import ingest_cohort
+from steps.registry.register_models import register_models_step
+from steps.teacher.train_teacher import train_teacher_step
 
 __all__ = ["training_pipeline", "run_training"]
 
@@ -18,55 +26,64 @@ def training_pipeline(
     config: dict,
     train_source: str,
     train_labels: str,
-    external_source: str | None = None,
-    external_labels: str | None = None,
+    external_source: str,
+    external_labels: str,
+    train_fingerprint: str = "",
+    external_fingerprint: str = "",
 ) -> None:
-    """Ingest both cohorts, then (as later stages land) train, gate, explain and register."""
-    workdir = Path(config["workdir"])
+    """Ingest both cohorts -> DiffAE -> teacher -> latents -> agent -> gate -> explain -> register."""
+    workdir = str(Path(config["workdir"]))
     experiment = config["tracking"]["experiment"]
-    ingest_cohort(
-        source=train_source,
-        labels=train_labels,
-        out_dir=str(workdir / "datasets" / "osic"),
-        ingest_config=config["ingest"],
-        cohort="osic",
-        experiment=experiment,
-        id="ingest_osic",
+    dataset, _ = ingest_cohort(
+        source=train_source, labels=train_labels, out_dir=str(Path(workdir) / "datasets" / "osic"),
+        ingest_config=config["ingest"], cohort="osic", experiment=experiment, source_fingerprint=train_fingerprint, id="ingest_osic",
     )
-    if external_source is not None and external_labels is not None:
-        ingest_cohort(
-            source=external_source,
-            labels=external_labels,
-            out_dir=str(workdir / "datasets" / "external"),
-            ingest_config=config["ingest"],
-            cohort="external",
-            experiment=experiment,
-            id="ingest_external",
-        )
+    external, _ = ingest_cohort(
+        source=external_source, labels=external_labels, out_dir=str(Path(workdir) / "datasets" / "external"),
+        ingest_config=config["ingest"], cohort="external", experiment=experiment, source_fingerprint=external_fingerprint,
+        id="ingest_external",
+    )
+    diffae = train_diffae_step(dataset=dataset, diffae_config=config["diffae"], workdir=workdir,
+                               experiment=experiment, holdout_fold=config["ingest"]["n_folds"] - 1)
+    teacher = train_teacher_step(dataset=dataset, external=external, teacher_config=config["teacher"],
+                                 workdir=workdir, experiment=experiment)
+    latents = encode_latents_step(diffae=diffae, dataset=dataset, external=external, workdir=workdir)
+    agent = distill_agent_step(teacher=teacher, latents=latents, dataset=dataset, external=external,
+                               agent_config=config["agent"], gate_config=config["gates"], workdir=workdir,
+                               experiment=experiment)
+    gate = reconstruction_gate_step(diffae=diffae, teacher=teacher, dataset=dataset, external=external,
+                                    gate_config=config["gates"], ddim_steps=config["diffae"]["ddim_steps"],
+                                    experiment=experiment)
+    evaluate_counterfactuals_step(diffae=diffae, teacher=teacher, agent=agent, dataset=dataset, external=external,
+                                  recon_gate=gate, counterfactual_config=config["counterfactual"],
+                                  workdir=workdir, experiment=experiment)
+    register_models_step(diffae=diffae, teacher=teacher, agent=agent, recon_gate=gate, dataset_info=dataset,
+                         tracking_config=config["tracking"], preset=config["preset"],
+                         auto_promote=config["tracking"]["auto_promote"])
 
 
 def run_training(
     cfg: ExperimentConfig,
     train_source: str,
     train_labels: str,
-    external_source: str | None = None,
-    external_labels: str | None = None,
+    external_source: str,
+    external_labels: str,
 ) -> dict[str, Any]:
     """Run the training pipeline on the active ZenML stack and summarise its outputs."""
     run = training_pipeline(
         config=cfg.model_dump(mode="json"),
         train_source=str(train_source),
         train_labels=str(train_labels),
-        external_source=None if external_source is None else str(external_source),
-        external_labels=None if external_labels is None else str(external_labels),
+        external_source=str(external_source),
+        external_labels=str(external_labels),
+        train_fingerprint=source_fingerprint(str(train_source), str(train_labels)),
+        external_fingerprint=source_fingerprint(str(external_source), str(external_labels)),
     )
     summary: dict[str, Any] = {"pipeline_run": str(run.id), "status": str(run.status)}
-    for name, step_run in run.steps.items():
-        outs = {}
+    wanted = {"dataset", "reconstruction_gate", "registration", "metrics"}
+    for step_name, step_run in run.steps.items():
         for out_name, arts in step_run.outputs.items():
-            value = arts[0].load() if isinstance(arts, list) else arts.load()
-            if isinstance(value, dict) and out_name in ("dataset",):
-                outs[out_name] = {k: value.get(k) for k in ("path", "hash", "patients_ok", "patients_quarantined")}
-        if outs:
-            summary[name] = outs
+            if out_name in wanted:
+                art = arts[0] if isinstance(arts, list) else arts
+                summary[f"{step_name}.{out_name}"] = art.load()
     return summary

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +17,7 @@ from steps.tracking import log_dict_artifact, step_run
 __all__ = ["ingest_cohort"]
 
 
-@step(enable_cache=False)
+@step
 def ingest_cohort(
     source: str,
     labels: str,
@@ -24,8 +25,12 @@ def ingest_cohort(
     ingest_config: dict,
     cohort: str,
     experiment: str = "diffexplainer",
+    source_fingerprint: str = "",
 ) -> tuple[Annotated[dict, "dataset"], Annotated[dict, "validation"]]:
     """Ingest ``source`` (folder or s3://) with ``labels`` into ``out_dir``.
+
+    ``source_fingerprint`` (paths, sizes and mtimes of the source files) is the cache key: an
+    unchanged source is not re-ingested, so the downstream steps are cached too.
 
     Returns:
         ``dataset``: a reference {path, hash, cohort, patients_ok, patients_quarantined, ...}
@@ -33,24 +38,29 @@ def ingest_cohort(
     """
     cfg = IngestConfig.model_validate(ingest_config)
     out = Path(out_dir)
+    t0 = time.time()
     with step_run(experiment, f"ingest-{cohort}", tags={"stage": "ingest", "cohort": cohort}) as _:
         ingest(source, Path(labels), out, cfg, progress=lambda m: print(m, flush=True))
         info = json.loads((out / "dataset.json").read_text())
         validation_path = out / "validation" / "results.json"
         validation = json.loads(validation_path.read_text()) if validation_path.is_file() else {}
         mlflow.set_tag("dataset_hash", info["hash"])
-        mlflow.log_metrics(
-            {
-                "patients_ok": float(info.get("patients_ok", 0)),
-                "patients_quarantined": float(info.get("patients_quarantined", 0)),
-            }
-        )
+        counts = info["counts"]
+        mlflow.log_metrics({k: float(counts[k]) for k in ("files", "patients", "patients_ok", "patients_quarantined")})
         log_dict_artifact(info, "dataset.json")
         if validation:
             log_dict_artifact(validation, "validation/results.json")
         for name in ("patients.csv", "files.csv", "quarantine.csv"):
             if (out / name).is_file():
                 mlflow.log_artifact(str(out / name))
-    ref = {"path": str(out.resolve()), "cohort": cohort, **{k: info[k] for k in info if k != "config"}}
-    log_metadata({"dataset_hash": info["hash"], "patients_ok": info.get("patients_ok")})
+    ref = {
+        "path": str(out.resolve()),
+        "cohort": cohort,
+        "hash": info["hash"],
+        "patients_ok": counts["patients_ok"],
+        "patients_quarantined": counts["patients_quarantined"],
+        "validation_success": info["validation"]["success"],
+        "wall_s": round(time.time() - t0, 3),
+    }
+    log_metadata({"dataset_hash": info["hash"], "patients_ok": counts["patients_ok"]})
     return ref, validation

@@ -1,0 +1,114 @@
+"""Distil agents for one black box under several objectives and report their alignment.
+
+This is what both the training pipeline and ``swap-classifier`` run for a black box: black-box
+targets on the training stacks (and their horizontally flipped copies, an augmentation that
+doubles the training pairs, DESIGN.md §5a), one agent per objective, and the alignment table
+on the external cohort with the black box's decisions as ground truth (paper Table 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike
+
+from components.blackbox import BlackBox
+from components.config import AgentConfig
+from components.models.agent import Agent
+from components.training.distill_agent import alignment_report, distill_agent
+
+__all__ = ["AgentSuite", "blackbox_targets", "distill_suite"]
+
+
+@dataclass
+class AgentSuite:
+    """Agents per objective, their alignment reports and training metrics."""
+
+    agents: dict[str, Agent]
+    alignment: dict[str, dict[str, float]]
+    training: dict[str, dict[str, Any]]
+    primary: str
+
+    @property
+    def agent(self) -> Agent:
+        """The agent of the configured objective."""
+        return self.agents[self.primary]
+
+
+@torch.no_grad()
+def blackbox_targets(bb: BlackBox, images: ArrayLike, batch_size: int = 64) -> dict[str, np.ndarray | None]:
+    """Black-box logits (and features in feature mode) on stacks.
+
+    Args:
+        bb: the black box.
+        images: ``[N,4,H,W]`` float32 in [-1,1].
+        batch_size: stacks per forward pass.
+
+    Returns:
+        ``{"logits": [N,C], "features": [N,F] or None}`` as float32 numpy arrays.
+    """
+    x = np.asarray(images, dtype=np.float32)
+    logits, feats = [], []
+    for i in range(0, len(x), batch_size):
+        xb = torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size]))
+        logits.append(bb(xb).float())
+        if bb.mode == "feature":
+            f = bb.features(xb)
+            feats.append(f.float() if f is not None else None)
+    out: dict[str, np.ndarray | None] = {"logits": torch.cat(logits).numpy()}
+    out["features"] = torch.cat(feats).numpy() if feats and all(f is not None for f in feats) else None
+    return out
+
+
+def distill_suite(
+    bb: BlackBox,
+    images_train: ArrayLike,
+    q_train: ArrayLike,
+    images_ext: ArrayLike,
+    q_ext: ArrayLike,
+    cfg: AgentConfig,
+    q_train_flip: ArrayLike | None = None,
+    progress: Callable[[float, str], None] | None = None,
+    log_metrics: Callable[[dict[str, float], int], None] | None = None,
+) -> AgentSuite:
+    """Distil one agent per objective in ``cfg.report_objectives`` (+ ``cfg.objective``).
+
+    Args:
+        bb: the black box to mimic.
+        images_train: ``[N,4,H,W]`` training stacks in [-1,1]; their flips are scored when
+            ``q_train_flip`` is given and ``cfg.augment_flip`` is set.
+        q_train: ``[N,2048]`` DiffAE latents of ``images_train``.
+        images_ext: ``[M,4,H,W]`` external stacks; ``q_ext``: their latents ``[M,2048]``.
+        cfg: agent config.
+        q_train_flip: ``[N,2048]`` latents of the horizontally flipped training stacks.
+
+    Returns:
+        :class:`AgentSuite`. Output-mode black boxes (no features / head) give KL-only agents.
+    """
+    x_train = np.asarray(images_train, dtype=np.float32)
+    targets = blackbox_targets(bb, x_train)
+    q_aug, targets_aug = None, None
+    if q_train_flip is not None and cfg.augment_flip:
+        q_aug = np.asarray(q_train_flip, dtype=np.float32)
+        targets_aug = blackbox_targets(bb, x_train[..., ::-1])
+    ext_logits = blackbox_targets(bb, images_ext)["logits"]
+    objectives = list(dict.fromkeys([cfg.objective, *cfg.report_objectives]))
+    if bb.mode == "output":
+        objectives = ["KL"]
+    agents: dict[str, Agent] = {}
+    alignment: dict[str, dict[str, float]] = {}
+    training: dict[str, dict[str, Any]] = {}
+    for objective in objectives:
+        agent, metrics = distill_agent(
+            q_train, targets, bb.head if bb.mode == "feature" else None, cfg, objective=objective,
+            progress=progress, q_aug=q_aug, targets_aug=targets_aug, log_metrics=log_metrics,
+        )
+        agents[objective] = agent
+        alignment[objective] = alignment_report(agent, q_ext, ext_logits)
+        training[objective] = metrics
+    primary = cfg.objective if cfg.objective in agents else objectives[0]
+    return AgentSuite(agents=agents, alignment=alignment, training=training, primary=primary)
