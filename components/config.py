@@ -137,9 +137,9 @@ class TeacherConfig(StrictModel):
     seed: int = 0
 
     @model_validator(mode="after")
-    def _resnet_lists_agree(self) -> "TeacherConfig":
-        if len(self.resnet_layers) != len(self.resnet_channels):
-            raise ValueError("resnet_layers and resnet_channels must have the same length")
+    def _resnet_four_stages(self) -> "TeacherConfig":
+        if len(self.resnet_layers) != 4 or len(self.resnet_channels) != 4:
+            raise ValueError("resnet_layers and resnet_channels need 4 entries (MONAI ResNet)")
         return self
 
 
@@ -165,6 +165,9 @@ class AgentConfig(StrictModel):
     )
     val_fraction: float = Field(
         0.2, ge=0, lt=1, description="rows held out to pick the fine-tuning epoch; 0 = none"
+    )
+    patience: int = Field(
+        20, ge=1, description="stop the epoch search after this many epochs without improvement"
     )
     seed: int = 0
 

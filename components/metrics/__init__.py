@@ -1,0 +1,1 @@
+"""Evaluation metrics that are pure functions of models and arrays."""

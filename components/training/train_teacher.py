@@ -1,0 +1,283 @@
+"""Teacher training: patient-level cross-validation with one-cycle lr (paper §2.2).
+
+One row of ``images`` is one patient's 4-slice stack, so the fold column from ingestion
+already splits by patient. For each of the first ``cfg.folds_to_train`` folds a fresh
+teacher is trained on the other folds and selected on the held-out one:
+
+- class imbalance: cross-entropy weighted by inverse class frequency of the training folds;
+- augmentation: random left-right flips of the whole stack (``cfg.augment_flip``);
+- lr: one-cycle (cosine warm-up over 30 %, cosine anneal to ``lr/1e4``, AdamW). The cycle's
+  position is the larger of step progress and time progress, so a run stopped by the time
+  budget (``cfg.max_minutes``, shared equally by the folds) still finishes annealed;
+- model selection: after every epoch the held-out fold is scored; the epoch *and* threshold
+  with the largest sensitivity + specificity (Youden's J on the ROC curve) are kept.
+
+The returned model is the fold model with the best held-out sensitivity + specificity. For
+two classes its selected threshold is folded into the head's bias, so ``argmax(logits)`` (the
+black-box decision everything downstream uses) equals ``P(class 1) >= threshold``.
+Held-out fold metrics are measured at a threshold chosen on that same fold and are therefore
+optimistic; :func:`evaluate_teacher` on the external cohort is the honest estimate.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike
+from sklearn.metrics import roc_curve
+from torch import nn
+
+from components.config import TeacherConfig
+from components.errors import UserError
+from components.metrics.classification import binary_metrics
+from components.models.teacher import TeacherNet, build_teacher
+
+__all__ = [
+    "train_teacher",
+    "evaluate_teacher",
+    "predict_logits",
+    "one_cycle_lr",
+    "youden_threshold",
+    "fold_threshold_into_head",
+]
+
+ProgressFn = Callable[[float, str], None]
+LogMetricsFn = Callable[[dict[str, float], int], None]
+
+
+def one_cycle_lr(progress: float, max_lr: float, warmup: float = 0.3, final_div: float = 1e4) -> float:
+    """One-cycle learning rate at ``progress`` in [0, 1] (cosine up, then cosine down).
+
+    Starts at ``max_lr / 25``, peaks at ``max_lr`` after ``warmup``, ends at ``max_lr / final_div``.
+    """
+    p = min(max(progress, 0.0), 1.0)
+    start, end = max_lr / 25.0, max_lr / final_div
+    if p < warmup:
+        return start + (max_lr - start) * (1 - math.cos(math.pi * p / warmup)) / 2
+    q = (p - warmup) / (1 - warmup)
+    return end + (max_lr - end) * (1 + math.cos(math.pi * q)) / 2
+
+
+def youden_threshold(y_true: np.ndarray, prob_pos: np.ndarray) -> tuple[float, float]:
+    """Threshold maximising sensitivity + specificity; returns ``(threshold, sens + spec)``.
+
+    With a single class in ``y_true`` the threshold is 0.5 and the sum is computed there.
+    """
+    if len(np.unique(y_true)) < 2:
+        m = binary_metrics(y_true, prob_pos, 0.5)
+        return 0.5, m["sensitivity"] + m["specificity"]
+    fpr, tpr, thr = roc_curve(y_true, prob_pos)
+    j = tpr - fpr
+    best = int(np.argmax(j))
+    threshold = float(min(thr[best], 1.0))  # roc_curve's first threshold is +inf
+    return threshold, float(1.0 + j[best])
+
+
+def fold_threshold_into_head(model: TeacherNet, threshold: float) -> None:
+    """Shift the class-1 bias so that ``argmax(logits)`` means ``P(class 1) >= threshold``.
+
+    Two-class heads only (no-op otherwise). Softmax of two logits gives
+    ``P1 = sigmoid(l1 - l0)``, so subtracting ``logit(threshold)`` from ``l1`` moves the
+    decision boundary from ``P1 = 0.5`` to ``P1 = threshold``. Mutates ``model``.
+    """
+    if model.head.out_features != 2:
+        return
+    t = min(max(threshold, 1e-6), 1 - 1e-6)
+    with torch.no_grad():
+        model.head.bias[1] -= math.log(t / (1 - t))
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, images: ArrayLike, batch_size: int = 64) -> np.ndarray:
+    """Logits ``[N,C]`` (float32 numpy) of ``model`` on ``images [N,4,H,W] in [-1,1]``, eval mode."""
+    x = torch.as_tensor(np.asarray(images), dtype=torch.float32)
+    was_training = model.training
+    model.eval()
+    out = [model(x[i : i + batch_size]).float() for i in range(0, len(x), batch_size)]
+    model.train(was_training)
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+
+
+def _softmax_pos(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=1, keepdims=True))[:, 1]
+
+
+def evaluate_teacher(
+    model: nn.Module, images: ArrayLike, labels: ArrayLike, threshold: float = 0.5, batch_size: int = 64
+) -> dict[str, float]:
+    """Metrics of a (trained) teacher on another cohort, e.g. the external one.
+
+    Args:
+        model: any classifier with ``forward(x [B,4,H,W]) -> logits [B,2]``.
+        images: ``[N,4,H,W]`` float32 in [-1,1].
+        labels: ``[N]`` ground truth in {0, 1}.
+        threshold: on P(class 1); 0.5 = the model's argmax decision (the returned teacher
+            of :func:`train_teacher` has its selected threshold folded in already).
+
+    Returns:
+        ``dict(auc, accuracy, sensitivity, specificity, f1, n, positives)``.
+    """
+    y = np.asarray(labels).astype(int)
+    prob = _softmax_pos(predict_logits(model, images, batch_size))
+    out = binary_metrics(y, prob, threshold)
+    out.update(n=float(len(y)), positives=float(y.sum()))
+    return out
+
+
+def _class_weights(y: np.ndarray, num_classes: int) -> torch.Tensor:
+    counts = np.bincount(y, minlength=num_classes).astype(np.float64)
+    w = len(y) / (num_classes * np.maximum(counts, 1.0))
+    return torch.as_tensor(w, dtype=torch.float32)
+
+
+def _train_fold(
+    x_tr: torch.Tensor,
+    y_tr: torch.Tensor,
+    x_va: torch.Tensor,
+    y_va: np.ndarray,
+    cfg: TeacherConfig,
+    image_size: int,
+    budget_s: float,
+    fold: int,
+    log_metrics: LogMetricsFn | None,
+    step_offset: int,
+) -> tuple[TeacherNet, dict[str, float], int]:
+    gen = torch.Generator().manual_seed(cfg.seed + 1000 * fold)
+    torch.manual_seed(cfg.seed + 1000 * fold)
+    model = build_teacher(cfg, image_size)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    loss_fn = nn.CrossEntropyLoss(weight=_class_weights(y_tr.numpy(), cfg.num_classes))
+    steps_per_epoch = max(1, math.ceil(len(x_tr) / cfg.batch_size))
+    total = cfg.epochs * steps_per_epoch
+    start = time.monotonic()
+    best: dict[str, Any] = {"score": -1.0}
+    step = 0
+    for epoch in range(cfg.epochs):
+        model.train()
+        perm = torch.randperm(len(x_tr), generator=gen)
+        epoch_loss = 0.0
+        for i in range(0, len(x_tr), cfg.batch_size):
+            idx = perm[i : i + cfg.batch_size]
+            if len(idx) < 2:  # BatchNorm needs > 1 sample
+                continue
+            xb, yb = x_tr[idx], y_tr[idx]
+            if cfg.augment_flip:
+                flip = torch.rand(len(idx), generator=gen) < 0.5
+                xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
+            progress = max(step / total, (time.monotonic() - start) / budget_s)
+            for group in opt.param_groups:
+                group["lr"] = one_cycle_lr(progress, cfg.lr)
+            loss = loss_fn(model(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            epoch_loss += float(loss.detach()) * len(idx)
+            step += 1
+        prob = _softmax_pos(predict_logits(model, x_va, 2 * cfg.batch_size))
+        threshold, score = youden_threshold(y_va, prob)
+        if score > best["score"]:
+            best = {"score": score, "epoch": epoch, "threshold": threshold,
+                    "state": copy.deepcopy(model.state_dict())}
+        if log_metrics is not None:
+            log_metrics(
+                {f"fold{fold}_train_loss": epoch_loss / len(x_tr), f"fold{fold}_val_sens_plus_spec": score},
+                step_offset + epoch,
+            )
+        if time.monotonic() - start >= budget_s:
+            break
+    model.load_state_dict(best["state"])
+    model.eval()
+    prob = _softmax_pos(predict_logits(model, x_va, 2 * cfg.batch_size))
+    metrics = binary_metrics(y_va, prob, best["threshold"])
+    metrics.update(
+        threshold=best["threshold"],
+        best_epoch=float(best["epoch"]),
+        epochs_run=float(epoch + 1),
+        seconds=time.monotonic() - start,
+        n_train=float(len(x_tr)),
+        n_val=float(len(y_va)),
+    )
+    return model, metrics, step_offset + epoch + 1
+
+
+def train_teacher(
+    images: ArrayLike,
+    labels: ArrayLike,
+    folds: ArrayLike,
+    cfg: TeacherConfig,
+    progress: ProgressFn | None = None,
+    log_metrics: LogMetricsFn | None = None,
+) -> tuple[TeacherNet, dict[str, Any]]:
+    """Train the teacher with patient-level CV and return the selected fold model.
+
+    Args:
+        images: ``[N,4,H,W]`` float32 in [-1,1], one row per patient (H = W).
+        labels: ``[N]`` class indices in ``[0, cfg.num_classes)``.
+        folds: ``[N]`` fold ids from ingestion; rows with a negative id are not used.
+            The first ``cfg.folds_to_train`` distinct ids (sorted) are held out in turn.
+        cfg: teacher config (``arch``, ``epochs``, ``lr`` = one-cycle peak, ``max_minutes``).
+        progress: optional ``progress(fraction in [0,1], message)`` callback.
+        log_metrics: optional ``log_metrics(dict, step)`` per epoch (e.g. MLflow, from steps/).
+
+    Returns:
+        ``(model, metrics)``: the eval-mode teacher with the best held-out sensitivity +
+        specificity (threshold folded into its head), and ``metrics`` with ``folds`` (a list
+        of per-fold dicts: auc, accuracy, sensitivity, specificity, f1, threshold,
+        best_epoch, ...), ``cv_mean`` (mean of each metric), ``selected_fold``,
+        ``threshold`` and ``seconds``.
+
+    Raises:
+        UserError: shapes disagree, too few folds, or a training split holds one class only.
+    """
+    x = torch.as_tensor(np.asarray(images), dtype=torch.float32)
+    y = np.asarray(labels).astype(np.int64)
+    f = np.asarray(folds).astype(np.int64)
+    if x.ndim != 4 or x.shape[1] != 4 or x.shape[2] != x.shape[3]:
+        raise UserError(f"teacher images must be [N,4,H,H], got {list(x.shape)}")
+    if not (len(x) == len(y) == len(f)):
+        raise UserError(f"images ({len(x)}), labels ({len(y)}) and folds ({len(f)}) differ in length")
+    fold_ids = sorted(int(v) for v in np.unique(f[f >= 0]))
+    if len(fold_ids) < 2:
+        raise UserError(f"teacher CV needs >= 2 folds, got {len(fold_ids)}")
+    chosen = fold_ids[: cfg.folds_to_train]
+    budget_s = 60.0 * cfg.max_minutes / len(chosen)
+    start = time.monotonic()
+    results: list[dict[str, float]] = []
+    models: list[TeacherNet] = []
+    step = 0
+    for k, fold in enumerate(chosen):
+        tr = (f >= 0) & (f != fold)
+        va = f == fold
+        if len(np.unique(y[tr])) < 2:
+            raise UserError(f"teacher fold {fold}: the training folds hold a single class")
+        if progress is not None:
+            progress(k / len(chosen), f"teacher fold {fold}: {int(tr.sum())} train / {int(va.sum())} held out")
+        model, m, step = _train_fold(
+            x[tr], torch.as_tensor(y[tr]), x[va], y[va], cfg, int(x.shape[-1]), budget_s, fold, log_metrics, step
+        )
+        m["fold"] = float(fold)
+        results.append(m)
+        models.append(model)
+    best = int(np.argmax([m["sensitivity"] + m["specificity"] for m in results]))
+    model = models[best]
+    fold_threshold_into_head(model, results[best]["threshold"])
+    keys = ("auc", "accuracy", "sensitivity", "specificity", "f1")
+    cv_mean = {k: float(np.nanmean([m[k] for m in results])) for k in keys}
+    if progress is not None:
+        progress(1.0, f"teacher: selected fold {chosen[best]}, CV mean AUC {cv_mean['auc']:.3f}")
+    return model, {
+        "folds": results,
+        "cv_mean": cv_mean,
+        "selected_fold": chosen[best],
+        "threshold": results[best]["threshold"],
+        "threshold_folded_into_head": model.head.out_features == 2,
+        "seconds": time.monotonic() - start,
+    }
