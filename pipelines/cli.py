@@ -87,6 +87,42 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_swap(args: argparse.Namespace) -> int:
+    from components.config import load_config
+
+    overrides = {"workdir": args.workdir} if args.workdir else None
+    cfg = load_config(args.config, preset=args.preset, overrides=overrides)
+    from pipelines.swap_classifier import run_swap_classifier
+
+    t0 = time.time()
+    summary = run_swap_classifier(cfg, args.classifier, args.out, diffae_spec=args.diffae_version)
+    print(json.dumps(summary, indent=2, default=str))
+    print(f"swap-classifier finished in {time.time() - t0:.0f} s; report: {summary['report']}")
+    return 0
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from components.config import load_config
+
+    cfg = load_config(args.config, preset=args.preset)
+    from pipelines.explain import run_explain
+
+    result = run_explain(cfg, args.patient, args.out, classifier=args.classifier, alias=args.model_alias)
+    print(f"explained {result['patient']} with DiffAE v{result['diffae_version']} / agent v{result['agent_version']}; "
+          f"outputs in {result['out']}")
+    return 0
+
+
+def _cmd_schedule(args: argparse.Namespace) -> int:
+    from components.config import load_config
+
+    cfg = load_config(args.config, preset=args.preset)
+    from pipelines.schedule import schedule_training
+
+    print(schedule_training(cfg, args.cron, args.source, args.labels, args.external_source, args.external_labels))
+    return 0
+
+
 def _cmd_promote(args: argparse.Namespace) -> int:
     from steps.registry.mlflow_registry import promote
 
@@ -144,6 +180,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--external-source", required=True)
     p.add_argument("--external-labels", required=True)
     p.add_argument("--workdir", default=None)
+
+    p = add("swap-classifier", _cmd_swap, "new agent for a new black box, reusing the registered DiffAE")
+    p.add_argument("--classifier", required=True, help="PATH (TorchScript / torch.save), models:/NAME@ALIAS, module:factory")
+    p.add_argument("--out", required=True)
+    p.add_argument("--diffae-version", default="champion", help="alias, version number or 'latest'")
+    p.add_argument("--workdir", default=None, help="the training run's workdir (datasets, cached latents)")
+
+    p = add("explain", _cmd_explain, "counterfactuals, heatmaps and scores for one patient folder")
+    p.add_argument("--patient", required=True, help="one patient's DICOM folder")
+    p.add_argument("--out", required=True)
+    p.add_argument("--model-alias", default="champion", help="alias, version number or 'latest'")
+    p.add_argument("--classifier", default=None, help="explain this black box with its swap-classifier agent")
+
+    p = add("schedule", _cmd_schedule, "scheduled retraining (needs an orchestrator with schedules, e.g. Kubernetes)")
+    p.add_argument("--cron", required=True)
+    p.add_argument("--source", required=True)
+    p.add_argument("--labels", required=True)
+    p.add_argument("--external-source", required=True)
+    p.add_argument("--external-labels", required=True)
 
     p = add("promote", _cmd_promote, "audited promotion of a registered version to champion")
     p.add_argument("--model", required=True)

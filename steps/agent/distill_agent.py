@@ -10,7 +10,8 @@ import mlflow
 import numpy as np
 from zenml import log_metadata, step
 
-from components.blackbox import load_blackbox
+from steps.registry.loaders import load_classifier
+from components.blackbox import check_contract
 from components.config import AgentConfig, GateConfig
 from components.data.dataset import load_dataset
 from components.gates import agent_gate
@@ -39,8 +40,9 @@ def distill_agent_step(
     """
     cfg = AgentConfig.model_validate(agent_config)
     t0 = time.time()
-    bb = load_blackbox(teacher["path"])
+    bb = load_classifier(teacher["path"])
     ds, ext = load_dataset(dataset["path"]), load_dataset(external["path"])
+    check_contract(bb, channels=ds.images.shape[1], image_size=ds.images.shape[-1])
     with step_run(experiment, "distill-agent", tags={"stage": "agent", "dataset_hash": ds.hash,
                   "blackbox_hash": bb.content_hash}, params={"agent": agent_config}) as run:
         suite = distill_suite(

@@ -1,7 +1,8 @@
-"""ZenML step: DiffAE latents of both cohorts, cached per (dataset hash, DiffAE checkpoint)."""
+"""ZenML step: DiffAE latents of both cohorts, cached per (dataset hashes, DiffAE weights)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -11,26 +12,35 @@ from zenml import step
 from components.data.dataset import load_dataset
 from components.models.diffae import load_diffae
 from components.training.latents import encode_latents
+from steps.registry.loaders import weights_sha256
 
 __all__ = ["encode_latents_step"]
 
 
 @step
 def encode_latents_step(diffae: dict, dataset: dict, external: dict, workdir: str) -> Annotated[dict, "latents"]:
-    """Write ``q`` arrays ``[N,2048]`` float32 (train, train flipped, external) under workdir/latents.
+    """Write ``q`` arrays ``[N,4Z]`` float32 (train, train flipped, external) under workdir/latents.
+
+    The arrays are reused (not re-encoded) when ``latents/meta.json`` records the same DiffAE
+    weights and dataset hashes, e.g. when ``swap-classifier`` runs against a registered DiffAE.
 
     Returns:
-        {train, train_flip, external: paths; dataset_hash, external_hash, diffae}.
+        {train, train_flip, external: paths; dataset_hash, external_hash, diffae_sha256, reused}.
     """
     model = load_diffae(diffae["path"])
     ds, ext = load_dataset(dataset["path"]), load_dataset(external["path"])
     out = Path(workdir) / "latents"
     out.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for key, images, flip in (("train", ds.images, False), ("train_flip", ds.images, True),
-                              ("external", ext.images, False)):
+    key = {"dataset_hash": ds.hash, "external_hash": ext.hash, "diffae_sha256": weights_sha256(model)}
+    paths = {name: str(out / f"{name}.npy") for name in ("train", "train_flip", "external")}
+    meta = out / "meta.json"
+    if meta.is_file() and json.loads(meta.read_text()) == key and all(Path(p).is_file() for p in paths.values()):
+        print(f"[latents] reusing cached latents in {out}", flush=True)
+        return {**paths, **key, "reused": True}
+    for name, images, flip in (("train", ds.images, False), ("train_flip", ds.images, True),
+                               ("external", ext.images, False)):
         q = encode_latents(model, images, flip=flip)
-        paths[key] = str(out / f"{key}.npy")
-        np.save(paths[key], q)
-        print(f"[latents] {key}: {q.shape}", flush=True)
-    return {**paths, "dataset_hash": ds.hash, "external_hash": ext.hash, "diffae": diffae["path"]}
+        np.save(paths[name], q)
+        print(f"[latents] {name}: {q.shape}", flush=True)
+    meta.write_text(json.dumps(key))
+    return {**paths, **key, "reused": False}

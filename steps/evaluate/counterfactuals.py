@@ -11,7 +11,7 @@ import numpy as np
 from zenml import log_metadata, step
 from zenml.types import HTMLString
 
-from components.blackbox import load_blackbox
+from steps.registry.loaders import load_classifier
 from components.config import CounterfactualConfig
 from components.counterfactual.evaluate import evaluate_cohort
 from components.data.dataset import load_dataset
@@ -52,7 +52,7 @@ def evaluate_counterfactuals_step(
     """
     cfg = CounterfactualConfig.model_validate(counterfactual_config)
     model = load_diffae(diffae["path"])
-    bb = load_blackbox(teacher["path"])
+    bb = load_classifier(teacher["path"])
     agent_model, _ = load_agent(agent["path"])
     ext = load_dataset(external["path"])
     t0 = time.time()
@@ -73,7 +73,7 @@ def evaluate_counterfactuals_step(
             reconstruction_gate=recon_gate,
             agent_alignment=agent["alignment"],
             timings_s=timings,
-            run_ids={"diffae": diffae["run_id"], "teacher": teacher["run_id"], "agent": agent["run_id"],
+            run_ids={"diffae": diffae["run_id"], "teacher": teacher.get("run_id", teacher["path"]), "agent": agent["run_id"],
                      "counterfactuals": run.info.run_id},
             case_ids=list(ext.patients["patient"]),
         )

@@ -8,7 +8,7 @@ import mlflow
 import numpy as np
 from zenml import log_metadata, step
 
-from components.blackbox import load_blackbox
+from steps.registry.loaders import load_classifier
 from components.config import GateConfig
 from components.data.dataset import load_dataset
 from components.gates import reconstruction_gate
@@ -37,7 +37,7 @@ def reconstruction_gate_step(
     """
     gcfg = GateConfig.model_validate(gate_config)
     model = load_diffae(diffae["path"])
-    bb = load_blackbox(teacher["path"])
+    bb = load_classifier(teacher["path"])
     ds, ext = load_dataset(dataset["path"]), load_dataset(external["path"])
     holdout = diffae.get("holdout_fold", -1)
     with step_run(experiment, "reconstruction-gate", tags={"stage": "reconstruction_gate", "dataset_hash": ds.hash,

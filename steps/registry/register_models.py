@@ -31,6 +31,7 @@ def register_models_step(
     tracking_config: dict,
     preset: str,
     auto_promote: bool = True,
+    which: tuple[str, ...] = ("diffae", "teacher", "agent"),
 ) -> Annotated[dict, "registration"]:
     """Register the three models; promote them to champion only if every gate passed.
 
@@ -54,12 +55,15 @@ def register_models_step(
     }
     if ctx.model_version is not None:
         base_tags["zenml_model_version_id"] = str(ctx.model_version.id)
-    entries = [
-        (tracking_config["diffae_model_name"], load_diffae(diffae["path"]), diffae["run_id"], {}),
-        (tracking_config["teacher_model_name"], torch.load(teacher["path"], weights_only=False), teacher["run_id"], {}),
-        (tracking_config["agent_model_name"], load_agent(agent["path"])[0], agent["run_id"],
-         {"blackbox_hash": agent["blackbox_hash"], "agent_objective": agent["objective"]}),
-    ]
+    loaders = {
+        "diffae": lambda: (tracking_config["diffae_model_name"], load_diffae(diffae["path"]), diffae["run_id"], {}),
+        "teacher": lambda: (tracking_config["teacher_model_name"], torch.load(teacher["path"], weights_only=False),
+                            teacher["run_id"], {}),
+        "agent": lambda: (tracking_config["agent_model_name"], load_agent(agent["path"])[0], agent["run_id"],
+                          {"blackbox_hash": agent["blackbox_hash"], "agent_objective": agent["objective"],
+                           "blackbox_source": str(teacher["path"])[:250], "diffae_run_id": str(diffae["run_id"])}),
+    }
+    entries = [loaders[k]() for k in which]
     out: dict[str, dict] = {}
     for name, model, run_id, extra in entries:
         version = register_model(model, name, run_id, {**base_tags, **extra})

@@ -1,0 +1,62 @@
+"""The ``swap_classifier`` pipeline: a new agent for a new black box, reusing the registered DiffAE."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from zenml import pipeline
+
+from components.config import ExperimentConfig
+from steps.agent.distill_agent import distill_agent_step
+from steps.agent.encode_latents import encode_latents_step
+from steps.evaluate.counterfactuals import evaluate_counterfactuals_step
+from steps.evaluate.reconstruction_gate import reconstruction_gate_step
+from steps.registry.register_models import register_models_step
+from steps.swap.resolve_inputs import dataset_ref_step, fetch_diffae_step
+
+__all__ = ["swap_classifier_pipeline", "run_swap_classifier"]
+
+
+@pipeline(name="swap_classifier", enable_cache=False)
+def swap_classifier_pipeline(config: dict, classifier: str, diffae_spec: str, out_dir: str) -> None:
+    """Distil, gate, explain and register an agent for ``classifier``; the DiffAE is only loaded."""
+    workdir = config["workdir"]
+    experiment = config["tracking"]["experiment"]
+    dataset = dataset_ref_step(path=str(Path(workdir) / "datasets" / "osic"), cohort="osic", id="dataset_osic")
+    external = dataset_ref_step(path=str(Path(workdir) / "datasets" / "external"), cohort="external",
+                                id="dataset_external")
+    diffae = fetch_diffae_step(model_name=config["tracking"]["diffae_model_name"], spec=diffae_spec,
+                               out_path=str(Path(out_dir) / "diffae.pt"), dataset=dataset)
+    latents = encode_latents_step(diffae=diffae, dataset=dataset, external=external, workdir=workdir)
+    teacher = {"path": classifier}
+    agent = distill_agent_step(teacher=teacher, latents=latents, dataset=dataset, external=external,
+                               agent_config=config["agent"], gate_config=config["gates"], workdir=out_dir,
+                               experiment=experiment)
+    gate = reconstruction_gate_step(diffae=diffae, teacher=teacher, dataset=dataset, external=external,
+                                    gate_config=config["gates"], ddim_steps=config["diffae"]["ddim_steps"],
+                                    experiment=experiment)
+    evaluate_counterfactuals_step(diffae=diffae, teacher=teacher, agent=agent, dataset=dataset, external=external,
+                                  recon_gate=gate, counterfactual_config=config["counterfactual"], workdir=out_dir,
+                                  experiment=experiment)
+    register_models_step(diffae=diffae, teacher=teacher, agent=agent, recon_gate=gate, dataset_info=dataset,
+                         tracking_config=config["tracking"], preset=config["preset"],
+                         auto_promote=False, which=("agent",))
+
+
+def run_swap_classifier(cfg: ExperimentConfig, classifier: str, out_dir: str, diffae_spec: str = "champion") -> dict[str, Any]:
+    """Run the pipeline; writes ``out_dir/metrics.json`` and ``out_dir/report/index.html``."""
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    spec = classifier if "://" in classifier or ":" in classifier and not Path(classifier).exists() \
+        else str(Path(classifier).resolve())
+    run = swap_classifier_pipeline(config=cfg.model_dump(mode="json"), classifier=spec, diffae_spec=diffae_spec,
+                                   out_dir=str(out))
+    shutil.copyfile(out / "report" / "metrics.json", out / "metrics.json")
+    metrics = json.loads((out / "metrics.json").read_text())
+    reg = run.steps["register_models_step"].outputs["registration"][0].load()
+    return {"pipeline_run": str(run.id), "status": str(run.status), "registration": reg,
+            "metrics": str(out / "metrics.json"), "report": str(out / "report" / "index.html"),
+            "agent_alignment": metrics.get("agent_alignment"), "counterfactual": metrics.get("counterfactual")}

@@ -1,0 +1,115 @@
+"""Loading registered models back: MLflow resolvers for the black-box loader, DiffAE and agents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import torch
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from components.blackbox import BlackBox, load_blackbox
+from components.errors import UserError
+from components.models.agent import Agent
+from components.models.diffae import DiffAE, save_diffae
+
+__all__ = [
+    "RESOLVERS",
+    "load_classifier",
+    "registered_version",
+    "load_registered",
+    "fetch_registered_diffae",
+    "find_agent_for_blackbox",
+    "weights_sha256",
+]
+
+
+def _load_mlflow_module(uri: str) -> torch.nn.Module:
+    try:
+        return mlflow.pytorch.load_model(uri, map_location="cpu")
+    except MlflowException as exc:
+        raise UserError(f"{uri}: cannot load from the MLflow registry ({exc.error_code})") from None
+
+
+RESOLVERS = {"models:/": _load_mlflow_module, "runs:/": _load_mlflow_module}
+
+
+def load_classifier(spec: str) -> BlackBox:
+    """A black box from a file, ``module:factory`` or ``models:/`` URI (MLflow resolver registered)."""
+    return load_blackbox(spec, resolvers=RESOLVERS)
+
+
+def weights_sha256(module: torch.nn.Module) -> str:
+    """sha256 over the state dict (names, shapes, bytes): detects any change of weights."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def registered_version(name: str, spec: str) -> ModelVersion:
+    """The model version for ``spec``: an alias (``champion``), a number, or ``latest``.
+
+    Raises:
+        UserError: no such model, alias or version.
+    """
+    client = MlflowClient()
+    try:
+        if spec == "latest":
+            versions = client.search_model_versions(f"name = '{name}'")
+            if versions:
+                return max(versions, key=lambda v: int(v.version))
+        elif spec.isdigit():
+            return client.get_model_version(name, spec)
+        else:
+            return client.get_model_version_by_alias(name, spec)
+    except MlflowException:
+        pass
+    raise UserError(f"registered model {name!r} has no version/alias {spec!r} "
+                    "(run `diffexplainer demo` or `train` first, or pass latest / a version number)")
+
+
+def load_registered(name: str, spec: str) -> tuple[torch.nn.Module, ModelVersion]:
+    """Load a registered torch model at ``spec`` (see :func:`registered_version`)."""
+    mv = registered_version(name, spec)
+    return _load_mlflow_module(f"models:/{name}/{mv.version}"), mv
+
+
+def fetch_registered_diffae(name: str, spec: str, out_path: Path) -> dict:
+    """Load the DiffAE ``name`` at ``spec`` and save it in the project's checkpoint format.
+
+    Returns:
+        {path, version, run_id, dataset_hash, sha256}.
+    """
+    model, mv = load_registered(name, spec)
+    if not isinstance(model, DiffAE):
+        raise UserError(f"models:/{name}/{mv.version} is not a DiffAE ({type(model).__name__})")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    save_diffae(model, out_path, extra={"registry": f"{name}/{mv.version}"})
+    return {"path": str(out_path), "version": str(mv.version), "run_id": mv.run_id,
+            "dataset_hash": mv.tags.get("dataset_hash"), "sha256": weights_sha256(model)}
+
+
+def find_agent_for_blackbox(name: str, blackbox_hash: str) -> tuple[Agent, str]:
+    """The newest registered agent distilled for the black box with ``blackbox_hash``.
+
+    Raises:
+        UserError: none exists yet (run ``swap-classifier`` for that classifier first).
+    """
+    client = MlflowClient()
+    try:
+        versions = client.search_model_versions(f"name = '{name}' and tags.blackbox_hash = '{blackbox_hash}'")
+    except MlflowException:
+        versions = []
+    if not versions:
+        raise UserError(f"no agent registered for classifier {blackbox_hash[:16]}...: "
+                        "run `diffexplainer swap-classifier --classifier ...` first")
+    mv = max(versions, key=lambda v: int(v.version))
+    agent = _load_mlflow_module(f"models:/{name}/{mv.version}")
+    return agent, str(mv.version)
