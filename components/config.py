@@ -69,6 +69,13 @@ class IngestConfig(StrictModel):
     min_slices: int = Field(8, ge=4)
     air_hu_range: tuple[float, float] = (-1100.0, -900.0)
     lung_hu_range: tuple[float, float] = (-950.0, -600.0)
+    hu_autocorrect: bool = Field(
+        True, description="correct an unambiguous wrong RescaleIntercept instead of quarantining"
+    )
+    lung_area_fraction: float = Field(
+        0.1, gt=0, lt=1, description="lung extent: slices with lung area >= this fraction of the max"
+    )
+    matrix_range: tuple[int, int] = Field((16, 2048), description="plausible rows / columns")
     n_folds: int = Field(5, ge=2)
     seed: int = 0
     workers: int = Field(2, ge=1)

@@ -1,0 +1,352 @@
+"""Ingest an OSIC-layout DICOM cohort into a validated, content-hashed dataset folder.
+
+Layout read: ``SOURCE/train/<Patient>/*.dcm`` (or ``SOURCE/<Patient>/*`` when there is no
+``train/``), optional ``SOURCE/masks/<Patient>.npz`` (synthetic ground truth). Every other
+file is listed as ``skipped`` (auxiliary).
+
+Layout written to ``OUT`` (all readable without this code):
+
+- ``files.csv``: every source file exactly once: ``path`` (relative to the source),
+  ``patient``, ``status`` (used | skipped | quarantined), ``reason``, PHI-free metadata.
+- ``patients.csv``: one row per patient folder: status ok | quarantined, reason, label,
+  cohort, split, fold, selected slice indices, series digest and why it was chosen, HU
+  medians (air, lung), intercept correction, n_slices, spacings.
+- ``quarantine.csv``: ``kind`` (patient | file | label), patient, path, reason.
+- ``images.npy``: float32 ``[N, 4, H, W]`` in [-1, 1], rows = the ``ok`` rows of
+  patients.csv in order. ``lung_masks.npy``: uint8 ``[N, 4, H, W]``.
+- ``masks.npy`` / ``distractor.npy`` (only when the source has ``masks/``): float32
+  ``[N, 4, H, W]`` in [0, 1], NaN rows for patients without a mask.
+- ``dataset.json``: counts, config, source, array shapes, validation summary, ``hash``.
+- ``validation/results.json`` and HTML Data Docs under ``validation/gx/``.
+
+The dataset hash is sha256 over the images' shape and bytes, the labels (int64) and the
+patient order. No output carries PS3.15 Annex E attributes (names, dates, institutions,
+UIDs); PatientID appears only as the folder name it already is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import multiprocessing as mp
+import shutil
+import threading
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from components.config import IngestConfig
+from components.data.dicom_series import FileRecord
+from components.data.folds import assign_folds
+from components.data.labels import LabelEntry, read_labels
+from components.data.patient import PatientOutcome, process_patient
+from components.data.sources import Source, open_source
+from components.data.validation import check_blocking_names, validate_tables
+from components.errors import UserError
+
+__all__ = ["FORMAT", "OUTPUT_NAMES", "IngestResult", "discover", "dataset_hash", "ingest"]
+
+FORMAT = "diffexplainer-dataset/1"
+OUTPUT_NAMES = (
+    "files.csv", "patients.csv", "quarantine.csv", "images.npy", "lung_masks.npy",
+    "masks.npy", "distractor.npy", "dataset.json", "validation",
+)
+
+
+@dataclass
+class IngestResult:
+    """What :func:`ingest` produced.
+
+    Attributes:
+        out: the dataset folder.
+        dataset_hash: ``sha256:<hex>`` content hash.
+        n_ok: patients in the dataset.
+        n_quarantined: patients quarantined.
+        n_files: files listed in ``files.csv``.
+        validation: the Great Expectations results dict (see
+            :func:`components.data.validation.validate_tables`), JSON-serialisable.
+        summary: the contents of ``dataset.json``.
+    """
+
+    out: Path
+    dataset_hash: str
+    n_ok: int
+    n_quarantined: int
+    n_files: int
+    validation: dict[str, Any]
+    summary: dict[str, Any]
+
+
+@dataclass
+class Layout:
+    """Files of a source grouped by role."""
+
+    patients: dict[str, list[str]]
+    masks: dict[str, str]
+    other: dict[str, str]  # path -> why it is skipped
+
+
+def discover(files: list[str]) -> Layout:
+    """Group source files into patient folders, ground-truth masks and auxiliary files.
+
+    Args:
+        files: POSIX paths relative to the source.
+    """
+    root = "train/" if any(f.startswith("train/") for f in files) else ""
+    patients: dict[str, list[str]] = {}
+    masks: dict[str, str] = {}
+    other: dict[str, str] = {}
+    for f in files:
+        parts = f.split("/")
+        if len(parts) == 2 and parts[0] == "masks" and parts[1].endswith(".npz"):
+            masks[parts[1][: -len(".npz")]] = f
+        elif not f.startswith(root):
+            other[f] = f"auxiliary file outside {root or 'patient folders'}"
+        elif len(parts) - root.count("/") < 2:
+            other[f] = "not inside a patient folder"
+        else:
+            patients.setdefault(parts[root.count("/")], []).append(f)
+    return Layout(patients, masks, other)
+
+
+def dataset_hash(images: np.ndarray, labels: np.ndarray, patients: list[str]) -> str:
+    """``sha256:<hex>`` over image shape + bytes, int64 labels and the patient order."""
+    h = hashlib.sha256()
+    h.update(repr(tuple(images.shape)).encode())
+    h.update(np.ascontiguousarray(images, dtype=np.float32).tobytes())
+    h.update(np.asarray(labels, dtype=np.int64).tobytes())
+    h.update("\n".join(patients).encode())
+    return f"sha256:{h.hexdigest()}"
+
+
+def _run_patients(
+    source: Source, layout: Layout, cfg: IngestConfig, progress: Callable[[str], None] | None
+) -> list[PatientOutcome]:
+    names = sorted(layout.patients)
+    args = [(source, p, layout.patients[p], layout.masks.get(p), cfg) for p in names]
+    results: dict[str, PatientOutcome] = {}
+
+    def report(o: PatientOutcome) -> None:
+        results[o.row["patient"]] = o
+        if progress is not None:
+            r = o.row
+            tail = f" ({r['reason']})" if r["reason"] else ""
+            progress(f"[{len(results)}/{len(names)}] {r['patient']}: {r['status']}{tail}")
+
+    if cfg.workers <= 1 or len(names) <= 1:
+        for a in args:
+            report(process_patient(*a))
+    else:
+        # forkserver: workers fork from a clean server (no threads of the caller), and the
+        # preload list keeps the caller's __main__ (a script, a notebook) out of it.
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["components.data.patient"])
+        with ProcessPoolExecutor(max_workers=min(cfg.workers, len(names)), mp_context=ctx) as pool:
+            futures: list[Future[PatientOutcome]] = [pool.submit(process_patient, *a) for a in args]
+            for fut in as_completed(futures):
+                report(fut.result())
+    return [results[p] for p in names]
+
+
+def _apply_labels(outcomes: list[PatientOutcome], labels: dict[str, LabelEntry]) -> None:
+    for o in outcomes:
+        row = o.row
+        entry = labels.get(row["patient"])
+        problem = "no row in labels.csv" if entry is None else entry.problem
+        if entry is not None:
+            row.update(label=entry.label, cohort=entry.cohort, split=entry.split)
+            if entry.note:
+                row["note"] = "; ".join(x for x in (row["note"], entry.note) if x)
+        row["label_raw"] = None if entry is None else entry.raw
+        if problem:
+            if row["status"] == "ok":
+                row["status"], row["reason"] = "quarantined", problem
+                o.images = o.lung_masks = o.masks = o.distractor = None
+                for rec in o.files:
+                    if rec.status == "used":
+                        rec.mark("quarantined", f"patient quarantined: {problem}")
+            else:
+                row["reason"] = f"{row['reason']}; {problem}"
+
+
+def _file_rows(outcomes: list[PatientOutcome], layout: Layout) -> pd.DataFrame:
+    rows = [rec.table_row() for o in outcomes for rec in o.files]
+    status = {o.row["patient"]: o.row for o in outcomes}
+    for patient, path in sorted(layout.masks.items()):
+        row = status.get(patient)
+        if row is not None and row["status"] == "ok" and row["has_mask"]:
+            rows.append(FileRecord(path, patient, "used", "ground-truth mask").table_row())
+        else:
+            why = "no images for this patient" if row is None else (
+                "patient quarantined" if row["status"] != "ok" else "mask not usable")
+            rows.append(FileRecord(path, patient, "skipped", f"ground-truth mask: {why}").table_row())
+    for path, why in sorted(layout.other.items()):
+        rows.append(FileRecord(path, "", "skipped", why).table_row())
+    df = pd.DataFrame(rows)
+    return df.sort_values("path", kind="stable").reset_index(drop=True)
+
+
+def _quarantine_table(patients: pd.DataFrame, files: pd.DataFrame, unknown: list[str]) -> pd.DataFrame:
+    q = patients[patients.status == "quarantined"]
+    parts = [
+        pd.DataFrame({"kind": "patient", "patient": q.patient, "path": "", "reason": q.reason}),
+        pd.DataFrame({"kind": "file", "patient": files.patient[files.status == "quarantined"],
+                      "path": files.path[files.status == "quarantined"],
+                      "reason": files.reason[files.status == "quarantined"]}),
+        pd.DataFrame({"kind": "label", "patient": unknown, "path": "labels.csv",
+                      "reason": "patient in labels.csv has no images in the source"}),
+    ]
+    return pd.concat(parts, ignore_index=True)
+
+
+def _validation_tables(files: pd.DataFrame, patients: pd.DataFrame, outcomes: list[PatientOutcome]) -> dict[str, pd.DataFrame]:
+    has_pos = {rec.path: rec.ipp is not None for o in outcomes for rec in o.files}
+    f = files[files.modality.notna()].copy()
+    f["has_position"] = f.path.map(has_pos).fillna(False).astype(bool)
+    cols = ["patient", "n_slices", "label_raw", "slice_spacing_mm", "hu_air", "hu_lung"]
+    p = patients[cols].rename(columns={"hu_air": "air_hu", "hu_lung": "lung_hu"})
+    return {"files": f.reset_index(drop=True), "patients": p.reset_index(drop=True)}
+
+
+def _clear(out: Path) -> None:
+    for name in OUTPUT_NAMES:
+        target = out / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+
+
+def _stack(arrays: list[np.ndarray | None], shape: tuple[int, ...], dtype: type) -> np.ndarray:
+    out = np.full((len(arrays), *shape), np.nan if dtype is np.float32 else 0, dtype=dtype)
+    for i, a in enumerate(arrays):
+        if a is not None:
+            out[i] = a
+    return out
+
+
+def ingest(
+    source: str,
+    labels_csv: Path,
+    out: Path,
+    cfg: IngestConfig,
+    progress: Callable[[str], None] | None = None,
+) -> IngestResult:
+    """Ingest, validate and write a dataset (see the module docstring for the outputs).
+
+    Args:
+        source: local folder or ``s3://bucket/prefix`` in OSIC layout.
+        labels_csv: ``Patient,mortality_1y[,cohort][,split]``.
+        out: output folder (created; earlier ingest outputs in it are replaced).
+        cfg: ingestion settings.
+        progress: called with one line per finished patient (no identifiers beyond the
+            pseudonymous patient ID).
+
+    Returns:
+        :class:`IngestResult`.
+
+    Raises:
+        UserError: empty or unreachable source, unreadable labels, a blocking expectation
+            failed, or no patient usable (reports are written before raising).
+    """
+    check_blocking_names(cfg.blocking_expectations)
+    src = open_source(source, cfg.s3_endpoint_url)
+    labels = read_labels(Path(labels_csv))
+    files = src.list_files()
+    if not files:
+        raise UserError(f"source {src.description} holds no files")
+    layout = discover(files)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _clear(out)
+
+    # Import Great Expectations (seconds) while the workers decode; the parent is idle then.
+    warm = threading.Thread(target=importlib.import_module, args=("great_expectations",), daemon=True)
+    warm.start()
+    outcomes = _run_patients(src, layout, cfg, progress)
+    warm.join()
+    _apply_labels(outcomes, labels)
+    ok = [o for o in outcomes if o.row["status"] == "ok"]
+    folds, k = assign_folds(
+        [o.row["patient"] for o in ok], [int(o.row["label"]) for o in ok], cfg.n_folds, cfg.seed,
+        [o.row["split"] for o in ok],
+    )
+    for o, f in zip(ok, folds):
+        o.row["fold"] = int(f)
+
+    patients = pd.DataFrame([o.row for o in outcomes], columns=[*outcomes[0].row] if outcomes else ["patient"])
+    if patients.empty:
+        patients = pd.DataFrame(columns=["patient", "status", "reason", "label_raw", "n_slices",
+                                         "slice_spacing_mm", "hu_air", "hu_lung"])
+    files_df = _file_rows(outcomes, layout)
+    unknown = sorted(set(labels) - set(layout.patients))
+    quarantine = _quarantine_table(patients, files_df, unknown)
+    files_df.to_csv(out / "files.csv", index=False)
+    patients.drop(columns=["label_raw"], errors="ignore").to_csv(out / "patients.csv", index=False)
+    quarantine.to_csv(out / "quarantine.csv", index=False)
+
+    validation = validate_tables(_validation_tables(files_df, patients, outcomes), cfg, out / "validation")
+    (out / "validation" / "results.json").write_text(json.dumps(validation, indent=1, default=str))
+
+    if not ok:
+        reasons = Counter(str(r).split(" (")[0] for r in patients.get("reason", []))
+        top = "; ".join(f"{n}x {r}" for r, n in reasons.most_common(3)) or "no patient folders"
+        raise UserError(f"ingest: no usable patient in {src.description} ({top}); see {out / 'quarantine.csv'}")
+    if validation["blocking_failed"]:
+        raise UserError(
+            f"ingest: blocking expectation(s) failed: {', '.join(validation['blocking_failed'])}; "
+            f"see {out / 'validation' / 'results.json'}"
+        )
+
+    size = cfg.image_size
+    images = np.stack([o.images for o in ok]).astype(np.float32)
+    lung = np.stack([o.lung_masks for o in ok]).astype(np.uint8)
+    ids = [o.row["patient"] for o in ok]
+    y = np.array([o.row["label"] for o in ok], dtype=np.int64)
+    np.save(out / "images.npy", images)
+    np.save(out / "lung_masks.npy", lung)
+    have_masks = any(o.masks is not None for o in ok)
+    if have_masks:
+        np.save(out / "masks.npy", _stack([o.masks for o in ok], (4, size, size), np.float32))
+        np.save(out / "distractor.npy", _stack([o.distractor for o in ok], (4, size, size), np.float32))
+    digest = dataset_hash(images, y, ids)
+    status_counts = files_df.status.value_counts()
+    summary: dict[str, Any] = {
+        "format": FORMAT,
+        "hash": digest,
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "source": src.description,
+        "labels_csv": {"name": Path(labels_csv).name, "sha256": hashlib.sha256(Path(labels_csv).read_bytes()).hexdigest()},
+        "counts": {
+            "files": int(len(files_df)),
+            "files_by_status": {s: int(status_counts.get(s, 0)) for s in ("used", "skipped", "quarantined")},
+            "patients": int(len(patients)),
+            "patients_ok": len(ok),
+            "patients_quarantined": int(len(patients) - len(ok)),
+            "label_rows_unknown_patient": len(unknown),
+            "labels": {str(c): int((y == c).sum()) for c in (0, 1)},
+            "with_masks": int(sum(o.masks is not None for o in ok)),
+        },
+        "n_folds": k,
+        "arrays": {
+            "images": {"file": "images.npy", "shape": list(images.shape), "dtype": "float32", "range": [-1, 1]},
+            "lung_masks": {"file": "lung_masks.npy", "shape": list(lung.shape), "dtype": "uint8", "range": [0, 1]},
+            **({"masks": {"file": "masks.npy", "shape": list(images.shape), "dtype": "float32", "range": [0, 1]},
+                "distractor": {"file": "distractor.npy", "shape": list(images.shape), "dtype": "float32", "range": [0, 1]}}
+               if have_masks else {}),
+        },
+        "slice_levels": list(cfg.slice_levels),
+        "window_hu": list(cfg.window_hu),
+        "config": cfg.model_dump(mode="json"),
+        "validation": {k2: validation[k2] for k2 in ("success", "blocking_failed", "warnings", "docs")},
+    }
+    (out / "dataset.json").write_text(json.dumps(summary, indent=1))
+    return IngestResult(out, digest, len(ok), int(len(patients) - len(ok)), int(len(files_df)), validation, summary)
