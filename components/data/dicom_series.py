@@ -1,12 +1,16 @@
 """Read one patient's DICOM files into a sorted Hounsfield-unit volume.
 
-Steps (DESIGN.md §6 quirks): parse every file once (:func:`read_file`), keep CT images,
+Steps (DESIGN.md §6 quirks): parse every file's header once (:func:`read_file`; the pixel
+data is located, not decoded), keep CT images,
 pick one series when a folder holds several (:func:`choose_series`: most slices, the choice
 and why are recorded), sort (:func:`sort_slices`: ImagePositionPatient projected on the
 slice normal from ImageOrientationPatient, else InstanceNumber, then the file number), drop
 repeated instances and positions, and decode (:func:`load_volume`, :func:`to_hu`): native little-endian
-pixel data straight from the buffer, compressed transfer syntaxes (JPEG Lossless,
-JPEG 2000, ...) through pydicom's decoders (pylibjpeg plugins); stored values -> HU with
+16-bit pixel data straight from the file's buffer, lazily and only where needed (a strided
+low-resolution grid of some slices, full resolution of the selected ones; truncation is
+checked for every file from its size), compressed transfer syntaxes (JPEG Lossless,
+JPEG 2000, ...) through pydicom's decoders (pylibjpeg plugins; every such slice is decoded
+once, so undecodable files are found); stored values -> HU with
 pydicom's ``apply_modality_lut``; padding (``PixelPaddingValue`` or < -1500 HU, e.g. a
 circular field of view) -> air (-1000 HU), remembered in a mask.
 
@@ -19,15 +23,23 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import struct
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pydicom  # imported here so that ingestion's worker server preloads it
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import apply_modality_lut
+from pydicom.uid import UID
 
 __all__ = [
     "AIR_HU",
+    "HEAD_BYTES",
     "PAD_BELOW_HU",
+    "DicomSlice",
     "FileRecord",
     "SeriesChoice",
     "SortedSeries",
@@ -38,6 +50,7 @@ __all__ = [
     "choose_series",
     "sort_slices",
     "pixel_values",
+    "native_pixels",
     "to_hu",
     "load_volume",
 ]
@@ -46,6 +59,9 @@ AIR_HU = -1000
 PAD_BELOW_HU = -1500.0
 _NATIVE_LE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
 _DUP_POS_MM = 0.01
+HEAD_BYTES = 16384  # bytes read first: OSIC headers end (PixelData starts) well before this
+_PIXEL_TAG = (0x7FE0, 0x0010)
+_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 
 
 def uid_digest(uid: object) -> str:
@@ -129,32 +145,225 @@ def _float(value: Any) -> float:
         return float("nan")
 
 
-def read_file(rel: str, patient: str, data: bytes) -> tuple[FileRecord, Any]:
-    """Parse one file (pixel data stays undecoded bytes).
+@dataclass
+class DicomSlice:
+    """One CT image file: its header and where its pixels are (decoded only on demand).
 
-    Args:
-        rel: path relative to the source.
-        patient: the patient folder it belongs to.
-        data: the file's bytes.
+    Attributes:
+        ds: the parsed pydicom dataset; header only on the native fast path (parsed from
+            ``data`` on first use), complete (with ``PixelData``) otherwise.
+        size: the file's size in bytes.
+        offset: byte offset of the PixelData value in the file.
+        native: pixels are read straight from the file's bytes (native little-endian,
+            16 bits allocated, one sample, defined length, no Modality LUT Sequence);
+            otherwise they are decoded with :func:`pixel_values` from ``ds``.
+        data: the file's bytes when they are all in memory (``None`` or a prefix otherwise).
+        fetch: returns the whole file's bytes (called at most once per pixel read).
+    """
+
+    parsed: Any
+    size: int
+    offset: int = -1
+    native: bool = False
+    data: bytes | None = field(default=None, repr=False)
+    fetch: Callable[[], bytes] | None = field(default=None, repr=False)
+
+    @property
+    def ds(self) -> Any:
+        """The pydicom dataset (header only on the native path)."""
+        if self.parsed is None:
+            assert self.data is not None
+            self.parsed, _ = _parse(self.data, header_only=True)
+        return self.parsed
+
+    rows: int = 0
+    cols: int = 0
+
+    def check(self) -> None:
+        """Raise ``ValueError`` when the native pixel data is shorter than the matrix needs."""
+        if self.native:
+            need, have = self.rows * self.cols * 2, max(self.size - self.offset, 0)
+            if have < need:
+                raise ValueError(f"truncated pixel data ({have} of {need} bytes)")
+
+    def stored(self, step: int = 1) -> np.ndarray:
+        """Stored values on the grid ``[::step, ::step]``: ``[ceil(rows/step), ceil(cols/step)]``.
+
+        Native data is viewed in the file's bytes and only the strided pixels are copied.
+
+        Raises:
+            ValueError: truncated or undecodable pixel data.
+        """
+        if not self.native:
+            return np.ascontiguousarray(pixel_values(self.ds)[::step, ::step])
+        self.check()
+        data = self.data
+        if data is None or len(data) < self.size:
+            if self.fetch is None:
+                raise ValueError("pixel data not available")
+            data = self.fetch()
+        ds = self.ds
+        return native_pixels(
+            data, self.offset, self.rows, self.cols,
+            signed=int(ds.get("PixelRepresentation", 0)) == 1,
+            bits_stored=int(ds.get("BitsStored", 16)), step=step,
+        )
+
+    def hu(self, step: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`to_hu` of :meth:`stored`: float32 HU and bool padding, both ``[h, w]``."""
+        return to_hu(self.stored(step), self.ds)
+
+
+def _pixel_location(data: bytes, pos: int, implicit: bool) -> tuple[int, int] | None:
+    """(value offset, value length) of a PixelData element starting at ``pos``, else ``None``.
+
+    The length is ``0xFFFFFFFF`` for encapsulated (compressed) data.
+    """
+    if pos + 8 > len(data) or struct.unpack_from("<HH", data, pos) != _PIXEL_TAG:
+        return None
+    if implicit:
+        return pos + 8, struct.unpack_from("<I", data, pos + 4)[0]
+    vr = bytes(data[pos + 4 : pos + 6])
+    if vr in _LONG_VRS:
+        if pos + 12 > len(data):
+            return None
+        return pos + 12, struct.unpack_from("<I", data, pos + 8)[0]
+    return pos + 8, struct.unpack_from("<H", data, pos + 6)[0]
+
+
+def _parse(data: bytes, header_only: bool) -> tuple[Any, int]:
+    """``pydicom.dcmread`` of in-memory bytes; returns the dataset and where parsing stopped."""
+    fp = io.BytesIO(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(fp, stop_before_pixels=header_only)
+    return ds, fp.tell()
+
+
+_TAGS = {
+    0x00020010: "TransferSyntaxUID",
+    0x00080018: "SOPInstanceUID",
+    0x00080060: "Modality",
+    0x00180050: "SliceThickness",
+    0x0020000E: "SeriesInstanceUID",
+    0x00200013: "InstanceNumber",
+    0x00200032: "ImagePositionPatient",
+    0x00200037: "ImageOrientationPatient",
+    0x00280002: "SamplesPerPixel",
+    0x00280008: "NumberOfFrames",
+    0x00280010: "Rows",
+    0x00280011: "Columns",
+    0x00280030: "PixelSpacing",
+    0x00280100: "BitsAllocated",
+    0x00281052: "RescaleIntercept",
+    0x00281053: "RescaleSlope",
+    0x00283000: "ModalityLUTSequence",
+}
+_US_TAGS = {"Rows", "Columns", "SamplesPerPixel", "BitsAllocated"}
+_MORE = "more"  # the header does not end inside the bytes given
+
+
+def _scan(data: bytes) -> tuple[dict[str, Any], int, int] | str | None:
+    """Read the few header values ingestion needs without pydicom (Part 10 files whose
+    dataset is native little endian with defined lengths only).
 
     Returns:
-        ``(record, dataset)``; ``dataset`` is ``None`` when the file is quarantined here
-        (not DICOM, no pixel data, not CT).
+        ``(values, pixel value offset, pixel value length)``; :data:`_MORE` when ``data``
+        ends before PixelData; ``None`` for anything else (pydicom parses those files).
+        Strings are stripped, ``US`` values are ints, multi-valued strings are split on
+        backslashes.
     """
-    import pydicom
-    from pydicom.errors import InvalidDicomError
+    if len(data) < 132 or data[128:132] != b"DICM":
+        return None
+    raw: dict[str, bytes] = {}
+    pos, n, implicit, ts = 132, len(data), False, ""
+    unpack = struct.unpack_from
+    while True:
+        if pos + 8 > n:
+            return _MORE
+        group, elem = unpack("<HH", data, pos)
+        tag = (group << 16) | elem
+        if group != 2 and not ts:  # end of the file meta group
+            ts = raw.get("TransferSyntaxUID", b"").decode("ascii", "replace").strip(" \x00")
+            if ts not in _NATIVE_LE:
+                return None
+            implicit = ts == "1.2.840.10008.1.2"
+        if implicit and group != 2:
+            length, head = unpack("<I", data, pos + 4)[0], 8
+        elif data[pos + 4 : pos + 6] in _LONG_VRS:
+            if pos + 12 > n:
+                return _MORE
+            length, head = unpack("<I", data, pos + 8)[0], 12
+        else:
+            length, head = unpack("<H", data, pos + 6)[0], 8
+        if tag == 0x7FE00010:
+            if length == 0xFFFFFFFF:
+                return None
+            break
+        if length == 0xFFFFFFFF or group > 0x7FE0:
+            return None
+        name = _TAGS.get(tag)
+        if name is not None:
+            if pos + head + length > n:
+                return _MORE
+            raw[name] = data[pos + head : pos + head + length]
+        pos += head + length
+    values: dict[str, Any] = {"TransferSyntaxUID": ts}
+    for name, value in raw.items():
+        if name in _US_TAGS:
+            if len(value) != 2:
+                return None
+            values[name] = unpack("<H", value)[0]
+        elif name != "TransferSyntaxUID":
+            text = value.decode("ascii", "replace").strip(" \x00")
+            values[name] = text.split("\\") if "\\" in text else text
+    return values, pos + head, length
 
+
+def _fill_fast(rec: FileRecord, v: dict[str, Any]) -> None:
+    """:func:`_fill_record` from :func:`_scan` values (same conversions as pydicom's)."""
+    def multi(value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    spacing = _floats(multi(v.get("PixelSpacing")), 2)
+    rec.modality = str(v.get("Modality", "") or "")
+    rec.series = uid_digest(v.get("SeriesInstanceUID"))
+    rec.sop = uid_digest(v.get("SOPInstanceUID"))
+    rec.rows = v.get("Rows")
+    rec.cols = v.get("Columns")
+    rec.pixel_spacing_mm = spacing[0] if spacing else float("nan")
+    rec.slice_thickness_mm = _float(v.get("SliceThickness"))
+    rec.instance_number = _float(v.get("InstanceNumber"))
+    rec.rescale_intercept = _float(v.get("RescaleIntercept"))
+    rec.rescale_slope = _float(v.get("RescaleSlope"))
+    rec.transfer_syntax = _ts_name(v["TransferSyntaxUID"])
+    rec.ipp = _floats(multi(v.get("ImagePositionPatient")), 3)  # type: ignore[assignment]
+    rec.iop = _floats(multi(v.get("ImageOrientationPatient")), 6)
+
+
+def _read_fast(rel: str, patient: str, data: bytes, size: int) -> tuple[FileRecord, DicomSlice | None] | str | None:
+    """:func:`read_file` for plain native files, without pydicom; ``None`` / :data:`_MORE`
+    when pydicom must parse the file (or more bytes are needed)."""
+    scanned = _scan(data)
+    if scanned is None or isinstance(scanned, str):
+        return scanned
+    v, offset, length = scanned
+    if (
+        "Rows" not in v or "Columns" not in v or v.get("BitsAllocated") != 16
+        or v.get("SamplesPerPixel", 1) != 1 or "ModalityLUTSequence" in v
+        or _float(v.get("NumberOfFrames", "1") or "1") != 1
+    ):
+        return None  # unusual: pydicom reads it (and words any quarantine reason)
     rec = FileRecord(path=rel, patient=patient)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(io.BytesIO(data))
-    except InvalidDicomError:
-        rec.mark("quarantined", "not a DICOM file")
+    _fill_fast(rec, v)
+    if rec.modality != "CT":
+        rec.mark("quarantined", f"modality {rec.modality or 'missing'}, not CT")
         return rec, None
-    except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file, not a crash
-        rec.mark("quarantined", f"unreadable DICOM ({type(exc).__name__})")
-        return rec, None
+    return rec, DicomSlice(None, size, offset, True, data, None, int(v["Rows"]), int(v["Columns"]))
+
+
+def _fill_record(rec: FileRecord, ds: Any) -> str:
+    """Copy the PHI-free metadata of ``ds`` into ``rec``; returns the transfer syntax UID."""
     meta = getattr(ds, "file_meta", None)
     ts = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
     spacing = _floats(ds.get("PixelSpacing"), 2)
@@ -171,7 +380,90 @@ def read_file(rel: str, patient: str, data: bytes) -> tuple[FileRecord, Any]:
     rec.transfer_syntax = _ts_name(ts)
     rec.ipp = _floats(ds.get("ImagePositionPatient"), 3)  # type: ignore[assignment]
     rec.iop = _floats(ds.get("ImageOrientationPatient"), 6)
-    if "PixelData" not in ds or rec.rows is None or rec.cols is None:
+    return ts
+
+
+def read_file(
+    rel: str,
+    patient: str,
+    data: bytes,
+    size: int | None = None,
+    fetch: Callable[[], bytes] | None = None,
+) -> tuple[FileRecord, DicomSlice | None]:
+    """Parse one file's header and locate its pixel data (nothing is decoded here).
+
+    Args:
+        rel: path relative to the source.
+        patient: the patient folder it belongs to.
+        data: the file's bytes, or a prefix of them (see ``size`` and ``fetch``).
+        size: the whole file's size (default ``len(data)``).
+        fetch: returns the whole file's bytes; needed when ``data`` is a prefix (it is
+            called when the header does not end inside the prefix, for non-native pixel
+            data, and later for pixel reads).
+
+    Returns:
+        ``(record, slice)``; ``slice`` is ``None`` when the file is quarantined here
+        (not DICOM, no pixel data, not CT, multi-frame).
+    """
+    size = len(data) if size is None else size
+    whole = len(data) >= size or fetch is None
+    fast = _read_fast(rel, patient, data, size)
+    if fast == _MORE and not whole:
+        assert fetch is not None
+        data, whole = fetch(), True
+        size = len(data)
+        fast = _read_fast(rel, patient, data, size)
+    if isinstance(fast, tuple):
+        rec, sl = fast
+        if sl is not None:
+            sl.fetch = fetch
+        return rec, sl
+    rec = FileRecord(path=rel, patient=patient)
+    try:
+        try:
+            ds, pos = _parse(data, header_only=True)
+            implicit = bool(ds.original_encoding[0])
+            loc = _pixel_location(data, pos, implicit) if ds.original_encoding[1] else None
+        except Exception:  # noqa: BLE001 - a prefix may cut an element; retried on the whole file
+            if whole:
+                raise
+            ds, loc = None, None
+        if loc is None and not whole:
+            assert fetch is not None
+            data, whole = fetch(), True
+            size = len(data)
+            ds, pos = _parse(data, header_only=True)
+            loc = _pixel_location(data, pos, bool(ds.original_encoding[0])) if ds.original_encoding[1] else None
+    except InvalidDicomError:
+        rec.mark("quarantined", "not a DICOM file")
+        return rec, None
+    except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file, not a crash
+        rec.mark("quarantined", f"unreadable DICOM ({type(exc).__name__})")
+        return rec, None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # values are converted lazily, here
+        ts = _fill_record(rec, ds)
+    native = (
+        loc is not None
+        and loc[1] != 0xFFFFFFFF
+        and ts in _NATIVE_LE
+        and int(ds.get("BitsAllocated", 0) or 0) == 16
+        and int(ds.get("SamplesPerPixel", 1) or 1) == 1
+        and "ModalityLUTSequence" not in ds
+    )
+    if not native:
+        # compressed, unusual or missing pixel data: pydicom parses the complete dataset
+        try:
+            if not whole:
+                assert fetch is not None
+                data, whole = fetch(), True
+                size = len(data)
+            ds, _ = _parse(data, header_only=False)
+        except Exception as exc:  # noqa: BLE001
+            rec.mark("quarantined", f"unreadable DICOM ({type(exc).__name__})")
+            return rec, None
+    has_pixels = loc is not None or "PixelData" in ds
+    if not has_pixels or rec.rows is None or rec.cols is None:
         rec.mark("quarantined", "no pixel data")
         return rec, None
     if rec.modality != "CT":
@@ -180,14 +472,13 @@ def read_file(rel: str, patient: str, data: bytes) -> tuple[FileRecord, Any]:
     if int(ds.get("NumberOfFrames", 1) or 1) != 1:
         rec.mark("quarantined", "multi-frame image (one axial slice per file expected)")
         return rec, None
-    return rec, ds
+    offset = loc[0] if loc is not None else -1
+    return rec, DicomSlice(ds, size, offset, native, data, fetch, rec.rows, rec.cols)
 
 
 def _ts_name(uid: str) -> str:
     if not uid:
         return "missing"
-    from pydicom.uid import UID
-
     return UID(uid).name
 
 
@@ -308,12 +599,57 @@ def sort_slices(records: list[FileRecord], indices: list[int]) -> SortedSeries:
     return SortedSeries(order, np.full(len(order), np.nan), method, spacing, spacing)
 
 
+def native_pixels(
+    data: bytes | memoryview,
+    offset: int,
+    rows: int,
+    cols: int,
+    signed: bool,
+    bits_stored: int = 16,
+    step: int = 1,
+) -> np.ndarray:
+    """Native little-endian 16-bit stored values viewed in a buffer, on a strided grid.
+
+    Only the pixels of ``[::step, ::step]`` are copied; values are masked (unsigned) or
+    sign-extended (signed) to ``bits_stored`` as pydicom's ``pixel_array`` does.
+
+    Args:
+        data: buffer holding the pixel data at ``offset``.
+        offset: byte offset of the first pixel.
+        rows: matrix rows.
+        cols: matrix columns.
+        signed: PixelRepresentation 1.
+        bits_stored: BitsStored (<= 16).
+        step: grid stride.
+
+    Returns:
+        int16 / uint16 ``[ceil(rows/step), ceil(cols/step)]``.
+
+    Raises:
+        ValueError: the buffer ends before ``rows * cols`` pixels.
+    """
+    need = rows * cols * 2
+    have = max(len(data) - offset, 0)
+    if have < need:
+        raise ValueError(f"truncated pixel data ({have} of {need} bytes)")
+    full = np.frombuffer(data, dtype="<i2" if signed else "<u2", count=rows * cols, offset=offset)
+    arr = np.array(full.reshape(rows, cols)[::step, ::step], dtype=np.int16 if signed else np.uint16)
+    if bits_stored < 16:
+        if signed:
+            shift = 16 - bits_stored
+            arr = (arr << shift) >> shift
+        else:
+            arr &= np.uint16((1 << bits_stored) - 1)
+    return arr
+
+
 def pixel_values(ds: Any) -> np.ndarray:
     """Stored pixel values of a single-frame grayscale image, ``[rows, cols]``.
 
     Native little-endian 16-bit data is read straight from the buffer (masked /
-    sign-extended to BitsStored exactly as pydicom does); everything else, compressed
-    transfer syntaxes included, goes through ``ds.pixel_array``.
+    sign-extended to BitsStored exactly as pydicom does, :func:`native_pixels`);
+    everything else, compressed transfer syntaxes included, goes through
+    ``ds.pixel_array``.
 
     Raises:
         ValueError: truncated or undecodable pixel data.
@@ -325,20 +661,11 @@ def pixel_values(ds: Any) -> np.ndarray:
         and int(ds.get("BitsAllocated", 0)) == 16
         and int(ds.get("SamplesPerPixel", 1)) == 1
     ):
-        raw = ds.PixelData
-        need = rows * cols * 2
-        if len(raw) < need:
-            raise ValueError(f"truncated pixel data ({len(raw)} of {need} bytes)")
-        signed = int(ds.get("PixelRepresentation", 0)) == 1
-        arr = np.frombuffer(raw, dtype="<i2" if signed else "<u2", count=rows * cols).reshape(rows, cols)
-        bits = int(ds.get("BitsStored", 16))
-        if bits < 16:
-            if signed:
-                shift = 16 - bits
-                arr = (arr << shift) >> shift
-            else:
-                arr = arr & np.uint16((1 << bits) - 1)
-        return arr
+        return native_pixels(
+            ds.PixelData, 0, rows, cols,
+            signed=int(ds.get("PixelRepresentation", 0)) == 1,
+            bits_stored=int(ds.get("BitsStored", 16)),
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         arr = ds.pixel_array
@@ -354,8 +681,6 @@ def to_hu(stored: np.ndarray, ds: Any) -> tuple[np.ndarray, np.ndarray]:
     Padding: stored value equal to ``PixelPaddingValue`` (or within
     ``PixelPaddingRangeLimit``), or HU below -1500.
     """
-    from pydicom.pixels import apply_modality_lut
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         hu = np.asarray(apply_modality_lut(stored, ds), dtype=np.float32)
@@ -374,49 +699,76 @@ def to_hu(stored: np.ndarray, ds: Any) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class Volume:
-    """A decoded series on a strided grid, with full-resolution access to chosen slices.
+    """A sorted series whose pixels are decoded on demand.
+
+    HU are available on the strided grid ``[::step, ::step]`` (at most 128 px a side) for
+    any slices (:meth:`grid`, cached) and at full resolution for a few (:meth:`full`).
 
     Attributes:
-        hu: float32 ``[S, h, w]`` HU on the grid ``[::step, ::step]``, superior slice first,
-            padding set to -1000.
-        pad: bool ``[S, h, w]`` True where the scanner stored padding.
-        positions_mm: float64 ``[S]`` positions along the slice normal (NaN if unknown).
+        positions_mm: float64 ``[S]`` positions along the slice normal (NaN if unknown),
+            superior slice first.
         z_mm: float64 ``[S]`` ImagePositionPatient z (NaN if unknown).
         indices: record index of each slice.
         shape: full-resolution ``(H, W)``.
         step: grid stride.
         pixel_spacing_mm: median in-plane spacing.
-        datasets: parsed datasets of the slices (for :meth:`full`).
+        slices: the :class:`DicomSlice` of each slice.
     """
 
-    hu: np.ndarray
-    pad: np.ndarray
     positions_mm: np.ndarray
     z_mm: np.ndarray
     indices: list[int]
     shape: tuple[int, int]
     step: int
     pixel_spacing_mm: float
-    datasets: list[Any] = field(repr=False)
+    slices: list[DicomSlice] = field(repr=False)
+    _grid: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
-    def full(self, slices: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def grid(self, ks: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Float32 HU ``[K, h, w]`` (padding set to -1000) and bool padding ``[K, h, w]``
+        of slices ``ks`` on the strided grid."""
+        for k in ks:
+            if k not in self._grid:
+                self._grid[k] = self.slices[k].hu(self.step)
+        return np.stack([self._grid[k][0] for k in ks]), np.stack([self._grid[k][1] for k in ks])
+
+    @property
+    def hu(self) -> np.ndarray:
+        """Float32 ``[S, h, w]`` grid HU of every slice (decodes them all)."""
+        return self.grid(range(len(self)))[0]
+
+    @property
+    def pad(self) -> np.ndarray:
+        """Bool ``[S, h, w]`` grid padding of every slice."""
+        return self.grid(range(len(self)))[1]
+
+    def full(self, slices: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """Full-resolution float32 HU ``[K, H, W]`` and padding ``[K, H, W]`` of some slices."""
-        pairs = [to_hu(pixel_values(self.datasets[k]), self.datasets[k]) for k in slices]
+        pairs = [self.slices[k].hu(1) for k in slices]
         return np.stack([h for h, _ in pairs]), np.stack([p for _, p in pairs])
 
 
 def load_volume(
-    records: list[FileRecord], datasets: list[Any], order: SortedSeries, max_grid: int = 128
+    records: list[FileRecord], slices: list[Any], order: SortedSeries, max_grid: int = 128
 ) -> Volume | None:
-    """Decode the sorted slices; files that fail to decode are quarantined.
+    """Check the sorted slices; files whose pixel data is unusable are quarantined.
 
-    Every slice is decoded (so truncated or undecodable files are found), but HU are only
-    computed on a strided grid of at most ``max_grid`` pixels per side; :meth:`Volume.full`
-    gives full resolution for the few selected slices. Slices whose matrix differs from the
-    series' most common one are skipped (one volume needs one shape).
+    Native pixel data is checked from the file size (a truncated file is found without
+    decoding); any other pixel data (compressed, unusual bit depths) is decoded here once,
+    its grid kept. Slices whose matrix differs from the series' most common one are skipped
+    (one volume needs one shape).
+
+    Args:
+        records: the patient's records.
+        slices: :class:`DicomSlice` (or ``None``) per record.
+        order: the chosen, sorted series.
+        max_grid: the grid has at most this many pixels per side.
 
     Returns:
-        The :class:`Volume`, or ``None`` when no slice decodes.
+        The :class:`Volume`, or ``None`` when no slice is usable.
     """
     shapes = [(records[i].rows, records[i].cols) for i in order.indices]
     if not shapes:
@@ -424,39 +776,37 @@ def load_volume(
     values, counts = np.unique(np.array(shapes), axis=0, return_counts=True)
     main = tuple(int(v) for v in values[int(np.argmax(counts))])
     step = max(1, -(-max(main) // max_grid))
-    slices: list[np.ndarray] = []
-    pads: list[np.ndarray] = []
     kept: list[int] = []
     pos: list[float] = []
+    grids: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for i, p in zip(order.indices, order.positions_mm):
-        rec, ds = records[i], datasets[i]
+        rec, sl = records[i], slices[i]
         if (rec.rows, rec.cols) != main:
             rec.mark("skipped", f"matrix {rec.rows}x{rec.cols} differs from the series' {main[0]}x{main[1]}")
             continue
         try:
-            stored = pixel_values(ds)
-            hu, pad = to_hu(np.ascontiguousarray(stored[::step, ::step]), ds)
+            if sl.native:
+                sl.check()
+            else:
+                grids[len(kept)] = sl.hu(step)
         except Exception as exc:  # noqa: BLE001 - a bad file is quarantined, never a crash
             msg = str(exc).split(" - ")[0][:120] if isinstance(exc, ValueError) else type(exc).__name__
             rec.mark("quarantined", f"pixel data unreadable: {msg}")
             continue
-        slices.append(hu)
-        pads.append(pad)
         kept.append(i)
         pos.append(float(p))
-    if not slices:
+    if not kept:
         return None
     z = np.array([records[i].ipp[2] if records[i].ipp else np.nan for i in kept], dtype=np.float64)
     spacing = np.array([records[i].pixel_spacing_mm for i in kept], dtype=np.float64)
     spacing = spacing[np.isfinite(spacing)]
     return Volume(
-        hu=np.stack(slices),
-        pad=np.stack(pads),
         positions_mm=np.array(pos, dtype=np.float64),
         z_mm=z,
         indices=kept,
         shape=main,  # type: ignore[arg-type]
         step=step,
         pixel_spacing_mm=float(np.median(spacing)) if spacing.size else float("nan"),
-        datasets=[datasets[i] for i in kept],
+        slices=[slices[i] for i in kept],
+        _grid=grids,
     )

@@ -26,15 +26,14 @@ UIDs); PatientID appears only as the folder name it already is.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
-import importlib
 import json
 import multiprocessing as mp
 import shutil
-import threading
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -49,16 +48,63 @@ from components.data.folds import assign_folds
 from components.data.labels import LabelEntry, read_labels
 from components.data.patient import PatientOutcome, process_patient
 from components.data.sources import Source, open_source
-from components.data.validation import check_blocking_names, validate_tables
+from components.data.validation import check_blocking_names, prepare_validation, run_validation
 from components.errors import UserError
 
-__all__ = ["FORMAT", "OUTPUT_NAMES", "IngestResult", "discover", "dataset_hash", "ingest"]
+__all__ = [
+    "FORMAT",
+    "OUTPUT_NAMES",
+    "POOL_MIN_FILES",
+    "IngestResult",
+    "discover",
+    "dataset_hash",
+    "ingest",
+    "shutdown_pool",
+]
 
 FORMAT = "diffexplainer-dataset/1"
 OUTPUT_NAMES = (
     "files.csv", "patients.csv", "quarantine.csv", "images.npy", "lung_masks.npy",
     "masks.npy", "distractor.npy", "dataset.json", "validation",
 )
+# Below this many patient files the patients are read in this process: starting worker
+# processes (a forkserver that imports numpy / scipy / pydicom, then the workers) and the
+# Great Expectations set-up competing with them cost more than reading this many files
+# (~0.25 ms each) on 2 busy cores.
+POOL_MIN_FILES = 4000
+
+_POOL: ProcessPoolExecutor | None = None
+_POOL_WORKERS = 0
+
+
+def _context() -> Any:
+    # forkserver: processes fork from a clean server (no threads of the caller) that has
+    # already imported the reader (pydicom, numpy, scipy).
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["components.data.patient"])
+    return ctx
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """The module's patient worker pool, started on first use and kept for later ingests."""
+    global _POOL, _POOL_WORKERS
+    if _POOL is not None and (_POOL_WORKERS != workers or getattr(_POOL, "_broken", False)):
+        _POOL.shutdown(wait=True, cancel_futures=True)
+        _POOL = None
+    if _POOL is None:
+        _POOL, _POOL_WORKERS = ProcessPoolExecutor(max_workers=workers, mp_context=_context()), workers
+    return _POOL
+
+
+def shutdown_pool() -> None:
+    """Stop the ingestion worker processes (started again by the next large ingest)."""
+    global _POOL, _POOL_WORKERS
+    if _POOL is not None:
+        _POOL.shutdown(wait=True, cancel_futures=True)
+    _POOL, _POOL_WORKERS = None, 0
+
+
+atexit.register(shutdown_pool)
 
 
 @dataclass
@@ -141,18 +187,22 @@ def _run_patients(
             tail = f" ({r['reason']})" if r["reason"] else ""
             progress(f"[{len(results)}/{len(names)}] {r['patient']}: {r['status']}{tail}")
 
-    if cfg.workers <= 1 or len(names) <= 1:
+    n_files = sum(len(layout.patients[p]) for p in names)
+    if cfg.workers <= 1 or len(names) <= 1 or n_files < POOL_MIN_FILES:
         for a in args:
             report(process_patient(*a))
     else:
-        # forkserver: workers fork from a clean server (no threads of the caller), and the
-        # preload list keeps the caller's __main__ (a script, a notebook) out of it.
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["components.data.patient"])
-        with ProcessPoolExecutor(max_workers=min(cfg.workers, len(names)), mp_context=ctx) as pool:
-            futures: list[Future[PatientOutcome]] = [pool.submit(process_patient, *a) for a in args]
+        pool = _pool(cfg.workers)
+        # largest patients first, so no worker is left with a big one at the end
+        big_first = sorted(args, key=lambda a: -len(a[2]))
+        futures: list[Future[PatientOutcome]] = [pool.submit(process_patient, *a) for a in big_first]
+        try:
             for fut in as_completed(futures):
                 report(fut.result())
+        except BaseException:
+            for fut in futures:
+                fut.cancel()
+            raise
     return [results[p] for p in names]
 
 
@@ -268,11 +318,12 @@ def ingest(
     out.mkdir(parents=True, exist_ok=True)
     _clear(out)
 
-    # Import Great Expectations (seconds) while the workers decode; the parent is idle then.
-    warm = threading.Thread(target=importlib.import_module, args=("great_expectations",), daemon=True)
-    warm.start()
-    outcomes = _run_patients(src, layout, cfg, progress)
-    warm.join()
+    # Import Great Expectations and register the suites (seconds, once per process) in a
+    # thread while the patients are read.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gx-prepare") as gx_thread:
+        prepared = gx_thread.submit(prepare_validation, cfg, out / "validation")
+        outcomes = _run_patients(src, layout, cfg, progress)
+        prep = prepared.result()
     _apply_labels(outcomes, labels)
     ok = [o for o in outcomes if o.row["status"] == "ok"]
     folds, k = assign_folds(
@@ -293,7 +344,7 @@ def ingest(
     patients.drop(columns=["label_raw"], errors="ignore").to_csv(out / "patients.csv", index=False)
     quarantine.to_csv(out / "quarantine.csv", index=False)
 
-    validation = validate_tables(_validation_tables(files_df, patients, outcomes), cfg, out / "validation")
+    validation = run_validation(prep, _validation_tables(files_df, patients, outcomes))
     (out / "validation" / "results.json").write_text(json.dumps(validation, indent=1, default=str))
 
     if not ok:

@@ -1,7 +1,9 @@
 """Everything done to one patient folder: files -> 4 windowed slices (or a quarantine reason).
 
 :func:`process_patient` runs in an ingestion worker process; it holds one patient's series
-in memory at a time and returns only the small per-patient arrays. Bad input never
+in memory at a time and returns only the small per-patient arrays. Per file only the header
+is read and parsed; pixels are read for a sample of slices (HU check, lung extent, on a
+<= 128 px grid) and at full resolution for the four selected slices. Bad input never
 raises: unreadable files are quarantined file by file, and a patient that cannot yield
 four slices is quarantined with a one-line reason. Only a storage failure
 (:class:`~components.errors.UserError` from the source) propagates.
@@ -19,6 +21,9 @@ import numpy as np
 from components.config import IngestConfig
 from components.data.dicom_series import (
     AIR_HU,
+    HEAD_BYTES,
+    PAD_BELOW_HU,
+    DicomSlice,
     FileRecord,
     Volume,
     choose_series,
@@ -28,8 +33,14 @@ from components.data.dicom_series import (
     sort_slices,
 )
 from components.data.hu import check_hu, segment
-from components.data.slices import lung_extent, render_fraction, render_images, select_levels
-from components.data.sources import Source
+from components.data.slices import (
+    render_fraction,
+    render_images,
+    sample_slices,
+    sampled_lung_extent,
+    select_levels,
+)
+from components.data.sources import Source, read_head
 from components.errors import UserError
 
 __all__ = ["PatientOutcome", "process_patient"]
@@ -154,22 +165,34 @@ def process_patient(
         :class:`PatientOutcome`; label, cohort and fold are filled in later.
     """
     out = PatientOutcome(row=_empty_row(patient, len(rels)), files=[])
-    datasets: list[Any] = []
+    datasets: list[DicomSlice | None] = []
     for rel in rels:
         try:
-            data = source.read(rel)
+            head, size = read_head(source, rel, HEAD_BYTES)
         except OSError as exc:
-            rec, ds = FileRecord(rel, patient, "quarantined", f"cannot read file ({type(exc).__name__})"), None
+            rec, sl = FileRecord(rel, patient, "quarantined", f"cannot read file ({type(exc).__name__})"), None
         else:
-            rec, ds = read_file(rel, patient, data)
+            rec, sl = read_file(rel, patient, head, size, lambda r=rel: source.read(r))  # type: ignore[misc]
         out.files.append(rec)
-        datasets.append(ds)
+        datasets.append(sl)
     try:
         return _reduce(source, out, datasets, mask_rel, cfg)
     except UserError:
         raise
     except Exception as exc:  # noqa: BLE001 - never crash the run on one patient
         return _quarantine(out, f"internal error while reading ({type(exc).__name__})")
+
+
+def _lung_area(vol: Volume, correction: int) -> Any:
+    """Lung voxel count per slice on the grid, after ``correction``, as :func:`check_hu` sees it."""
+
+    def area(ks: list[int]) -> np.ndarray:
+        hu, pad = vol.grid(ks)
+        hu = hu + correction
+        _, lung, _ = segment(hu, pad | (hu < PAD_BELOW_HU), close=False)
+        return lung.reshape(len(ks), -1).sum(axis=1)
+
+    return area
 
 
 def _reduce(source: Source, out: PatientOutcome, datasets: list[Any], mask_rel: str | None, cfg: IngestConfig) -> PatientOutcome:
@@ -185,7 +208,7 @@ def _reduce(source: Source, out: PatientOutcome, datasets: list[Any], mask_rel: 
     row["sort_method"] = order.method
     if len(order.indices) < cfg.min_slices:
         return _quarantine(out, f"too few slices ({len(order.indices)} < {cfg.min_slices})")
-    vol = load_volume(recs, dss, order)  # HU check and lung extent on a <= 128 px grid
+    vol = load_volume(recs, dss, order)  # checks every file, decodes none (native data)
     if vol is None:
         return _quarantine(out, "no slice could be decoded")
     n = len(vol.indices)
@@ -202,16 +225,17 @@ def _reduce(source: Source, out: PatientOutcome, datasets: list[Any], mask_rel: 
     )
     if n < cfg.min_slices:
         return _quarantine(out, f"too few decodable slices ({n} < {cfg.min_slices})")
-    small, small_pad = vol.hu, vol.pad
+    # HU check and lung extent on the <= 128 px grid of a sample of slices (all up to 32)
+    sample = sample_slices(n)
+    small, small_pad = vol.grid(sample)
     chk = check_hu(small, small_pad, cfg.air_hu_range, cfg.lung_hu_range, cfg.hu_autocorrect)
     row.update(hu_air=chk.air_median, hu_lung=chk.lung_median)
     if not chk.ok:
         return _quarantine(out, chk.reason)
     row["hu_correction"], row["note"] = chk.correction, chk.reason
-    if chk.correction:
-        small = np.where(small_pad, AIR_HU, small + chk.correction).astype(np.float32)
     assert chk.lung is not None
-    extent = lung_extent(chk.lung, cfg.lung_area_fraction)
+    sample_area = chk.lung.reshape(len(sample), -1).sum(axis=1)
+    extent = sampled_lung_extent(_lung_area(vol, chk.correction), n, sample, sample_area, cfg.lung_area_fraction)
     if extent is None:
         return _quarantine(out, "no lung found inside the body")
     row["lung_first"], row["lung_last"] = extent
@@ -219,11 +243,14 @@ def _reduce(source: Source, out: PatientOutcome, datasets: list[Any], mask_rel: 
     if len(set(idx)) < len(idx):
         return _quarantine(out, f"lung extent spans only {extent[1] - extent[0] + 1} slice(s)")
     sel, sel_pad = vol.full(idx)
+    # the grid of the selected slices is the full-resolution HU strided (to_hu is pointwise)
+    sel_small, sel_small_pad = sel[:, :: vol.step, :: vol.step], sel_pad[:, :: vol.step, :: vol.step]
     if chk.correction:
         sel = np.where(sel_pad, AIR_HU, sel + chk.correction).astype(np.float32)
+        sel_small = np.where(sel_small_pad, AIR_HU, sel_small + chk.correction).astype(np.float32)
     out.images = render_images(sel, cfg.window_hu, cfg.image_size)
     # lung masks of the selected slices on the segmentation grid, area-resized like the images
-    _, sel_lung, _ = segment(small[idx], small_pad[idx] | (small[idx] < -1500))
+    _, sel_lung, _ = segment(sel_small, sel_small_pad | (sel_small < PAD_BELOW_HU))
     out.lung_masks = (render_fraction(sel_lung, cfg.image_size) >= 0.5).astype(np.uint8)
     row["slice_indices"] = ";".join(str(i) for i in idx)
     row["selected_files"] = ";".join(recs[vol.indices[i]].path.rsplit("/", 1)[-1] for i in idx)

@@ -10,12 +10,16 @@ whenever the size divides evenly.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 __all__ = [
+    "EXACT_SLICES",
+    "SAMPLE_SLICES",
     "lung_extent",
+    "sample_slices",
+    "sampled_lung_extent",
     "select_levels",
     "window",
     "pad_square",
@@ -41,6 +45,80 @@ def lung_extent(lung: np.ndarray, fraction: float) -> tuple[int, int] | None:
         return None
     hits = np.flatnonzero(area >= fraction * area.max())
     return int(hits[0]), int(hits[-1])
+
+
+EXACT_SLICES = 32
+SAMPLE_SLICES = 24
+
+
+def sample_slices(n: int, target: int = SAMPLE_SLICES, exact: int = EXACT_SLICES) -> list[int]:
+    """Slices used for the HU check and the lung-extent search of an ``n``-slice series.
+
+    Every slice up to ``exact`` slices; beyond, every ``k``-th slice (``k = ceil(n/target)``)
+    and the last one, so about ``target`` slices whatever ``n`` is.
+    """
+    if n <= exact:
+        return list(range(n))
+    k = -(-n // target)
+    picks = list(range(0, n, k))
+    return picks if picks[-1] == n - 1 else [*picks, n - 1]
+
+
+def sampled_lung_extent(
+    area: Callable[[list[int]], np.ndarray],
+    n: int,
+    sample: Sequence[int],
+    sample_area: np.ndarray,
+    fraction: float,
+) -> tuple[int, int] | None:
+    """:func:`lung_extent` from lung areas of a sample of slices, refined to single slices.
+
+    The maximum is hill-climbed from the best sampled slice; the first / last slice at or
+    above ``fraction`` of it is found by bisection between the neighbouring samples. With
+    every slice sampled this is exactly :func:`lung_extent`; otherwise it assumes the lung
+    area rises and falls once between neighbouring samples (true of chest anatomy at
+    OSIC slice gaps).
+
+    Args:
+        area: lung voxel count of the given slices, ``[K]``.
+        n: slices in the series.
+        sample: sorted sampled slice indices (first 0, last ``n - 1``).
+        sample_area: their lung voxel counts, ``[len(sample)]``.
+        fraction: in (0, 1).
+
+    Returns:
+        ``(first, last)`` (inclusive), or ``None`` when no sampled slice has lung.
+    """
+    known = {int(i): float(a) for i, a in zip(sample, sample_area)}
+
+    def at(i: int) -> float:
+        if i not in known:
+            known[i] = float(area([i])[0])
+        return known[i]
+
+    if max(known.values(), default=0.0) <= 0:
+        return None
+    best = max(sample, key=lambda i: (known[i], -i))
+    for direction in (-1, 1):
+        while 0 <= best + direction < n and at(best + direction) > at(best):
+            best += direction
+    threshold = fraction * at(best)
+    hits = [j for j, i in enumerate(sample) if known[i] >= threshold]
+    first_j, last_j = hits[0], hits[-1]
+
+    def bisect(lo: int, hi: int, rising: bool) -> int:
+        # lo below / hi at-or-above the threshold (rising); mirrored for a falling edge
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if (at(mid) >= threshold) == rising:
+                hi = mid
+            else:
+                lo = mid
+        return hi if rising else lo
+
+    first = sample[first_j] if first_j == 0 else bisect(sample[first_j - 1], sample[first_j], True)
+    last = sample[last_j] if last_j == len(sample) - 1 else bisect(sample[last_j], sample[last_j + 1], False)
+    return int(min(first, best)), int(max(last, best))
 
 
 def select_levels(first: int, last: int, levels: Sequence[float]) -> list[int]:

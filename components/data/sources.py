@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from components.errors import UserError
 
-__all__ = ["Source", "LocalSource", "S3Source", "open_source"]
+__all__ = ["Source", "LocalSource", "S3Source", "open_source", "read_head"]
 
 
 class Source(Protocol):
@@ -59,6 +59,12 @@ class LocalSource:
 
     def read(self, rel: str) -> bytes:
         return (self.root / rel).read_bytes()
+
+    def read_head(self, rel: str, n: int) -> tuple[bytes, int]:
+        """The first ``n`` bytes of a file (all of it when shorter) and its full size."""
+        with open(self.root / rel, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            return fh.read(n), size
 
 
 class S3Source:
@@ -151,6 +157,16 @@ class S3Source:
             return self._s3().get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except (BotoCoreError, ClientError) as exc:
             raise self._fail(exc) from None
+
+
+def read_head(source: Source, rel: str, n: int) -> tuple[bytes, int]:
+    """First ``n`` bytes of a file and its size; sources without ``read_head`` (S3, where
+    one request per object is cheaper than two) return the whole file."""
+    head = getattr(source, "read_head", None)
+    if head is not None:
+        return head(rel, n)
+    data = source.read(rel)
+    return data, len(data)
 
 
 def open_source(source: str, s3_endpoint_url: str | None = None) -> LocalSource | S3Source:

@@ -15,6 +15,7 @@ passed to GX (see :class:`components.data.dicom_series.FileRecord`).
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,14 @@ import pandas as pd
 from components.config import IngestConfig
 from components.errors import UserError
 
-__all__ = ["EXPECTATION_NAMES", "check_blocking_names", "validate_tables"]
+__all__ = [
+    "EXPECTATION_NAMES",
+    "PreparedValidation",
+    "check_blocking_names",
+    "prepare_validation",
+    "run_validation",
+    "validate_tables",
+]
 
 EXPECTATION_NAMES = (
     "files.modality_is_ct",
@@ -110,6 +118,90 @@ def _summarise(name: str, res: Any) -> dict[str, Any]:
     }
 
 
+@dataclass
+class PreparedValidation:
+    """A GX context with both suites and validation definitions registered (no data yet).
+
+    Attributes:
+        ctx: the GX data context.
+        definitions: ``{"files": ValidationDefinition, "patients": ...}``.
+        blocking: names of blocking expectations.
+        docs_dir: Data Docs root, or ``None``.
+    """
+
+    ctx: Any
+    definitions: dict[str, Any]
+    blocking: set[str]
+    docs_dir: Path | None
+
+
+def prepare_validation(cfg: IngestConfig, docs_dir: Path | None = None) -> PreparedValidation:
+    """Import Great Expectations and register the suites; the data-independent part.
+
+    Ingestion runs this in a background thread while the patients are read (importing GX
+    and creating a file context take seconds).
+
+    Args:
+        cfg: thresholds and ``blocking_expectations``.
+        docs_dir: when given, a GX file context there (and HTML Data Docs later).
+    """
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    check_blocking_names(cfg.blocking_expectations)
+    if docs_dir is not None:
+        docs_dir.mkdir(parents=True, exist_ok=True)
+        ctx = gx.get_context(mode="file", project_root_dir=str(docs_dir))
+    else:
+        ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    source = ctx.data_sources.add_or_update_pandas("ingest")
+    definitions: dict[str, Any] = {}
+    for table, expectations in _suites(cfg).items():
+        asset = source.add_dataframe_asset(table)
+        batch = asset.add_batch_definition_whole_dataframe(f"{table}-all")
+        suite = ctx.suites.add_or_update(gx.ExpectationSuite(name=f"ingest-{table}", expectations=expectations))
+        definitions[table] = ctx.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=f"ingest-{table}", data=batch, suite=suite)
+        )
+    return PreparedValidation(ctx, definitions, set(cfg.blocking_expectations), docs_dir)
+
+
+def run_validation(prepared: PreparedValidation, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    """Validate the tables against prepared suites and build the Data Docs.
+
+    Args:
+        prepared: from :func:`prepare_validation`.
+        tables: ``{"files": df, "patients": df}`` with the columns the suites name.
+
+    Returns:
+        See :func:`validate_tables`.
+    """
+    summaries: list[dict[str, Any]] = []
+    raw: dict[str, Any] = {}
+    for table, vdef in prepared.definitions.items():
+        result = vdef.run(batch_parameters={"dataframe": tables[table]})
+        raw[table] = result.to_json_dict()
+        for res in result.results:
+            summaries.append({"table": table, **_summarise(res.expectation_config.meta["name"], res)})
+    failed = [s["name"] for s in summaries if not s["success"]]
+    docs = None
+    docs_dir = prepared.docs_dir
+    if docs_dir is not None:
+        prepared.ctx.build_data_docs()
+        index = docs_dir / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+        docs = index.relative_to(docs_dir).as_posix() if index.is_file() else None
+    return {
+        "success": not failed,
+        "blocking_failed": [n for n in failed if n in prepared.blocking],
+        "warnings": [n for n in failed if n not in prepared.blocking],
+        "expectations": summaries,
+        "docs": docs,
+        "gx": raw,
+    }
+
+
 def validate_tables(
     tables: dict[str, pd.DataFrame], cfg: IngestConfig, docs_dir: Path | None = None
 ) -> dict[str, Any]:
@@ -126,43 +218,5 @@ def validate_tables(
         (Data Docs index path relative to ``docs_dir`` or ``None``) and ``gx`` (the raw GX
         validation results per suite).
     """
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+    return run_validation(prepare_validation(cfg, docs_dir), tables)
 
-    check_blocking_names(cfg.blocking_expectations)
-    if docs_dir is not None:
-        docs_dir.mkdir(parents=True, exist_ok=True)
-        ctx = gx.get_context(mode="file", project_root_dir=str(docs_dir))
-    else:
-        ctx = gx.get_context(mode="ephemeral")
-    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
-    source = ctx.data_sources.add_or_update_pandas("ingest")
-    summaries: list[dict[str, Any]] = []
-    raw: dict[str, Any] = {}
-    for table, expectations in _suites(cfg).items():
-        asset = source.add_dataframe_asset(table)
-        batch = asset.add_batch_definition_whole_dataframe(f"{table}-all")
-        suite = ctx.suites.add_or_update(gx.ExpectationSuite(name=f"ingest-{table}", expectations=expectations))
-        vdef = ctx.validation_definitions.add_or_update(
-            gx.ValidationDefinition(name=f"ingest-{table}", data=batch, suite=suite)
-        )
-        result = vdef.run(batch_parameters={"dataframe": tables[table]})
-        raw[table] = result.to_json_dict()
-        for res in result.results:
-            summaries.append({"table": table, **_summarise(res.expectation_config.meta["name"], res)})
-    blocking = set(cfg.blocking_expectations)
-    failed = [s["name"] for s in summaries if not s["success"]]
-    docs = None
-    if docs_dir is not None:
-        ctx.build_data_docs()
-        index = docs_dir / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
-        docs = index.relative_to(docs_dir).as_posix() if index.is_file() else None
-    return {
-        "success": not failed,
-        "blocking_failed": [n for n in failed if n in blocking],
-        "warnings": [n for n in failed if n not in blocking],
-        "expectations": summaries,
-        "docs": docs,
-        "gx": raw,
-    }
