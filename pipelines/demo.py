@@ -17,15 +17,17 @@ def ensure_cohort(root: Path, cohort: str, cfg: ExperimentConfig, progress: Call
     from components.data.synth import write_cohort
 
     n = cfg.synth.osic_patients if cohort == "osic" else cfg.synth.external_patients
+    seed = cfg.synth.seed + (0 if cohort == "osic" else 1000)
     marker = root / "cohort.json"
     if marker.is_file():
         info = json.loads(marker.read_text())
-        if info.get("synth_config") == cfg.synth.model_dump(mode="json") and info.get("n_patients") == n:
+        same = (info.get("config") == cfg.synth.model_dump(mode="json") and info.get("n_patients") == n
+                and info.get("seed") == seed and info.get("cohort") == cohort)
+        if same:
             progress(f"[demo] reusing {cohort} cohort in {root}")
             return root
     progress(f"[demo] writing synthetic {cohort} cohort ({n} patients) to {root}")
-    write_cohort(root, cohort, n, cfg.synth.seed + (0 if cohort == "osic" else 1000), cfg.synth,
-                 progress=progress, overwrite=True)
+    write_cohort(root, cohort, n, seed, cfg.synth, progress=progress, overwrite=True)
     return root
 
 

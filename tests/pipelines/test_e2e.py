@@ -80,3 +80,58 @@ def test_demo_cli_bad_preset_is_one_line(capsys: pytest.CaptureFixture[str]) -> 
     assert main(["demo", "--preset", "nope"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown preset" in err[0]
+
+
+def test_swap_classifier_reuses_diffae_and_explain_finds_its_agent(
+    demo_run: tuple[dict, Path, object], tmp_path: Path
+) -> None:
+    import numpy as np
+    import torch
+
+    from components.config import TeacherConfig
+    from components.data.dataset import load_dataset
+    from components.training.train_teacher import train_teacher
+    from pipelines.explain import run_explain
+    from pipelines.swap_classifier import run_swap_classifier
+    from steps.registry.loaders import load_registered, weights_sha256
+
+    _, workdir, cfg = demo_run
+    ds = load_dataset(workdir / "datasets" / "osic")
+    resnet_cfg = TeacherConfig(arch="resnet", folds_to_train=2, epochs=1, max_minutes=0.2)
+    resnet, _ = train_teacher(np.asarray(ds.images), ds.labels, ds.folds, resnet_cfg)
+    clf = tmp_path / "resnet.pt"
+    torch.save(resnet, clf)
+
+    diffae_before, mv = load_registered(cfg.tracking.diffae_model_name, "latest")
+    before = weights_sha256(diffae_before)
+    out = tmp_path / "swap"
+    summary = run_swap_classifier(cfg, str(clf), str(out), diffae_spec="latest")
+    assert summary["status"] == "completed"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["agent_alignment"]) == {"L1", "MSE", "KL"}
+    assert (out / "report" / "index.html").is_file()
+    diffae_after, mv_after = load_registered(cfg.tracking.diffae_model_name, "latest")
+    assert mv_after.version == mv.version, "swap-classifier must not register a new DiffAE"
+    assert weights_sha256(diffae_after) == before
+
+    patient = next((workdir / "cohorts" / "external" / "train").iterdir())
+    result = run_explain(cfg, str(patient), str(tmp_path / "explain"), classifier=str(clf), alias="latest")
+    cf = np.load(tmp_path / "explain" / "counterfactuals.npy")
+    rec = np.load(tmp_path / "explain" / "reconstruction.npy")
+    n_alpha = len(cfg.counterfactual.alphas)
+    assert cf.shape == (2, n_alpha, 4, 16, 16) and cf.dtype == np.float32
+    assert rec.shape == (4, 16, 16) and np.abs(cf).max() <= 1.0
+    assert (tmp_path / "explain" / "scores.json").is_file()
+    assert result["agent_version"] == summary["registration"][cfg.tracking.agent_model_name]["version"]
+
+
+def test_explain_rejects_non_ct_folder(demo_run: tuple[dict, Path, object], tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "notct"
+    bad.mkdir()
+    (bad / "1.dcm").write_bytes(b"not a dicom file at all")
+    _, workdir, _ = demo_run
+    rc = main(["explain", "--patient", str(bad), "--out", str(tmp_path / "o"), "--config", str(TINY),
+               "--model-alias", "latest"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "notct" in err[0]
