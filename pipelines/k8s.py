@@ -1,0 +1,255 @@
+"""Kubernetes orchestrator settings from ``configs/k8s-*.yaml``.
+
+The YAML names pod *profiles* (``cpu``, ``gpu``: node selector, tolerations, resources,
+volumes) and maps step invocation ids to them; this module validates it with ZenML's own
+settings classes (``KubernetesOrchestratorSettings``, ``KubernetesPodSettings``,
+``DockerSettings`` import without the integration's extra requirements in zenml 0.98) and
+returns what ``pipeline.with_options(settings=..., steps=...)`` takes::
+
+    from pipelines.k8s import apply_k8s_settings
+    run = apply_k8s_settings(training_pipeline, "configs/k8s-prod.yaml")(config=..., ...)
+
+ZenML deep-merges a step's settings over the pipeline's, so a profile that named fewer
+resource or node-selector keys than the default profile would inherit the default's
+values for the rest; :func:`load_k8s_settings` rejects such a file.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.errors import UserError
+
+__all__ = [
+    "ORCHESTRATOR_SETTINGS_KEY",
+    "K8sSettings",
+    "load_k8s_settings",
+    "apply_k8s_settings",
+    "expand_env",
+]
+
+#: Settings key of the Kubernetes orchestrator flavor (``<component type>.<flavor>``).
+ORCHESTRATOR_SETTINGS_KEY = "orchestrator.kubernetes"
+
+_TOP_KEYS = {"namespace", "orchestrator", "docker", "common", "profiles", "default_profile", "steps"}
+# Pod-settings fields a profile may set; everything else belongs in ``common``.
+_PROFILE_KEYS = {"node_selectors", "tolerations", "resources", "affinity", "volumes", "volume_mounts", "annotations"}
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value: Any, env: dict[str, str] | None = None, where: str = "") -> Any:
+    """Expand ``${NAME}`` / ``${NAME:-default}`` in every string of a YAML tree.
+
+    Raises:
+        UserError: a ``${NAME}`` without default whose variable is unset.
+    """
+    env = os.environ if env is None else env
+    if isinstance(value, dict):
+        return {k: expand_env(v, env, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v, env, f"{where}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def _sub(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        if name in env and env[name] != "":
+            return env[name]
+        if default is None:
+            raise UserError(f"{where}: environment variable {name} is not set")
+        return default
+
+    return _ENV_REF.sub(_sub, value)
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Deep merge as ZenML merges step over pipeline settings: dicts merge, the rest replaces."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _check_k8s_model(data: Any, class_name: str, where: str) -> None:
+    """Strictly deserialize into the kubernetes client model (camelCase keys, known fields)."""
+    from zenml.integrations.kubernetes import serialization_utils
+
+    try:
+        serialization_utils.deserialize_kubernetes_model(data, class_name)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{where}: not a valid {class_name}: {exc} (Kubernetes field names are camelCase)") from exc
+
+
+def _pod_settings(data: dict[str, Any], where: str) -> Any:
+    """Validate a pod-settings dict into ``KubernetesPodSettings``."""
+    from pydantic import ValidationError
+    from zenml.integrations.kubernetes.pod_settings import KubernetesPodSettings
+
+    for i, tol in enumerate(data.get("tolerations", [])):
+        _check_k8s_model(tol, "V1Toleration", f"{where}.tolerations[{i}]")
+    if data.get("resources"):
+        _check_k8s_model(data["resources"], "V1ResourceRequirements", f"{where}.resources")
+    for key, cls in (("volumes", "V1Volume"), ("volume_mounts", "V1VolumeMount"),
+                     ("env", "V1EnvVar"), ("env_from", "V1EnvFromSource")):
+        for i, item in enumerate(data.get(key, [])):
+            _check_k8s_model(item, cls, f"{where}.{key}[{i}]")
+    if data.get("container_security_context"):
+        # zenml 0.98 add_pod_settings merges these camelCase keys into the container's
+        # snake_case to_dict(): the pod gets both spellings. Pod level works.
+        raise UserError(f"{where}.container_security_context: not rendered correctly by zenml 0.98; "
+                        "use additional_pod_spec_args.security_context (pod level)")
+    sc = (data.get("additional_pod_spec_args") or {}).get("security_context")
+    if sc is not None:
+        _check_k8s_model(sc, "V1PodSecurityContext", f"{where}.additional_pod_spec_args.security_context")
+    try:
+        return KubernetesPodSettings(**data)
+    except ValidationError as exc:
+        raise UserError(f"{where}: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
+
+
+@dataclass(frozen=True)
+class K8sSettings:
+    """A loaded ``configs/k8s-*.yaml``.
+
+    Attributes:
+        namespace: namespace the orchestrator's stack component should use.
+        orchestrator: pipeline-level ``KubernetesOrchestratorSettings``.
+        docker: ``DockerSettings`` (parent image) or None.
+        step_pods: effective ``KubernetesPodSettings`` per configured step id.
+        default_pod: effective pod settings of every step not named in ``steps``.
+        step_profiles: step id -> profile name.
+    """
+
+    namespace: str
+    orchestrator: Any
+    docker: Any
+    default_pod: Any
+    step_pods: dict[str, Any] = field(default_factory=dict)
+    step_profiles: dict[str, str] = field(default_factory=dict)
+
+    def pipeline_settings(self) -> dict[str, Any]:
+        """``settings=`` for ``pipeline.with_options``."""
+        out: dict[str, Any] = {ORCHESTRATOR_SETTINGS_KEY: self.orchestrator}
+        if self.docker is not None:
+            out["docker"] = self.docker
+        return out
+
+    def step_settings(self) -> dict[str, dict[str, Any]]:
+        """``steps=`` for ``pipeline.with_options``: pod settings of steps off the default profile."""
+        return {
+            step: {"settings": {ORCHESTRATOR_SETTINGS_KEY: {"pod_settings": pod.model_dump(exclude_defaults=True)}}}
+            for step, pod in self.step_pods.items()
+        }
+
+    def pod_settings_for(self, step: str) -> Any:
+        """The pod settings a step's pod ends up with after ZenML merges step over pipeline."""
+        from zenml.integrations.kubernetes.pod_settings import KubernetesPodSettings
+
+        if step not in self.step_pods:
+            return self.default_pod
+        merged = _merge(self.default_pod.model_dump(), self.step_pods[step].model_dump(exclude_defaults=True))
+        return KubernetesPodSettings(**merged)
+
+
+def _missing_keys(default: dict[str, Any], profile: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dict keys of ``default`` that ``profile`` does not name (they would leak in the merge)."""
+    out = []
+    for key, value in default.items():
+        if key not in profile:
+            out.append(prefix + key)
+        elif isinstance(value, dict) and isinstance(profile[key], dict):
+            out += _missing_keys(value, profile[key], f"{prefix}{key}.")
+    return out
+
+
+def load_k8s_settings(path: str | Path, env: dict[str, str] | None = None) -> K8sSettings:
+    """Load and validate a ``configs/k8s-*.yaml`` file.
+
+    Raises:
+        UserError: unreadable file, unknown keys or profiles, invalid Kubernetes fields, or a
+            profile whose merge over the default profile would inherit the default's values.
+    """
+    from pydantic import ValidationError
+    from zenml.config import DockerSettings
+    from zenml.integrations.kubernetes.flavors import KubernetesOrchestratorSettings
+
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise UserError(f"{path}: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: expected a mapping at the top level")
+    unknown = set(raw) - _TOP_KEYS
+    if unknown:
+        raise UserError(f"{path}: unknown key(s) {sorted(unknown)}; expected {sorted(_TOP_KEYS)}")
+    raw = expand_env(raw, env, where=path.name)
+
+    profiles: dict[str, dict[str, Any]] = raw.get("profiles") or {}
+    default_name = raw.get("default_profile", "cpu")
+    if default_name not in profiles:
+        raise UserError(f"{path}: default_profile {default_name!r} is not one of profiles {sorted(profiles)}")
+    for name, prof in profiles.items():
+        bad = set(prof or {}) - _PROFILE_KEYS
+        if bad:
+            raise UserError(f"{path}: profiles.{name}: unknown key(s) {sorted(bad)}; allowed {sorted(_PROFILE_KEYS)}")
+    common = raw.get("common") or {}
+    effective = {name: _merge(common, prof or {}) for name, prof in profiles.items()}
+    pods = {name: _pod_settings(data, f"{path.name}: profiles.{name}") for name, data in effective.items()}
+
+    default_dump = profiles[default_name] or {}
+    for name, prof in profiles.items():
+        leaks = [k for k in _missing_keys({k: default_dump.get(k) for k in ("node_selectors", "resources")
+                                            if isinstance(default_dump.get(k), dict)}, prof or {})]
+        if leaks:
+            raise UserError(f"{path}: profiles.{name} must also set {leaks} (else it inherits the "
+                            f"{default_name!r} values when ZenML merges step over pipeline settings)")
+
+    step_profiles: dict[str, str] = dict(raw.get("steps") or {})
+    for step, prof in step_profiles.items():
+        if prof not in profiles:
+            raise UserError(f"{path}: steps.{step}: unknown profile {prof!r}; profiles are {sorted(profiles)}")
+
+    orch = dict(raw.get("orchestrator") or {})
+    if "pod_settings" in orch:
+        raise UserError(f"{path}: orchestrator.pod_settings: use profiles/default_profile instead")
+    if "orchestrator_pod_settings" in orch:
+        orch["orchestrator_pod_settings"] = _pod_settings(
+            _merge({k: v for k, v in common.items() if k != "labels"}, orch["orchestrator_pod_settings"]),
+            f"{path.name}: orchestrator.orchestrator_pod_settings",
+        )
+    try:
+        orchestrator = KubernetesOrchestratorSettings(**orch, pod_settings=pods[default_name])
+        docker = DockerSettings(**raw["docker"]) if raw.get("docker") else None
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise UserError(f"{path}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from exc
+
+    return K8sSettings(
+        namespace=str(raw.get("namespace") or "default"),
+        orchestrator=orchestrator,
+        docker=docker,
+        default_pod=pods[default_name],
+        step_pods={s: pods[p] for s, p in step_profiles.items() if p != default_name},
+        step_profiles=step_profiles,
+    )
+
+
+def apply_k8s_settings(pipeline: Any, path: str | Path) -> Any:
+    """``pipeline.with_options(...)`` with the orchestrator, docker and per-step pod settings.
+
+    Steps named in the file but absent from the pipeline are ignored by ZenML (a warning),
+    so one file serves the training, swap-classifier and explain pipelines.
+    """
+    settings = load_k8s_settings(path)
+    return pipeline.with_options(settings=settings.pipeline_settings(), steps=settings.step_settings())
