@@ -253,3 +253,10 @@ def apply_k8s_settings(pipeline: Any, path: str | Path) -> Any:
     """
     settings = load_k8s_settings(path)
     return pipeline.with_options(settings=settings.pipeline_settings(), steps=settings.step_settings())
+
+
+def with_k8s_settings(pipeline: Any, path: str | Path | None = None) -> Any:
+    """``pipeline`` with the settings of ``path`` (or ``$DIFFEXPLAINER_K8S_SETTINGS``) applied;
+    unchanged when neither is given (the embedded local default)."""
+    path = path or os.environ.get("DIFFEXPLAINER_K8S_SETTINGS")
+    return apply_k8s_settings(pipeline, path) if path else pipeline

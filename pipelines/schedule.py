@@ -31,10 +31,11 @@ def schedule_training(
             f"the active stack's orchestrator '{orchestrator.name}' (local) does not support schedules; "
             "activate a Kubernetes stack (see infra/) and run schedule again"
         )
+    from pipelines.k8s import with_k8s_settings
     from pipelines.training import training_pipeline
 
     # No source fingerprint: a scheduled run always re-ingests (its source may change between runs).
-    training_pipeline.with_options(schedule=Schedule(cron_expression=cron))(
+    with_k8s_settings(training_pipeline).with_options(schedule=Schedule(cron_expression=cron))(
         config=cfg.model_dump(mode="json"), train_source=source, train_labels=labels,
         external_source=external_source, external_labels=external_labels,
     )

@@ -10,6 +10,7 @@ from typing import Any
 from zenml import pipeline
 
 from components.config import ExperimentConfig
+from pipelines.k8s import with_k8s_settings
 from steps.agent.distill_agent import distill_agent_step
 from steps.agent.encode_latents import encode_latents_step
 from steps.evaluate.counterfactuals import evaluate_counterfactuals_step
@@ -52,7 +53,7 @@ def run_swap_classifier(cfg: ExperimentConfig, classifier: str, out_dir: str, di
     out.mkdir(parents=True, exist_ok=True)
     spec = classifier if "://" in classifier or ":" in classifier and not Path(classifier).exists() \
         else str(Path(classifier).resolve())
-    run = swap_classifier_pipeline(config=cfg.model_dump(mode="json"), classifier=spec, diffae_spec=diffae_spec,
+    run = with_k8s_settings(swap_classifier_pipeline)(config=cfg.model_dump(mode="json"), classifier=spec, diffae_spec=diffae_spec,
                                    out_dir=str(out))
     shutil.copyfile(out / "report" / "metrics.json", out / "metrics.json")
     metrics = json.loads((out / "metrics.json").read_text())

@@ -9,6 +9,7 @@ from zenml import pipeline
 
 from components.config import ExperimentConfig
 from components.data.fingerprint import source_fingerprint
+from pipelines.k8s import with_k8s_settings
 from steps.agent.distill_agent import distill_agent_step
 from steps.agent.encode_latents import encode_latents_step
 from steps.diffae.train_diffae import train_diffae_step
@@ -68,9 +69,15 @@ def run_training(
     train_labels: str,
     external_source: str,
     external_labels: str,
+    k8s_settings: str | None = None,
 ) -> dict[str, Any]:
-    """Run the training pipeline on the active ZenML stack and summarise its outputs."""
-    run = training_pipeline(
+    """Run the training pipeline on the active ZenML stack and summarise its outputs.
+
+    ``k8s_settings`` (default ``$DIFFEXPLAINER_K8S_SETTINGS``) names a ``configs/k8s-*.yaml``
+    whose per-step pod settings (GPU pool for the DiffAE step, ...) are applied.
+    """
+    pipe = with_k8s_settings(training_pipeline, k8s_settings)
+    run = pipe(
         config=cfg.model_dump(mode="json"),
         train_source=str(train_source),
         train_labels=str(train_labels),

@@ -16,3 +16,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 from pipelines.env import configure_local_state  # noqa: E402
 
 configure_local_state()
+
+
+def pytest_sessionfinish(session: object, exitstatus: int) -> None:
+    """Remove the session's temporary ZenML / MLflow state."""
+    import shutil
+
+    shutil.rmtree(_STATE, ignore_errors=True)

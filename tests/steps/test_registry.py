@@ -43,18 +43,18 @@ def test_promotion_is_gated_audited_and_reversible() -> None:
 
     rec = promote(name, v1, "first model", actor="alice")
     assert rec.action == "promote" and rec.previous_champion is None
-    assert client.get_model_version_by_alias(name, CHAMPION).version == v1
+    assert str(client.get_model_version_by_alias(name, CHAMPION).version) == v1
 
     with pytest.raises(UserError) as exc:
         promote(name, v2, "try the bad one", actor="bob")
     assert "reconstruction" in str(exc.value) and "psnr" in str(exc.value)
-    assert client.get_model_version_by_alias(name, CHAMPION).version == v1
+    assert str(client.get_model_version_by_alias(name, CHAMPION).version) == v1
 
     promote(name, v3, "better", actor="carol")
-    assert client.get_model_version_by_alias(name, CHAMPION).version == v3
+    assert str(client.get_model_version_by_alias(name, CHAMPION).version) == v3
     back = rollback(name, "regression in the field", actor="dave")
     assert back.version == v1 and back.previous_champion == v3
-    assert client.get_model_version_by_alias(name, CHAMPION).version == v1
+    assert str(client.get_model_version_by_alias(name, CHAMPION).version) == v1
 
     log = read_audit_log(name)
     assert [r["action"] for r in log] == ["promote", "refuse", "promote", "rollback"]
@@ -75,11 +75,14 @@ def test_promotion_is_gated_audited_and_reversible() -> None:
 def test_promote_cli_refusal_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     name = f"m-{uuid.uuid4().hex[:8]}"
     v = _register(name, psnr=10.0)
+    capsys.readouterr()  # registration chatter from MLflow is not the CLI's output
     rc = main(["promote", "--model", name, "--version", v, "--reason", "x"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "refused" in err[0] and "psnr" in err[0]
     assert main(["lineage", f"{name}/99"]) == 2
     assert main(["rollback", "--model", name, "--reason", "x"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("error: ") for line in err)
 
 
 def test_parse_model_spec() -> None:

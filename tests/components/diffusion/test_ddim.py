@@ -1,0 +1,101 @@
+"""DDIM math: schedules, golden values with a linear eps model, exact invertibility."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from components.diffusion import (
+    NoiseSchedule,
+    ddim_invert,
+    ddim_sample,
+    ddim_step,
+    ddim_timesteps,
+    make_betas,
+    make_schedule,
+    stochastic_x_T,
+)
+
+# A two-step schedule small enough to check by hand: ᾱ_0 = 0.9, ᾱ_1 = 0.5.
+TWO = NoiseSchedule(betas=torch.tensor([0.1, 1 - 0.5 / 0.9], dtype=torch.float64),
+                    alphas_cumprod=torch.tensor([0.9, 0.5], dtype=torch.float64))
+
+
+def half_x(x: torch.Tensor, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """ε(x_t, t, z) = 0.5 · x_t (ignores t and z)."""
+    return 0.5 * x
+
+
+def test_linear_betas_endpoints() -> None:
+    betas = make_betas("linear", 1000)
+    assert betas[0].item() == pytest.approx(1e-4) and betas[-1].item() == pytest.approx(0.02)
+    assert make_schedule("linear", 1000).alphas_cumprod[-1].item() == pytest.approx(4.04e-5, rel=0.01)
+
+
+def test_cosine_schedule_decreasing_to_zero() -> None:
+    a = make_schedule("cosine", 100).alphas_cumprod
+    assert torch.all(a[1:] < a[:-1]) and a[0] > 0.99 and a[-1] < 1e-3
+
+
+def test_ddim_timesteps_trailing() -> None:
+    assert ddim_timesteps(1000, 50)[:3].tolist() == [19, 39, 59]
+    assert ddim_timesteps(1000, 50)[-1].item() == 999
+    assert ddim_timesteps(10, 10).tolist() == list(range(10))
+    with pytest.raises(ValueError):
+        ddim_timesteps(10, 11)
+
+
+def test_ddim_step_golden() -> None:
+    # x_t = 1, ε = 0.5, ᾱ_t = 0.5 -> ᾱ_prev = 0.9:
+    # x̂_0 = (1 − sqrt(0.5)·0.5)/sqrt(0.5) = 0.914214; x_prev = sqrt(0.9)·x̂_0 + sqrt(0.1)·0.5
+    out = ddim_step(torch.full((1, 1, 1, 1), 0.5), torch.ones(1, 1, 1, 1), 0.5, 0.9)
+    expected = math.sqrt(0.9) * (1 - math.sqrt(0.5) * 0.5) / math.sqrt(0.5) + math.sqrt(0.1) * 0.5
+    assert out.item() == pytest.approx(expected, abs=1e-6)
+    assert out.item() == pytest.approx(1.0254130, abs=1e-6)
+
+
+def test_ddim_sample_golden() -> None:
+    x_T = torch.ones(1, 1, 2, 2, dtype=torch.float64)
+    out = ddim_sample(half_x, x_T, torch.zeros(1, 3), TWO, steps=2)
+    # step t=1 (ᾱ 0.5 -> 0.9): 1.0254130; step t=0 (ᾱ 0.9 -> 1): 0.9099781
+    assert torch.allclose(out, torch.full_like(out, 0.9099780589592558), atol=1e-9)
+
+
+def test_ddim_invert_golden() -> None:
+    x0 = torch.ones(2, 1, 2, 2, dtype=torch.float64)
+    out = ddim_invert(half_x, x0, torch.zeros(2, 3), TWO, steps=2)
+    # ᾱ 1 -> 0.9 with ε(x0, t=0) = 0.5: 1.1067972; ᾱ 0.9 -> 0.5 with ε = 0.5·1.1067972: 1.0858325
+    assert torch.allclose(out, torch.full_like(out, 1.085832508759281), atol=1e-9)
+
+
+def test_inversion_is_exact_when_eps_ignores_x() -> None:
+    # With ε depending only on (t, z) every DDIM step is an affine map with a known inverse,
+    # so decode(invert(x0)) == x0 up to float error, for any number of steps.
+    sched = make_schedule("linear", 100)
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.rand(3, 1, 8, 8, generator=g) * 2 - 1
+    z = torch.randn(3, 4, generator=g)
+
+    def eps(x: torch.Tensor, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return torch.sin(t.float()[:, None, None, None] / 7 + z[:, :1, None, None]).expand_as(x)
+
+    x_T = ddim_invert(eps, x0.double(), z, sched, steps=10)
+    back = ddim_sample(eps, x_T, z, sched, steps=10)
+    assert torch.allclose(back, x0.double(), atol=1e-9)
+
+
+def test_stochastic_x_T() -> None:
+    sched = make_schedule("linear", 1000)
+    a = sched.alphas_cumprod[-1].item()
+    x0, noise = torch.ones(1, 1, 2, 2), torch.full((1, 1, 2, 2), 2.0)
+    out = stochastic_x_T(x0, noise, sched)
+    assert torch.allclose(out, torch.full_like(out, math.sqrt(a) + 2 * math.sqrt(1 - a)), atol=1e-6)
+
+
+def test_sample_does_not_mutate_input() -> None:
+    x_T = torch.randn(2, 1, 4, 4, generator=torch.Generator().manual_seed(1))
+    before = x_T.clone()
+    ddim_sample(half_x, x_T, torch.zeros(2, 2), make_schedule("linear", 20), steps=4)
+    assert torch.equal(x_T, before)
