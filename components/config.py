@@ -117,6 +117,18 @@ class DiffAEConfig(StrictModel):
     checkpoint_every: int = Field(250, ge=1)
     ddim_steps: int = Field(50, ge=1)
     augment_flip: bool = True
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant",
+        description="after warm-up: constant, or cosine decay to min_lr_ratio·lr over the run "
+        "(run progress = max(step / max_steps, elapsed / max_minutes))",
+    )
+    min_lr_ratio: float = Field(0.1, ge=0, le=1)
+    inversion_fixed_point_iters: int = Field(
+        1, ge=0, le=10,
+        description="refinement iterations per DDIM-inversion step (0 = plain inversion); "
+        "each costs one network evaluation per step and sharpens the reconstruction",
+    )
+    device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 0
 
 

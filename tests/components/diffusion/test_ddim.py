@@ -39,9 +39,9 @@ def test_cosine_schedule_decreasing_to_zero() -> None:
     assert torch.all(a[1:] < a[:-1]) and a[0] > 0.99 and a[-1] < 1e-3
 
 
-def test_ddim_timesteps_trailing() -> None:
-    assert ddim_timesteps(1000, 50)[:3].tolist() == [19, 39, 59]
-    assert ddim_timesteps(1000, 50)[-1].item() == 999
+def test_ddim_timesteps_leading() -> None:
+    assert ddim_timesteps(1000, 50)[:3].tolist() == [0, 20, 40]
+    assert ddim_timesteps(1000, 50)[-1].item() == 980
     assert ddim_timesteps(10, 10).tolist() == list(range(10))
     with pytest.raises(ValueError):
         ddim_timesteps(10, 11)
@@ -68,6 +68,25 @@ def test_ddim_invert_golden() -> None:
     out = ddim_invert(half_x, x0, torch.zeros(2, 3), TWO, steps=2)
     # ᾱ 1 -> 0.9 with ε(x0, t=0) = 0.5: 1.1067972; ᾱ 0.9 -> 0.5 with ε = 0.5·1.1067972: 1.0858325
     assert torch.allclose(out, torch.full_like(out, 1.085832508759281), atol=1e-9)
+
+
+def test_fixed_point_inversion_golden() -> None:
+    x0 = torch.ones(1, 1, 1, 1, dtype=torch.float64)
+    out = ddim_invert(half_x, x0, torch.zeros(1, 3), TWO, steps=1, fixed_point_iters=1)
+    # steps=1 uses τ = [0]: ᾱ 1 -> 0.9. Plain: x1 = sqrt(0.9) + sqrt(0.1)·0.5 = 1.1067972;
+    # one refinement re-evaluates ε at x1: x1' = sqrt(0.9) + sqrt(0.1)·0.5·1.1067972
+    assert out.item() == pytest.approx(math.sqrt(0.9) + math.sqrt(0.1) * 0.5 * 1.1067971810589328, abs=1e-9)
+
+
+def test_fixed_point_inversion_converges_to_exact_inverse() -> None:
+    # For ε = 0.5·x the refinement is a contraction; at its fixed point inversion is the exact
+    # inverse of the sampler, while plain inversion is off by a visible amount.
+    x0 = torch.linspace(-1, 1, 8, dtype=torch.float64).reshape(2, 1, 2, 2)
+    z = torch.zeros(2, 3)
+    plain = ddim_sample(half_x, ddim_invert(half_x, x0, z, TWO, 2), z, TWO, 2)
+    exact = ddim_sample(half_x, ddim_invert(half_x, x0, z, TWO, 2, fixed_point_iters=40), z, TWO, 2)
+    assert (plain - x0).abs().max() > 1e-2
+    assert torch.allclose(exact, x0, atol=1e-9)
 
 
 def test_inversion_is_exact_when_eps_ignores_x() -> None:

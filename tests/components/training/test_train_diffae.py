@@ -20,6 +20,9 @@ CFG = DiffAEConfig(image_size=16, base_channels=4, channel_mults=[1, 2], num_res
                    ema_decay=0.9, device="cpu", seed=3)
 
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+
 def images(n: int = 3) -> np.ndarray:
     rng = np.random.default_rng(0)
     return np.tanh(rng.normal(size=(n, 4, 16, 16))).astype(np.float32)
