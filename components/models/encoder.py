@@ -9,10 +9,8 @@ __all__ = ["SemanticEncoder"]
 
 
 def _groups(channels: int) -> int:
-    for g in (32, 16, 8, 4, 2, 1):
-        if channels % g == 0 and channels // g >= 2 or g == 1:
-            return g
-    return 1
+    """Largest GroupNorm group count in (32, 16, …, 1) dividing ``channels`` with >= 2 channels per group."""
+    return next((g for g in (32, 16, 8, 4, 2) if channels % g == 0 and channels // g >= 2), 1)
 
 
 class _DownBlock(nn.Module):
