@@ -275,6 +275,7 @@ class TrackingConfig(StrictModel):
     diffae_model_name: str = "diffexplainer-diffae"
     teacher_model_name: str = "diffexplainer-teacher"
     agent_model_name: str = "diffexplainer-agent"
+    auto_promote: bool = Field(True, description="promote to champion when every gate passes (audited)")
 
 
 class ExperimentConfig(StrictModel):
