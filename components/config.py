@@ -84,6 +84,11 @@ class IngestConfig(StrictModel):
         description="names of Great Expectations expectations whose failure stops the run",
     )
     s3_endpoint_url: str | None = None
+    require_chest: bool = Field(
+        True,
+        description="quarantine series that fail the air/lung HU check or show no lung; False (explain --lenient) "
+        "keeps them, taking the slice levels over the whole series and noting it",
+    )
 
     @field_validator("slice_levels")
     @classmethod

@@ -87,6 +87,31 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_teacher(args: argparse.Namespace) -> int:
+    from components.config import load_config
+
+    overrides = {"teacher": {"arch": args.arch}} if args.arch else None
+    cfg = load_config(args.config, preset=args.preset, overrides=overrides)
+    import numpy as np
+    import torch
+
+    from components.data.dataset import load_dataset
+    from components.training.train_teacher import train_teacher
+
+    ds = load_dataset(args.dataset)
+    model, metrics = train_teacher(
+        np.asarray(ds.images), ds.labels, ds.folds, cfg.teacher,
+        progress=lambda frac, msg: _progress(f"[teacher {100 * frac:5.1f}%] {msg}"),
+    )
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model, out)
+    cv = metrics["cv_mean"]
+    print(f"saved {cfg.teacher.arch} classifier to {out} (CV AUC {cv.get('auc', float('nan')):.3f}, "
+          f"{metrics.get('seconds', 0):.0f} s)")
+    return 0
+
+
 def _cmd_swap(args: argparse.Namespace) -> int:
     from components.config import load_config
 
@@ -104,7 +129,8 @@ def _cmd_swap(args: argparse.Namespace) -> int:
 def _cmd_explain(args: argparse.Namespace) -> int:
     from components.config import load_config
 
-    cfg = load_config(args.config, preset=args.preset)
+    overrides = {"ingest": {"require_chest": False}} if args.lenient else None
+    cfg = load_config(args.config, preset=args.preset, overrides=overrides)
     from pipelines.explain import run_explain
 
     result = run_explain(cfg, args.patient, args.out, classifier=args.classifier, alias=args.model_alias)
@@ -181,6 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--external-labels", required=True)
     p.add_argument("--workdir", default=None)
 
+    p = add("train-teacher", _cmd_train_teacher, "train a classifier on an ingested dataset (e.g. a second black box)")
+    p.add_argument("--dataset", required=True, help="an ingest --out folder")
+    p.add_argument("--arch", choices=["densenet121", "densenet-small", "resnet"], default=None)
+    p.add_argument("--out", required=True, help="file for the torch.save'd classifier")
+
     p = add("swap-classifier", _cmd_swap, "new agent for a new black box, reusing the registered DiffAE")
     p.add_argument("--classifier", required=True, help="PATH (TorchScript / torch.save), models:/NAME@ALIAS, module:factory")
     p.add_argument("--out", required=True)
@@ -192,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--model-alias", default="champion", help="alias, version number or 'latest'")
     p.add_argument("--classifier", default=None, help="explain this black box with its swap-classifier agent")
+    p.add_argument("--lenient", action="store_true",
+                   help="accept a CT series that fails the chest checks (HU sanity, lung extent); noted in the output")
 
     p = add("schedule", _cmd_schedule, "scheduled retraining (needs an orchestrator with schedules, e.g. Kubernetes)")
     p.add_argument("--cron", required=True)

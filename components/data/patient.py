@@ -230,16 +230,26 @@ def _reduce(source: Source, out: PatientOutcome, datasets: list[Any], mask_rel: 
     small, small_pad = vol.grid(sample)
     chk = check_hu(small, small_pad, cfg.air_hu_range, cfg.lung_hu_range, cfg.hu_autocorrect)
     row.update(hu_air=chk.air_median, hu_lung=chk.lung_median)
-    if not chk.ok:
+    extent: tuple[int, int] | None
+    if chk.ok:
+        row["hu_correction"], row["note"] = chk.correction, chk.reason
+        assert chk.lung is not None
+        sample_area = chk.lung.reshape(len(sample), -1).sum(axis=1)
+        extent = sampled_lung_extent(_lung_area(vol, chk.correction), n, sample, sample_area, cfg.lung_area_fraction)
+    elif cfg.require_chest:
         return _quarantine(out, chk.reason)
-    row["hu_correction"], row["note"] = chk.correction, chk.reason
-    assert chk.lung is not None
-    sample_area = chk.lung.reshape(len(sample), -1).sum(axis=1)
-    extent = sampled_lung_extent(_lung_area(vol, chk.correction), n, sample, sample_area, cfg.lung_area_fraction)
+    else:  # lenient (explain on a non-chest CT): keep going, say so
+        row["hu_correction"], row["note"], extent = 0, f"lenient: {chk.reason}", None
+    if extent is None and not cfg.require_chest:
+        extent = (0, n - 1)
+        row["note"] = "; ".join(x for x in (row["note"], "lenient: slice levels of the whole series") if x)
     if extent is None:
         return _quarantine(out, "no lung found inside the body")
     row["lung_first"], row["lung_last"] = extent
     idx = select_levels(*extent, cfg.slice_levels)
+    if len(set(idx)) < len(idx) and not cfg.require_chest and extent[1] - extent[0] + 1 >= len(idx):
+        idx = [int(round(v)) for v in np.linspace(extent[0], extent[1], len(idx))]
+        row["note"] = "; ".join(x for x in (row["note"], "lenient: evenly spaced slices") if x)
     if len(set(idx)) < len(idx):
         return _quarantine(out, f"lung extent spans only {extent[1] - extent[0] + 1} slice(s)")
     sel, sel_pad = vol.full(idx)

@@ -23,7 +23,7 @@ from matplotlib.colors import Normalize  # noqa: E402
 
 from components.counterfactual.heatmap import CMAP, difference, overlay_difference, symmetric_limit  # noqa: E402
 
-__all__ = ["plot_case_panel", "plot_heatmaps", "plot_score_curve", "plot_localization"]
+__all__ = ["plot_case_panel", "plot_heatmaps", "plot_score_curve", "plot_localization", "plot_reconstructions"]
 
 
 def _save(fig: plt.Figure, path: str | Path) -> Path:
@@ -185,4 +185,24 @@ def plot_localization(table: Mapping[str, Mapping[str, float | None]], path: str
     ax.set_xticklabels(names, rotation=30, ha="right", fontsize=7)
     ax.set_ylim(0, 1)
     ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_reconstructions(originals: np.ndarray, recons: np.ndarray, path: str | Path, title: str = "") -> Path:
+    """Originals above their DDIM-inversion reconstructions, one column per slice.
+
+    Args:
+        originals: ``[K,4,H,W]`` in [-1,1].
+        recons: ``[K,4,H,W]`` in [-1,1].
+        path: PNG file.
+        title: figure title.
+    """
+    k, s = originals.shape[:2]
+    fig, axes = plt.subplots(2 * k, s, figsize=(1.4 * s, 1.4 * 2 * k), squeeze=False)
+    for i in range(k):
+        for j in range(s):
+            _grey(axes[2 * i, j], originals[i, j], f"case {i} slice {j}" if i == 0 else None)
+            _grey(axes[2 * i + 1, j], recons[i, j], "reconstruction" if i == 0 and j == 0 else None)
+    if title:
+        fig.suptitle(title, fontsize=8)
     return _save(fig, path)

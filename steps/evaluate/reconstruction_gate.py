@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Annotated
 
 import mlflow
@@ -14,6 +16,7 @@ from components.data.dataset import load_dataset
 from components.gates import reconstruction_gate
 from components.metrics.reconstruction_eval import evaluate_reconstruction
 from components.models.diffae import load_diffae
+from components.report.figures import plot_reconstructions
 from steps.tracking import log_dict_artifact, step_run
 
 __all__ = ["reconstruction_gate_step"]
@@ -42,7 +45,13 @@ def reconstruction_gate_step(
     holdout = diffae.get("holdout_fold", -1)
     with step_run(experiment, "reconstruction-gate", tags={"stage": "reconstruction_gate", "dataset_hash": ds.hash,
                   "external_dataset_hash": ext.hash}) as _:
-        per_cohort = {"external": evaluate_reconstruction(model, bb, np.asarray(ext.images), ddim_steps)}
+        per_cohort = {"external": evaluate_reconstruction(model, bb, np.asarray(ext.images), ddim_steps,
+                                                          keep_samples=4)}
+        originals, recons = per_cohort["external"].pop("samples")
+        with tempfile.TemporaryDirectory() as tmp:
+            png = plot_reconstructions(originals, recons, Path(tmp) / "reconstructions.png",
+                                       title=f"external cohort, DDIM inversion, {ddim_steps} steps")
+            mlflow.log_artifact(str(png))
         if holdout >= 0 and (np.asarray(ds.folds) == holdout).any():
             per_cohort["osic_holdout"] = evaluate_reconstruction(
                 model, bb, np.asarray(ds.images)[np.asarray(ds.folds) == holdout], ddim_steps)

@@ -10,7 +10,7 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from components.blackbox import BlackBox, load_blackbox
+from components.blackbox import BlackBox, load_blackbox, state_hash
 from components.errors import UserError
 from components.models.agent import Agent
 from components.models.diffae import DiffAE, save_diffae
@@ -42,15 +42,8 @@ def load_classifier(spec: str) -> BlackBox:
 
 
 def weights_sha256(module: torch.nn.Module) -> str:
-    """sha256 over the state dict (names, shapes, bytes): detects any change of weights."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for name, t in sorted(module.state_dict().items()):
-        h.update(name.encode())
-        h.update(str(tuple(t.shape)).encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
+    """sha256 over the state dict (names, dtypes, shapes, bytes): detects any change of weights."""
+    return state_hash(module)
 
 
 def registered_version(name: str, spec: str) -> ModelVersion:

@@ -188,3 +188,18 @@ def test_registry_uris_need_a_resolver() -> None:
     assert isinstance(bb, BlackBox) and seen == ["models:/teacher/3"] and bb.source == "models:/teacher/3"
     with pytest.raises(UserError, match="no such file"):
         load_blackbox("/definitely/missing/model.pt")
+
+
+def test_state_hash_handles_zero_dim_buffers_and_detects_changes() -> None:
+    """BatchNorm's ``num_batches_tracked`` is a 0-d long tensor (MONAI DenseNet has many)."""
+    from components.blackbox import state_hash
+
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Conv2d(4, 2, 3), torch.nn.BatchNorm2d(2))
+    h = state_hash(m)
+    assert h == state_hash(m)
+    with torch.no_grad():
+        m[0].weight[0, 0, 0, 0] += 1e-3
+    assert state_hash(m) != h
+    m[1].num_batches_tracked += 1
+    assert len({h, state_hash(m)}) == 2

@@ -135,3 +135,36 @@ def test_explain_rejects_non_ct_folder(demo_run: tuple[dict, Path, object], tmp_
                "--model-alias", "latest"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "notct" in err[0]
+
+
+def test_explain_on_pydicom_ct_series(demo_run: tuple[dict, Path, object], tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """pydicom's 5-slice CT5N series (a 16 px crop, not a chest: strict mode refuses it)."""
+    import shutil
+
+    import numpy as np
+    from pydicom.data import get_testdata_file
+
+    series = sorted(Path(get_testdata_file("CT_small.dcm")).parent.glob("dicomdirtests/98892001/CT5N/*"))
+    assert len(series) == 5
+    patient = tmp_path / "CT5N"
+    patient.mkdir()
+    for n, f in enumerate(series, start=1):
+        shutil.copy(f, patient / f"{n}.dcm")
+    import yaml
+
+    cfg_dict = yaml.safe_load(TINY.read_text())
+    cfg_dict["ingest"]["min_slices"] = 4
+    config = tmp_path / "explain.yaml"
+    config.write_text(yaml.safe_dump(cfg_dict))
+    args = ["explain", "--patient", str(patient), "--config", str(config), "--model-alias", "latest"]
+    assert main([*args, "--out", str(tmp_path / "strict")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "HU sanity failed" in err[0]
+
+    assert main([*args, "--out", str(tmp_path / "lenient"), "--lenient"]) == 0
+    cf = np.load(tmp_path / "lenient" / "counterfactuals.npy")
+    rec = np.load(tmp_path / "lenient" / "reconstruction.npy")
+    assert cf.shape[0] == 2 and cf.shape[2:] == (4, 16, 16) and rec.shape == (4, 16, 16)
+    scores = json.loads((tmp_path / "lenient" / "scores.json").read_text())
+    assert scores["patient_id"] == "CT5N"
