@@ -192,7 +192,6 @@ def test_registry_uris_need_a_resolver() -> None:
 
 def test_state_hash_handles_zero_dim_buffers_and_detects_changes() -> None:
     """BatchNorm's ``num_batches_tracked`` is a 0-d long tensor (MONAI DenseNet has many)."""
-    from components.blackbox import state_hash
 
     torch.manual_seed(0)
     m = torch.nn.Sequential(torch.nn.Conv2d(4, 2, 3), torch.nn.BatchNorm2d(2))
