@@ -159,6 +159,7 @@ class TeacherConfig(StrictModel):
     augment_flip: bool = Field(True, description="random left-right flips of the stack")
     max_minutes: float = Field(180.0, gt=0, description="wall-clock budget over all folds")
     seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
 
     @model_validator(mode="after")
     def _resnet_four_stages(self) -> "TeacherConfig":

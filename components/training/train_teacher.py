@@ -94,12 +94,21 @@ def fold_threshold_into_head(model: TeacherNet, threshold: float) -> None:
 
 
 @torch.no_grad()
+def _device(cfg: TeacherConfig) -> torch.device:
+    """``cfg.device``: ``auto`` takes the GPU when one is visible (training runs in bf16 there)."""
+    use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+    return torch.device("cuda" if use_cuda else "cpu")
+
+
+@torch.no_grad()
 def predict_logits(model: nn.Module, images: ArrayLike, batch_size: int = 64) -> np.ndarray:
-    """Logits ``[N,C]`` (float32 numpy) of ``model`` on ``images [N,4,H,W] in [-1,1]``, eval mode."""
+    """Logits ``[N,C]`` (float32 numpy) of ``model`` on ``images [N,4,H,W] in [-1,1]``, eval mode,
+    on the device the model's parameters are on."""
     x = torch.as_tensor(np.asarray(images), dtype=torch.float32)
+    device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    out = [model(x[i : i + batch_size]).float() for i in range(0, len(x), batch_size)]
+    out = [model(x[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)]
     model.train(was_training)
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
@@ -152,9 +161,10 @@ def _train_fold(
 ) -> tuple[TeacherNet, dict[str, float], int]:
     gen = torch.Generator().manual_seed(cfg.seed + 1000 * fold)
     torch.manual_seed(cfg.seed + 1000 * fold)
-    model = build_teacher(cfg, image_size)
+    device = _device(cfg)
+    model = build_teacher(cfg, image_size).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    loss_fn = nn.CrossEntropyLoss(weight=_class_weights(y_tr.numpy(), cfg.num_classes))
+    loss_fn = nn.CrossEntropyLoss(weight=_class_weights(y_tr.numpy(), cfg.num_classes).to(device))
     steps_per_epoch = max(1, math.ceil(len(x_tr) / cfg.batch_size))
     total = cfg.epochs * steps_per_epoch
     start = time.monotonic()
@@ -175,7 +185,10 @@ def _train_fold(
             progress = max(step / total, (time.monotonic() - start) / budget_s)
             for group in opt.param_groups:
                 group["lr"] = one_cycle_lr(progress, cfg.lr)
-            loss = loss_fn(model(xb), yb)
+            xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                logits = model(xb)
+            loss = loss_fn(logits.float(), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -194,7 +207,7 @@ def _train_fold(
         if time.monotonic() - start >= budget_s:
             break
     model.load_state_dict(best["state"])
-    model.eval()
+    model = model.cpu().eval()
     prob = _softmax_pos(predict_logits(model, x_va, 2 * cfg.batch_size))
     metrics = binary_metrics(y_va, prob, best["threshold"])
     metrics.update(
