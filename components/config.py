@@ -180,7 +180,10 @@ class AgentConfig(StrictModel):
     lr: float = Field(1e-4, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     normalize_latents: bool = True
-    augment_flip: bool = True
+    augmentations: list[Literal["flip", "shift+x", "shift-x", "shift+y", "shift-y"]] = Field(
+        default_factory=lambda: ["flip", "shift+x", "shift-x", "shift+y", "shift-y"],
+        description="stack augmentations whose latents and black-box targets add agent training pairs",
+    )
     ridge_init: bool = Field(
         True, description="initialise Linear(2048->F) from a cross-validated ridge fit"
     )

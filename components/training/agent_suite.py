@@ -1,8 +1,8 @@
 """Distil agents for one black box under several objectives and report their alignment.
 
 This is what both the training pipeline and ``swap-classifier`` run for a black box: black-box
-targets on the training stacks (and their horizontally flipped copies, an augmentation that
-doubles the training pairs, DESIGN.md §5a), one agent per objective, and the alignment table
+targets on the training stacks (and on flipped / one-pixel-shifted copies, augmentations that
+multiply the training pairs, DESIGN.md §5a), one agent per objective, and the alignment table
 on the external cohort with the black box's decisions as ground truth (paper Table 1).
 """
 
@@ -20,6 +20,7 @@ from components.blackbox import BlackBox
 from components.config import AgentConfig
 from components.models.agent import Agent
 from components.training.distill_agent import alignment_report, distill_agent
+from components.training.latents import augment_stacks
 
 __all__ = ["AgentSuite", "blackbox_targets", "distill_suite"]
 
@@ -71,7 +72,7 @@ def distill_suite(
     images_ext: ArrayLike,
     q_ext: ArrayLike,
     cfg: AgentConfig,
-    q_train_flip: ArrayLike | None = None,
+    q_train_aug: dict[str, ArrayLike] | None = None,
     progress: Callable[[float, str], None] | None = None,
     log_metrics: Callable[[dict[str, float], int], None] | None = None,
 ) -> AgentSuite:
@@ -79,12 +80,13 @@ def distill_suite(
 
     Args:
         bb: the black box to mimic.
-        images_train: ``[N,4,H,W]`` training stacks in [-1,1]; their flips are scored when
-            ``q_train_flip`` is given and ``cfg.augment_flip`` is set.
+        images_train: ``[N,4,H,W]`` training stacks in [-1,1]; each augmentation in
+            ``cfg.augmentations`` with latents in ``q_train_aug`` is scored by the black box too.
         q_train: ``[N,2048]`` DiffAE latents of ``images_train``.
         images_ext: ``[M,4,H,W]`` external stacks; ``q_ext``: their latents ``[M,2048]``.
         cfg: agent config.
-        q_train_flip: ``[N,2048]`` latents of the horizontally flipped training stacks.
+        q_train_aug: augmentation name -> ``[N,2048]`` latents of the augmented training stacks
+            (see :func:`components.training.latents.augment_stacks`).
 
     Returns:
         :class:`AgentSuite`. Output-mode black boxes (no features / head) give KL-only agents.
@@ -92,9 +94,14 @@ def distill_suite(
     x_train = np.asarray(images_train, dtype=np.float32)
     targets = blackbox_targets(bb, x_train)
     q_aug, targets_aug = None, None
-    if q_train_flip is not None and cfg.augment_flip:
-        q_aug = np.asarray(q_train_flip, dtype=np.float32)
-        targets_aug = blackbox_targets(bb, x_train[..., ::-1])
+    names = [n for n in cfg.augmentations if q_train_aug and n in q_train_aug]
+    if names:  # blocks of N rows: row j augments training row j % N (distill_agent's convention)
+        q_aug = np.concatenate([np.asarray(q_train_aug[n], dtype=np.float32) for n in names])
+        per_aug = [blackbox_targets(bb, augment_stacks(x_train, n)) for n in names]
+        targets_aug = {
+            key: None if per_aug[0][key] is None else np.concatenate([t[key] for t in per_aug])
+            for key in ("logits", "features")
+        }
     ext_logits = blackbox_targets(bb, images_ext)["logits"]
     objectives = list(dict.fromkeys([cfg.objective, *cfg.report_objectives]))
     if bb.mode == "output":

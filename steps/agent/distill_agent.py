@@ -47,7 +47,7 @@ def distill_agent_step(
                   "blackbox_hash": bb.content_hash}, params={"agent": agent_config}) as run:
         suite = distill_suite(
             bb, ds.images, np.load(latents["train"]), ext.images, np.load(latents["external"]), cfg,
-            q_train_flip=np.load(latents["train_flip"]),
+            q_train_aug={a: np.load(latents[f"train_{a}"]) for a in latents["augmentations"]},
             progress=lambda frac, msg: print(f"[agent {100 * frac:5.1f}%] {msg}", flush=True),
         )
         for objective, m in suite.alignment.items():

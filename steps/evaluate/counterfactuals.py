@@ -70,7 +70,9 @@ def evaluate_counterfactuals_step(
         paths = write_cohort_report(
             workdir, evaluation, cfg,
             dataset=dataset_info,
-            reconstruction_gate=recon_gate,
+            reconstruction_gate={**recon_gate["values"]["external"], "passed": recon_gate["passed"],
+                                 "message": recon_gate["message"], "ddim_steps": recon_gate["ddim_steps"],
+                                 "osic_holdout": recon_gate["values"].get("osic_holdout")},
             agent_alignment=agent["alignment"],
             timings_s=timings,
             run_ids={"diffae": diffae["run_id"], "teacher": teacher.get("run_id", teacher["path"]), "agent": agent["run_id"],
