@@ -157,6 +157,15 @@ class TeacherConfig(StrictModel):
     lr: float = Field(1e-6, gt=0, description="peak lr of the one-cycle schedule")
     weight_decay: float = Field(1e-4, ge=0)
     augment_flip: bool = Field(True, description="random left-right flips of the stack")
+    augment_noise_std: float = Field(
+        0.0, ge=0, description="max std of MONAI RandGaussianNoise (std drawn uniformly up to it) added to training stacks ([-1,1] units); 0 = off"
+    )
+    augment_translate_px: float = Field(
+        0.0, ge=0, description="max in-plane shift (pixels) of a MONAI RandAffine per training stack; 0 = off"
+    )
+    augment_scale: float = Field(
+        0.0, ge=0, lt=0.5, description="max relative zoom of the MONAI RandAffine per training stack; 0 = off"
+    )
     max_minutes: float = Field(180.0, gt=0, description="wall-clock budget over all folds")
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"

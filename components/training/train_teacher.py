@@ -5,7 +5,10 @@ already splits by patient. For each of the first ``cfg.folds_to_train`` folds a 
 teacher is trained on the other folds and selected on the held-out one:
 
 - class imbalance: cross-entropy weighted by inverse class frequency of the training folds;
-- augmentation: random left-right flips of the whole stack (``cfg.augment_flip``);
+- augmentation: random left-right flips of the whole stack (``cfg.augment_flip``) and,
+  when configured, a MONAI ``RandAffine`` (shift / zoom, the same for the 4 slices) and
+  ``RandGaussianNoise`` (std drawn up to the configured value) per stack (``cfg.augment_translate_px``, ``augment_scale``,
+  ``augment_noise_std``);
 - lr: one-cycle (cosine warm-up over 30 %, cosine anneal to ``lr/1e4``, AdamW). The cycle's
   position is the larger of step progress and time progress, so a run stopped by the time
   budget (``cfg.max_minutes``, shared equally by the folds) still finishes annealed;
@@ -31,6 +34,7 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 from sklearn.metrics import roc_curve
+from monai.transforms import Compose, RandAffine, RandGaussianNoise
 from torch import nn
 
 from components.config import TeacherConfig
@@ -45,6 +49,7 @@ __all__ = [
     "one_cycle_lr",
     "youden_threshold",
     "fold_threshold_into_head",
+    "stack_augmenter",
 ]
 
 ProgressFn = Callable[[float, str], None]
@@ -141,6 +146,32 @@ def evaluate_teacher(
     return out
 
 
+def stack_augmenter(cfg: TeacherConfig, seed: int) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """MONAI shift / zoom / noise augmentation of a batch, or None when all are off.
+
+    The returned function maps ``[B,4,H,W]`` in [-1,1] to a new ``[B,4,H,W]`` tensor (values
+    stay in [-1,1]); each stack gets its own random draw, shared by its 4 slices. Deterministic
+    for ``seed``.
+    """
+    transforms: list[Any] = []
+    if cfg.augment_translate_px > 0 or cfg.augment_scale > 0:
+        transforms.append(RandAffine(
+            prob=1.0, translate_range=(cfg.augment_translate_px,) * 2, scale_range=(cfg.augment_scale,) * 2,
+            padding_mode="border", mode="bilinear",
+        ))
+    if cfg.augment_noise_std > 0:
+        transforms.append(RandGaussianNoise(prob=1.0, mean=0.0, std=cfg.augment_noise_std))
+    if not transforms:
+        return None
+    chain = Compose(transforms).set_random_state(seed=seed)
+
+    def apply(x: torch.Tensor) -> torch.Tensor:
+        out = [torch.as_tensor(chain(xi.cpu())).as_subclass(torch.Tensor).float() for xi in x]
+        return torch.stack(out).clamp_(-1.0, 1.0)
+
+    return apply
+
+
 def _class_weights(y: np.ndarray, num_classes: int) -> torch.Tensor:
     counts = np.bincount(y, minlength=num_classes).astype(np.float64)
     w = len(y) / (num_classes * np.maximum(counts, 1.0))
@@ -164,6 +195,7 @@ def _train_fold(
     device = _device(cfg)
     model = build_teacher(cfg, image_size).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    augment = stack_augmenter(cfg, cfg.seed + 1000 * fold)
     loss_fn = nn.CrossEntropyLoss(weight=_class_weights(y_tr.numpy(), cfg.num_classes).to(device))
     steps_per_epoch = max(1, math.ceil(len(x_tr) / cfg.batch_size))
     total = cfg.epochs * steps_per_epoch
@@ -182,6 +214,8 @@ def _train_fold(
             if cfg.augment_flip:
                 flip = torch.rand(len(idx), generator=gen) < 0.5
                 xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
+            if augment is not None:
+                xb = augment(xb)
             progress = max(step / total, (time.monotonic() - start) / budget_s)
             for group in opt.param_groups:
                 group["lr"] = one_cycle_lr(progress, cfg.lr)

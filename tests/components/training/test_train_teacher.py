@@ -13,6 +13,7 @@ from components.training.train_teacher import (
     fold_threshold_into_head,
     one_cycle_lr,
     predict_logits,
+    stack_augmenter,
     train_teacher,
     youden_threshold,
 )
@@ -97,3 +98,31 @@ def test_one_cycle_youden_and_threshold_folding() -> None:
     clear = np.abs(p1 - thr) > 1e-5  # float32 ties at the boundary are not decidable
     assert clear.sum() >= 18
     assert np.array_equal(decided[clear], (p1[clear] >= thr).astype(int))
+
+
+def test_stack_augmenter_monai_shift_zoom_noise() -> None:
+    assert stack_augmenter(_cfg(), seed=0) is None  # all off by default
+    x = torch.full((3, 4, SIZE, SIZE), -1.0)
+    x[:, :, 6:10, 6:10] = 1.0
+    aug = stack_augmenter(_cfg(augment_translate_px=2.0, augment_scale=0.1), seed=0)
+    out = aug(x)
+    assert type(out) is torch.Tensor
+    assert out.shape == x.shape and out.min() >= -1 and out.max() <= 1
+    assert not torch.equal(out, x)
+    # one affine draw per stack, shared by its 4 slices
+    assert torch.allclose(out[:, 0], out[:, 3])
+    # different stacks get different draws; the same seed repeats them
+    assert not torch.allclose(out[0], out[1])
+    assert torch.equal(stack_augmenter(_cfg(augment_translate_px=2.0, augment_scale=0.1), seed=0)(x), out)
+    noisy = stack_augmenter(_cfg(augment_noise_std=0.05), seed=1)(torch.zeros(2, 4, SIZE, SIZE))
+    assert type(noisy) is torch.Tensor  # not a MONAI MetaTensor
+    assert 0.0 < float(noisy.std()) < 0.05  # MONAI draws the std uniformly in [0, 0.05]
+
+
+def test_train_teacher_with_augmentation_learns() -> None:
+    torch.set_num_threads(2)
+    x, y = _tiny_cohort(48, seed=3)
+    folds = np.arange(48) % 2
+    model, m = train_teacher(x, y, folds, _cfg(epochs=6, augment_translate_px=1.0, augment_scale=0.05))
+    xe, ye = _tiny_cohort(40, seed=4)
+    assert evaluate_teacher(model, xe, ye)["auc"] > 0.9
