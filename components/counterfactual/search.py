@@ -4,6 +4,12 @@ The agent flips ~100x earlier than the teacher (DESIGN.md §5a), so alpha is cho
 teacher's response: double alpha until the teacher's probability of the target class reaches
 ``target_confidence`` (or alpha reaches ``alpha_cap``), then bisect between the last miss and
 the first hit. Searches run in lockstep so that one batched decode serves all of them.
+
+A search can start from evaluations already made elsewhere (``prior``, e.g. the sweep's
+teacher probabilities at its fixed alphas, decoded from the same ``x_T`` and the same shift):
+the largest prior miss below the smallest prior hit becomes the lower bracket, the smallest
+prior hit the upper one, so the search bisects straight away or resumes doubling from the
+largest miss. Prior points cost nothing and are not counted in ``n_evals``.
 """
 
 from __future__ import annotations
@@ -25,8 +31,10 @@ class AlphaSearchResult:
         probability: teacher probability of the target class at ``alpha``.
         reached: the teacher reached ``target_confidence``.
         capped: the search stopped because alpha hit ``alpha_cap`` without reaching it.
-        n_evals: teacher evaluations (each one decode of the 4-slice stack).
-        trace: ``(alpha, probability)`` in evaluation order.
+        n_evals: teacher evaluations made by the search (each one decode of the 4-slice
+            stack); prior points are not counted.
+        trace: ``(alpha, probability)`` of the search's own evaluations, in order.
+        prior: the ``(alpha, probability)`` points the search started from.
     """
 
     alpha: float
@@ -35,6 +43,7 @@ class AlphaSearchResult:
     capped: bool
     n_evals: int
     trace: list[tuple[float, float]] = field(default_factory=list)
+    prior: list[tuple[float, float]] = field(default_factory=list)
 
     @property
     def stop_reason(self) -> str:
@@ -51,6 +60,7 @@ class AlphaSearchResult:
             "capped": self.capped,
             "n_evals": self.n_evals,
             "trace": [[a, p] for a, p in self.trace],
+            "prior": [[a, p] for a, p in self.prior],
         }
 
 
@@ -66,6 +76,7 @@ class AlphaSearch:
         alpha_cap: largest alpha tried.
         max_evals: evaluation budget.
         rel_tol: bisection stops when ``hi - lo <= rel_tol * hi``.
+        prior: ``(alpha, probability)`` points already evaluated (free; see module docs).
     """
 
     def __init__(
@@ -75,6 +86,7 @@ class AlphaSearch:
         alpha_cap: float,
         max_evals: int = 12,
         rel_tol: float = 0.1,
+        prior: Sequence[tuple[float, float]] = (),
     ) -> None:
         if not 0 < alpha_start <= alpha_cap:
             raise ValueError("need 0 < alpha_start <= alpha_cap")
@@ -88,6 +100,24 @@ class AlphaSearch:
         self.trace: list[tuple[float, float]] = []
         self._next: float | None = min(alpha_start, alpha_cap)
         self._capped = False
+        self.prior = [(float(a), float(p)) for a, p in prior if 0 < a <= alpha_cap]
+        if self.prior:
+            self._start_from_prior()
+
+    def _start_from_prior(self) -> None:
+        hits = [a for a, p in self.prior if p >= self.target]
+        if hits:
+            self.hi = min(hits)
+            self.hi_prob = max(p for a, p in self.prior if a == self.hi)
+        misses = [a for a, p in self.prior if p < self.target and (self.hi is None or a < self.hi)]
+        self.lo = max(misses, default=0.0)
+        if self.hi is not None:
+            done = self.hi - self.lo <= self.rel_tol * self.hi
+            self._next = None if done else 0.5 * (self.lo + self.hi)
+        elif self.lo >= self.cap:
+            self._capped, self._next = True, None
+        else:
+            self._next = min(max(2.0 * self.lo, self._next or 0.0), self.cap)
 
     def propose(self) -> float | None:
         """Next alpha to evaluate, or ``None`` when the search is over."""
@@ -118,11 +148,13 @@ class AlphaSearch:
 
     def result(self) -> AlphaSearchResult:
         """Summary; valid once :meth:`propose` returns ``None`` (or at any time, as-is)."""
+        trace, prior = list(self.trace), list(self.prior)
         if self.hi is not None:
-            return AlphaSearchResult(self.hi, self.hi_prob, True, False, len(self.trace), list(self.trace))
-        last_alpha, last_prob = self.trace[-1] if self.trace else (0.0, float("nan"))
+            return AlphaSearchResult(self.hi, self.hi_prob, True, False, len(trace), trace, prior)
+        seen = prior + trace
+        last_alpha, last_prob = max(seen, key=lambda t: t[0]) if seen else (0.0, float("nan"))
         capped = self._capped or last_alpha >= self.cap
-        return AlphaSearchResult(last_alpha, last_prob, False, capped, len(self.trace), list(self.trace))
+        return AlphaSearchResult(last_alpha, last_prob, False, capped, len(trace), trace, prior)
 
 
 def run_searches(

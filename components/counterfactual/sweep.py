@@ -153,10 +153,12 @@ def run_sweep(
     searches: list[dict[int, AlphaSearchResult]] = [{} for _ in range(n)]
     if search and indet.any():
         jobs = [(i, d) for i in np.flatnonzero(indet) for d in range(n_cls)]
-        state = [
+        sweep_t = _np(probs_t)
+        state = [  # each search starts from the sweep's teacher probabilities on its direction
             AlphaSearch(cfg.target_confidence, cfg.search_alpha_start, cfg.alpha_cap,
-                        cfg.search_max_evals, cfg.search_rel_tol)
-            for _ in jobs
+                        cfg.search_max_evals, cfg.search_rel_tol,
+                        prior=list(zip(cfg.alphas, sweep_t[i, d, :, d].tolist())))
+            for i, d in jobs
         ]
 
         def evaluate(active: list[int], alpha_values: np.ndarray) -> np.ndarray:

@@ -35,6 +35,25 @@ def test_budget_is_respected():
     assert res.n_evals == 3 and not res.capped and res.stop_reason == "max_evals"
 
 
+def test_prior_points_bracket_the_search_for_free():
+    fn = lambda a: 0.9 if a >= 0.37 else 0.6  # noqa: E731
+    cold = _run(fn, rel_tol=0.05)
+    warm = _run(fn, rel_tol=0.05, prior=[(a, fn(a)) for a in (0.1, 0.2, 0.3, 0.4)])
+    assert warm.reached and warm.alpha == cold.alpha  # same answer ...
+    assert warm.n_evals < cold.n_evals  # ... with fewer decodes
+    assert all(0.3 < a < 0.4 for a, _ in warm.trace)  # bisects inside the sweep's bracket
+    assert len(warm.prior) == 4 and warm.n_evals == len(warm.trace)
+
+
+def test_prior_misses_resume_doubling_and_prior_hit_within_tolerance_stops():
+    res = _run(lambda a: 0.5, prior=[(0.1, 0.5), (0.4, 0.5)])
+    assert [a for a, _ in res.trace] == [0.8, 1.0] and res.capped
+    res = _run(lambda a: 0.5, prior=[(0.5, 0.5), (1.0, 0.5)])
+    assert res.trace == [] and res.capped and res.alpha == 1.0 and res.n_evals == 0
+    res = _run(lambda a: 1 / 0, prior=[(0.38, 0.5), (0.4, 0.95)])  # bracket already tight: no call
+    assert res.reached and res.alpha == 0.4 and res.probability == 0.95 and res.n_evals == 0
+
+
 def test_lockstep_searches_are_independent():
     searches = [AlphaSearch(0.8, 0.1, 1.0) for _ in range(2)]
     thresholds = [0.15, 0.9]
@@ -53,7 +72,9 @@ def test_sweep_searches_indeterminate_cases_up_to_cap(standins):
     for case, counts in zip(res.searches, res.nfe):
         assert set(case) == {0, 1}
         for r in case.values():
-            assert r.capped and r.alpha == 0.3 and [a for a, _ in r.trace] == [0.1, 0.2, 0.3]
-        # invert + recon + sweep (2 directions x 1 alpha) + 2 searches x 3 decodes, 4 slices each
-        assert counts.unet == (2 + 2 + 6) * 4 * cfg.ddim_steps
+            # the sweep's alpha 0.1 is the search's free prior point; it doubles on from there
+            assert r.prior == [(0.1, r.prior[0][1])] and abs(r.prior[0][1] - 0.5) < 1e-6
+            assert r.capped and r.alpha == 0.3 and [a for a, _ in r.trace] == [0.2, 0.3] and r.n_evals == 2
+        # invert + recon + sweep (2 directions x 1 alpha) + 2 searches x 2 decodes, 4 slices each
+        assert counts.unet == (2 + 2 + 4) * 4 * cfg.ddim_steps
     assert torch.isfinite(torch.as_tensor(res.counterfactuals)).all()
