@@ -38,7 +38,7 @@ def swap_classifier_pipeline(config: dict, classifier: str, diffae_spec: str, ou
                                experiment=experiment)
     gate = reconstruction_gate_step(diffae=diffae, teacher=teacher, dataset=dataset, external=external,
                                     gate_config=config["gates"], ddim_steps=config["diffae"]["ddim_steps"],
-                                    experiment=experiment)
+                                    experiment=experiment, cache_dir=workdir)
     evaluate_counterfactuals_step(diffae=diffae, teacher=teacher, agent=agent, dataset=dataset, external=external,
                                   recon_gate=gate, counterfactual_config=config["counterfactual"], workdir=out_dir,
                                   experiment=experiment)

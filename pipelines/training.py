@@ -54,7 +54,7 @@ def training_pipeline(
                                experiment=experiment)
     gate = reconstruction_gate_step(diffae=diffae, teacher=teacher, dataset=dataset, external=external,
                                     gate_config=config["gates"], ddim_steps=config["diffae"]["ddim_steps"],
-                                    experiment=experiment)
+                                    experiment=experiment, cache_dir=workdir)
     evaluate_counterfactuals_step(diffae=diffae, teacher=teacher, agent=agent, dataset=dataset, external=external,
                                   recon_gate=gate, counterfactual_config=config["counterfactual"],
                                   workdir=workdir, experiment=experiment)

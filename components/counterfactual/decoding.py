@@ -19,6 +19,7 @@ __all__ = [
     "NFECount",
     "StackLatents",
     "encode_stacks",
+    "inversion_nfe",
     "decode_stacks",
     "teacher_probabilities",
     "agent_probabilities",
@@ -83,8 +84,25 @@ def _chunks(n: int, size: int) -> list[slice]:
     return [slice(i, min(i + size, n)) for i in range(0, n, max(1, size))]
 
 
+def inversion_nfe(model: DiffAELike, steps: int) -> NFECount:
+    """Cost of encoding, inverting and reconstructing one patient's 4 slices.
+
+    4 encoder evaluations; per slice ``(1 + k) * steps`` UNet evaluations for the inversion
+    (``k`` = the model's fixed-point refinements per step, 0 when it has no config) and
+    ``steps`` for the reconstruction.
+    """
+    k = int(getattr(getattr(model, "config", None), "inversion_fixed_point_iters", 0) or 0)
+    return NFECount(encoder=N_SLICES, unet=(2 + k) * N_SLICES * steps)
+
+
 @torch.no_grad()
-def encode_stacks(model: DiffAELike, x: Tensor, steps: int, batch_size: int) -> StackLatents:
+def encode_stacks(
+    model: DiffAELike,
+    x: Tensor,
+    steps: int,
+    batch_size: int,
+    precomputed: tuple[Tensor, Tensor, Tensor] | None = None,
+) -> StackLatents:
     """Encode, invert and reconstruct patients with ``model.reconstruct_stack``.
 
     Args:
@@ -92,19 +110,30 @@ def encode_stacks(model: DiffAELike, x: Tensor, steps: int, batch_size: int) -> 
         x: ``[N,4,H,W]`` in [-1,1]; not modified.
         steps: DDIM steps for inversion and decoding.
         batch_size: slices per call (``batch_size // 4`` patients, at least one).
+        precomputed: ``(recon [N,4,H,W], x_T [N,4,H,W], q [N,4Z])`` of these very stacks from
+            an earlier ``reconstruct_stack`` with the same model and ``steps`` (e.g. the
+            reconstruction gate's cache); used instead of recomputing. Their cost is still
+            counted, once, in the NFE of each patient.
 
     Returns:
-        :class:`StackLatents` on the model's device; NFE: 4 encoder + 2*4*steps UNet each.
+        :class:`StackLatents` on the model's device; NFE per patient as :func:`inversion_nfe`.
     """
     device = module_device(model)
-    per_call = max(1, batch_size // N_SLICES)
-    recons, codes, latents = [], [], []
-    for part in _chunks(x.shape[0], per_call):
-        recon, x_t, q = model.reconstruct_stack(x[part].to(device), steps)
-        recons.append(recon)
-        codes.append(x_t)
-        latents.append(q)
-    nfe = [NFECount(encoder=N_SLICES, unet=2 * N_SLICES * steps) for _ in range(x.shape[0])]
+    if precomputed is not None:
+        recon, x_t, q = (torch.as_tensor(t, dtype=torch.float32).to(device) for t in precomputed)
+        if recon.shape != x.shape or x_t.shape != x.shape or q.shape[0] != x.shape[0]:
+            raise ValueError(f"precomputed reconstructions {list(recon.shape)} / {list(x_t.shape)} / "
+                             f"{list(q.shape)} do not match the stacks {list(x.shape)}")
+        recons, codes, latents = [recon], [x_t], [q]
+    else:
+        per_call = max(1, batch_size // N_SLICES)
+        recons, codes, latents = [], [], []
+        for part in _chunks(x.shape[0], per_call):
+            recon, x_t, q = model.reconstruct_stack(x[part].to(device), steps)
+            recons.append(recon)
+            codes.append(x_t)
+            latents.append(q)
+    nfe = [inversion_nfe(model, steps) for _ in range(x.shape[0])]
     return StackLatents(
         original=x.to(device),
         recon=torch.cat(recons),

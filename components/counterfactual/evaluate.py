@@ -90,6 +90,7 @@ def evaluate_cohort(
     lung_masks: np.ndarray,
     cfg: CounterfactualConfig,
     masks: np.ndarray | None = None,
+    inversions: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> CohortEvaluation:
     """Evaluate counterfactual explanations on a cohort.
 
@@ -101,6 +102,9 @@ def evaluate_cohort(
         lung_masks: ``[N,4,H,W]`` nonzero inside the lungs.
         cfg: the counterfactual section of the run config.
         masks: ``[N,4,H,W]`` planted disease fraction in [0,1] (synthetic cohorts), or None.
+        inversions: ``(recon [N,4,H,W], x_T [N,4,H,W], q [N,4Z])`` of the whole cohort from an
+            earlier DDIM inversion with this model and ``cfg.ddim_steps`` (the reconstruction
+            gate's), reused for the selected cases instead of inverting them again.
 
     Returns:
         :class:`CohortEvaluation`; ``metrics["counterfactual"]`` carries ``flip_rate``,
@@ -111,7 +115,8 @@ def evaluate_cohort(
     x_all = torch.as_tensor(np.asarray(images), dtype=torch.float32)
     probs = teacher_probabilities(bb, x_all, cfg.batch_size).numpy()
     idx = select_cases(probs, cfg)
-    sweep = run_sweep(model, agent, bb, x_all[idx], cfg)
+    pre = None if inversions is None else tuple(torch.as_tensor(np.asarray(a)[idx]) for a in inversions)
+    sweep = run_sweep(model, agent, bb, x_all[idx], cfg, precomputed=pre)
     lungs = np.asarray(lung_masks)[idx]
 
     manip = manipulation_criterion(sweep)

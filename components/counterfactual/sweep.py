@@ -93,6 +93,7 @@ def run_sweep(
     x: Tensor,
     cfg: CounterfactualConfig,
     search: bool = True,
+    precomputed: tuple[Tensor, Tensor, Tensor] | None = None,
 ) -> SweepResult:
     """Generate and score counterfactuals for a batch of patients.
 
@@ -105,12 +106,14 @@ def run_sweep(
             control, search. With a standardising agent (``step_space`` auto) the step, its
             normalisation and the random control live in the agent's standardised coordinates.
         search: run the bounded alpha search on indeterminate cases.
+        precomputed: ``(recon, x_T, q)`` of ``x`` from an earlier inversion with the same
+            model and ``cfg.ddim_steps`` (see :func:`.decoding.encode_stacks`).
 
     Returns:
         :class:`SweepResult`.
     """
     steps, bs = cfg.ddim_steps, cfg.batch_size
-    lat = encode_stacks(model, x, steps, bs)
+    lat = encode_stacks(model, x, steps, bs, precomputed)
     n = lat.q.shape[0]
     alphas = torch.tensor(cfg.alphas, dtype=torch.float32)
     n_alpha = alphas.numel()

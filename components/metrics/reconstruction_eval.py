@@ -18,48 +18,80 @@ from components.metrics.classification import prob_kl
 from components.metrics.reconstruction import _ssim_window, to_unit_range
 from components.models.diffae import DiffAE
 
-__all__ = ["evaluate_reconstruction"]
+__all__ = ["evaluate_reconstruction", "reconstruct_cohort", "score_reconstruction"]
+
+ProgressFn = Callable[[float, str], None]
 
 
 @torch.no_grad()
-def evaluate_reconstruction(
-    model: DiffAE,
-    classifier: Callable[[torch.Tensor], torch.Tensor],
-    images: np.ndarray,
-    steps: int,
-    batch_size: int = 32,
-    keep_samples: int = 0,
-) -> dict[str, Any]:
-    """Reconstruct stacks and compare them with the originals.
+def reconstruct_cohort(
+    model: DiffAE, images: np.ndarray, steps: int, batch_size: int = 32, progress: ProgressFn | None = None
+) -> dict[str, np.ndarray]:
+    """Encode, DDIM-invert and decode every stack of a cohort.
 
     Args:
         model: trained DiffAE (eval mode).
-        classifier: black box ``[B,4,H,W] in [-1,1] -> logits [B,C]``.
-        images: ``[N,4,H,W]`` float32 in [-1,1], held-out patients.
+        images: ``[N,4,H,W]`` float32 in [-1,1].
         steps: DDIM steps for inversion and decoding.
         batch_size: patients per batch (4 slices each).
+        progress: optional ``progress(fraction in [0,1], message)`` after each batch.
+
+    Returns:
+        float32 arrays ``recon [N,4,H,W]`` in [-1,1], ``x_T [N,4,H,W]`` (stochastic codes) and
+        ``q [N,4Z]`` (semantic latents).
+    """
+    model.eval()
+    n = images.shape[0]
+    parts: dict[str, list[np.ndarray]] = {"recon": [], "x_T": [], "q": []}
+    for start in range(0, n, batch_size):
+        x = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size], dtype=np.float32))
+        recon, x_t, q = model.reconstruct_stack(x.to(model.device), steps)
+        for key, t in zip(("recon", "x_T", "q"), (recon, x_t, q)):
+            parts[key].append(t.float().cpu().numpy())
+        if progress is not None:
+            done = min(start + batch_size, n)
+            progress(done / n, f"reconstructed {done}/{n} stacks ({steps} DDIM steps)")
+    h, w = images.shape[-2:]
+    empty = {"recon": (0, 4, h, w), "x_T": (0, 4, h, w), "q": (0, 4 * model.z_dim)}
+    return {k: np.concatenate(v) if v else np.zeros(empty[k], np.float32) for k, v in parts.items()}
+
+
+@torch.no_grad()
+def score_reconstruction(
+    classifier: Callable[[torch.Tensor], torch.Tensor],
+    images: np.ndarray,
+    recon: np.ndarray,
+    batch_size: int = 64,
+    keep_samples: int = 0,
+) -> dict[str, Any]:
+    """PSNR / SSIM of reconstructions and the black box's agreement on them.
+
+    Args:
+        classifier: black box ``[B,4,H,W] in [-1,1] -> logits [B,C]``.
+        images: ``[N,4,H,W]`` float32 in [-1,1], the originals.
+        recon: ``[N,4,H,W]`` in [-1,1], their reconstructions.
+        batch_size: stacks per classifier call.
         keep_samples: also return the first ``k`` originals and reconstructions.
 
     Returns:
         ``{"psnr": dB, "ssim", "decision_kept": fraction of stacks whose black-box argmax is
-        unchanged, "teacher_kl": mean KL(p_original ‖ p_reconstruction), "n": stacks}``.
+        unchanged, "teacher_kl": mean KL(p_original ‖ p_reconstruction), "n": stacks}`` (images
+        mapped to [0, 1] for PSNR / SSIM), plus ``samples`` when ``keep_samples`` > 0.
     """
-    model.eval()
+    if images.shape != recon.shape:
+        raise ValueError(f"images {images.shape} and reconstructions {recon.shape} differ in shape")
     n, s, h, w = images.shape
     psnr_metric = PSNRMetric(max_val=1.0, reduction="none")
     ssim_metric = SSIMMetric(spatial_dims=2, data_range=1.0, win_size=_ssim_window(min(h, w)), reduction="none")
-    psnrs, ssims, p_orig, p_rec, kept = [], [], [], [], []
+    psnrs, ssims, p_orig, p_rec = [], [], [], []
     for start in range(0, n, batch_size):
         x = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size], dtype=np.float32))
-        recon, _, _ = model.reconstruct_stack(x.to(model.device), steps)
-        recon = recon.float().cpu()
-        if start < keep_samples:
-            kept.append((x[: keep_samples - start].numpy(), recon[: keep_samples - start].numpy()))
-        a, b = to_unit_range(recon).reshape(-1, 1, h, w), to_unit_range(x).reshape(-1, 1, h, w)
+        r = torch.from_numpy(np.ascontiguousarray(recon[start : start + batch_size], dtype=np.float32))
+        a, b = to_unit_range(r).reshape(-1, 1, h, w), to_unit_range(x).reshape(-1, 1, h, w)
         psnrs.append(psnr_metric(a, b).flatten())
         ssims.append(ssim_metric(a, b).flatten())
         p_orig.append(torch.softmax(classifier(x).float(), dim=1))
-        p_rec.append(torch.softmax(classifier(recon).float(), dim=1))
+        p_rec.append(torch.softmax(classifier(r).float(), dim=1))
     po, pr = torch.cat(p_orig).numpy(), torch.cat(p_rec).numpy()
     out: dict[str, Any] = {
         "psnr": float(torch.cat(psnrs).mean()),
@@ -68,6 +100,28 @@ def evaluate_reconstruction(
         "teacher_kl": prob_kl(po, pr),
         "n": float(n),
     }
-    if kept:
-        out["samples"] = (np.concatenate([a for a, _ in kept]), np.concatenate([b for _, b in kept]))
+    if keep_samples > 0:
+        out["samples"] = (np.asarray(images[:keep_samples], np.float32), np.asarray(recon[:keep_samples], np.float32))
     return out
+
+
+def evaluate_reconstruction(
+    model: DiffAE,
+    classifier: Callable[[torch.Tensor], torch.Tensor],
+    images: np.ndarray,
+    steps: int,
+    batch_size: int = 32,
+    keep_samples: int = 0,
+) -> dict[str, Any]:
+    """:func:`reconstruct_cohort` then :func:`score_reconstruction` (same return value).
+
+    Args:
+        model: trained DiffAE (eval mode).
+        classifier: black box ``[B,4,H,W] in [-1,1] -> logits [B,C]``.
+        images: ``[N,4,H,W]`` float32 in [-1,1], held-out patients.
+        steps: DDIM steps for inversion and decoding.
+        batch_size: patients per batch (4 slices each).
+        keep_samples: also return the first ``k`` originals and reconstructions.
+    """
+    rec = reconstruct_cohort(model, images, steps, batch_size)
+    return score_reconstruction(classifier, images, rec["recon"], keep_samples=keep_samples)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Annotated
 
 import mlflow
@@ -11,12 +12,12 @@ import numpy as np
 from zenml import log_metadata, step
 from zenml.types import HTMLString
 
-from steps.registry.loaders import load_classifier
+from steps.registry.loaders import load_classifier, weights_sha256
 from components.config import CounterfactualConfig
 from components.counterfactual.evaluate import evaluate_cohort
 from components.data.dataset import load_dataset
 from components.models.agent import load_agent
-from components.models.diffae import load_diffae
+from components.models.diffae import DiffAE, load_diffae
 from components.report.cohort import write_cohort_report
 from steps.tracking import step_run
 
@@ -31,6 +32,17 @@ def _flat(prefix: str, d: dict) -> dict[str, float]:
         elif isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v):
             out[f"{prefix}{k}"] = float(v)
     return out
+
+
+def _gate_inversions(recon_gate: dict, cfg: CounterfactualConfig, dataset_hash: str, model: DiffAE) -> tuple | None:
+    """The reconstruction gate's cached ``(recon, x_T, q)`` when they fit this evaluation."""
+    inv = recon_gate.get("inversions") or {}
+    if not inv.get("path") or inv.get("ddim_steps") != cfg.ddim_steps or inv.get("dataset_hash") != dataset_hash \
+            or not Path(inv["path"]).is_file() or inv.get("diffae_sha256") != weights_sha256(model):
+        return None
+    with np.load(inv["path"]) as z:
+        print(f"[counterfactual] reusing the gate's DDIM inversions ({inv['path']})", flush=True)
+        return z["recon"], z["x_T"], z["q"]
 
 
 @step
@@ -64,7 +76,8 @@ def evaluate_counterfactuals_step(
     with step_run(experiment, "counterfactuals", tags={"stage": "counterfactual", "dataset_hash": dataset_info["hash"],
                   "external_dataset_hash": ext.hash}, params={"counterfactual": counterfactual_config}) as run:
         evaluation = evaluate_cohort(model, agent_model, bb, np.asarray(ext.images), np.asarray(ext.lung_masks), cfg,
-                                     masks=None if ext.masks is None else np.asarray(ext.masks))
+                                     masks=None if ext.masks is None else np.asarray(ext.masks),
+                                     inversions=_gate_inversions(recon_gate, cfg, ext.hash, model))
         timings = {**timings_s, "counterfactual": time.time() - t0}
         timings["total"] = sum(v for v in timings.values() if v is not None)
         paths = write_cohort_report(

@@ -113,6 +113,12 @@ def test_swap_classifier_reuses_diffae_and_explain_finds_its_agent(
     diffae_after, mv_after = load_registered(cfg.tracking.diffae_model_name, "latest")
     assert mv_after.version == mv.version, "swap-classifier must not register a new DiffAE"
     assert weights_sha256(diffae_after) == before
+    from zenml.client import Client
+
+    steps = Client().get_pipeline_run(summary["pipeline_run"]).steps
+    gate = steps["reconstruction_gate_step"].outputs["reconstruction_gate"][0].load()
+    assert gate["inversions"]["reused"] is True, "the DiffAE's reconstructions do not depend on the classifier"
+    assert (workdir / "reconstructions" / "external.npz").is_file()
 
     patient = next((workdir / "cohorts" / "external" / "train").iterdir())
     result = run_explain(cfg, str(patient), str(tmp_path / "explain"), classifier=str(clf), alias="latest")
