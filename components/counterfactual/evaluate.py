@@ -9,6 +9,7 @@ same cases.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -91,6 +92,7 @@ def evaluate_cohort(
     cfg: CounterfactualConfig,
     masks: np.ndarray | None = None,
     inversions: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> CohortEvaluation:
     """Evaluate counterfactual explanations on a cohort.
 
@@ -105,6 +107,7 @@ def evaluate_cohort(
         inversions: ``(recon [N,4,H,W], x_T [N,4,H,W], q [N,4Z])`` of the whole cohort from an
             earlier DDIM inversion with this model and ``cfg.ddim_steps`` (the reconstruction
             gate's), reused for the selected cases instead of inverting them again.
+        progress: optional callback, one line per phase (see :func:`.sweep.run_sweep`).
 
     Returns:
         :class:`CohortEvaluation`; ``metrics["counterfactual"]`` carries ``flip_rate``,
@@ -116,7 +119,9 @@ def evaluate_cohort(
     probs = teacher_probabilities(bb, x_all, cfg.batch_size).numpy()
     idx = select_cases(probs, cfg)
     pre = None if inversions is None else tuple(torch.as_tensor(np.asarray(a)[idx]) for a in inversions)
-    sweep = run_sweep(model, agent, bb, x_all[idx], cfg, precomputed=pre)
+    if progress is not None:
+        progress(f"{len(idx)} {cfg.case_selection} cases of {len(x_all)}")
+    sweep = run_sweep(model, agent, bb, x_all[idx], cfg, precomputed=pre, progress=progress)
     lungs = np.asarray(lung_masks)[idx]
 
     manip = manipulation_criterion(sweep)
@@ -129,6 +134,8 @@ def evaluate_cohort(
     maps: dict[str, np.ndarray] = {}
     localization = None
     if masks is not None:
+        if progress is not None:
+            progress(f"localisation maps: diffexplainer, random direction, {', '.join(cfg.baselines)}")
         maps = localization_maps(sweep, bb, cfg)
         localization = localization_table(
             maps, np.asarray(masks)[idx], lungs, cfg.mask_threshold, cfg.pointing_tolerance_px

@@ -9,6 +9,7 @@ Indeterminate cases are then pushed to a confident teacher decision by :mod:`.se
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,6 +95,7 @@ def run_sweep(
     cfg: CounterfactualConfig,
     search: bool = True,
     precomputed: tuple[Tensor, Tensor, Tensor] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> SweepResult:
     """Generate and score counterfactuals for a batch of patients.
 
@@ -108,11 +110,14 @@ def run_sweep(
         search: run the bounded alpha search on indeterminate cases.
         precomputed: ``(recon, x_T, q)`` of ``x`` from an earlier inversion with the same
             model and ``cfg.ddim_steps`` (see :func:`.decoding.encode_stacks`).
+        progress: optional callback, one line per phase and per search round.
 
     Returns:
         :class:`SweepResult`.
     """
     steps, bs = cfg.ddim_steps, cfg.batch_size
+    say = progress or (lambda _msg: None)
+    say(f"{'reusing' if precomputed is not None else 'computing'} DDIM inversions of {x.shape[0]} cases")
     lat = encode_stacks(model, x, steps, bs, precomputed)
     n = lat.q.shape[0]
     alphas = torch.tensor(cfg.alphas, dtype=torch.float32)
@@ -141,6 +146,7 @@ def run_sweep(
         groups.append(shifted(rand))
     q_all = torch.cat(groups, dim=1)  # [N, G*D, A, 4Z]
     rows = q_all.shape[1] * n_alpha
+    say(f"sweep: decoding {n} cases x {rows} (direction, alpha) stacks, {steps} DDIM steps each")
     x_t_rep = lat.x_T[:, None].expand(n, rows, *lat.x_T.shape[1:]).reshape(n * rows, *lat.x_T.shape[1:])
     imgs = decode_stacks(model, x_t_rep, q_all.reshape(n * rows, -1), steps, bs)
     probs_t = teacher_probabilities(bb, imgs, bs).reshape(n, -1, n_alpha, n_cls)
@@ -164,7 +170,11 @@ def run_sweep(
             for i, d in jobs
         ]
 
+        rounds = [0]
+
         def evaluate(active: list[int], alpha_values: np.ndarray) -> np.ndarray:
+            rounds[0] += 1
+            say(f"alpha search round {rounds[0]}: {len(active)} of {len(jobs)} searches still running")
             idx = [jobs[k] for k in active]
             with torch.no_grad():
                 q_rows = to_latent(torch.cat([

@@ -77,7 +77,8 @@ def evaluate_counterfactuals_step(
                   "external_dataset_hash": ext.hash}, params={"counterfactual": counterfactual_config}) as run:
         evaluation = evaluate_cohort(model, agent_model, bb, np.asarray(ext.images), np.asarray(ext.lung_masks), cfg,
                                      masks=None if ext.masks is None else np.asarray(ext.masks),
-                                     inversions=_gate_inversions(recon_gate, cfg, ext.hash, model))
+                                     inversions=_gate_inversions(recon_gate, cfg, ext.hash, model),
+                                     progress=lambda msg: print(f"[counterfactual {time.time() - t0:6.0f} s] {msg}", flush=True))
         timings = {**timings_s, "counterfactual": time.time() - t0}
         timings["total"] = sum(v for v in timings.values() if v is not None)
         paths = write_cohort_report(

@@ -67,8 +67,12 @@ def test_sweep_searches_indeterminate_cases_up_to_cap(standins):
     bb.module.bias = 0.0
     cfg = CounterfactualConfig(alphas=[0.1], ddim_steps=2, batch_size=8, alpha_cap=0.3,
                                search_alpha_start=0.1, random_control=False)
-    res = run_sweep(model, agent, bb, x[:2], cfg)
+    msgs: list[str] = []
+    res = run_sweep(model, agent, bb, x[:2], cfg, progress=msgs.append)
     assert res.indeterminate.all()
+    assert msgs[0].startswith("computing DDIM inversions of 2 cases") and msgs[1].startswith("sweep: decoding 2 cases")
+    assert [m for m in msgs if m.startswith("alpha search round")] == [
+        "alpha search round 1: 4 of 4 searches still running", "alpha search round 2: 4 of 4 searches still running"]
     for case, counts in zip(res.searches, res.nfe):
         assert set(case) == {0, 1}
         for r in case.values():
