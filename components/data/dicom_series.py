@@ -8,7 +8,9 @@ slice normal from ImageOrientationPatient, else InstanceNumber, then the file nu
 repeated instances and positions, and decode (:func:`load_volume`, :func:`to_hu`): native little-endian
 16-bit pixel data straight from the file's buffer, lazily and only where needed (a strided
 low-resolution grid of some slices, full resolution of the selected ones; truncation is
-checked for every file from its size), compressed transfer syntaxes (JPEG Lossless,
+checked for every file from its header: the PixelData element's length and the file's
+size against Rows x Columns x 2 bytes; HU come from the scanned rescale values without a
+pydicom parse when they are plain numbers), compressed transfer syntaxes (JPEG Lossless,
 JPEG 2000, ...) through pydicom's decoders (pylibjpeg plugins; every such slice is decoded
 once, so undecodable files are found); stored values -> HU with
 pydicom's ``apply_modality_lut``; padding (``PixelPaddingValue`` or < -1500 HU, e.g. a
@@ -21,7 +23,9 @@ as :func:`uid_digest` (a sha256 prefix), which still identifies series and dupli
 from __future__ import annotations
 
 import hashlib
+import functools
 import io
+import math
 import re
 import struct
 import warnings
@@ -135,7 +139,7 @@ def _floats(value: Any, n: int) -> tuple[float, ...] | None:
         out = tuple(float(v) for v in value)
     except (TypeError, ValueError):
         return None
-    return out if len(out) == n and all(np.isfinite(out)) else None
+    return out if len(out) == n and all(math.isfinite(v) for v in out) else None
 
 
 def _float(value: Any) -> float:
@@ -150,8 +154,8 @@ class DicomSlice:
     """One CT image file: its header and where its pixels are (decoded only on demand).
 
     Attributes:
-        ds: the parsed pydicom dataset; header only on the native fast path (parsed from
-            ``data`` on first use), complete (with ``PixelData``) otherwise.
+        parsed: the pydicom dataset when already parsed (``ds`` parses it lazily):
+            complete (with ``PixelData``) for non-native pixel data.
         size: the file's size in bytes.
         offset: byte offset of the PixelData value in the file.
         native: pixels are read straight from the file's bytes (native little-endian,
@@ -159,6 +163,15 @@ class DicomSlice:
             otherwise they are decoded with :func:`pixel_values` from ``ds``.
         data: the file's bytes when they are all in memory (``None`` or a prefix otherwise).
         fetch: returns the whole file's bytes (called at most once per pixel read).
+        fetch_range: ``(offset, n) -> buffer`` of ``n`` bytes from ``offset`` (fewer at the
+            end of the file), valid until its next call; native pixels are read with it,
+            in preference to ``fetch``, when ``data`` does not hold them.
+        rows: matrix rows.
+        cols: matrix columns.
+        length: the PixelData element's value length from the header (-1: unknown).
+        values: header values scanned without pydicom (:func:`_scan`); when they cover
+            the pixel module, native pixels are converted to HU without parsing the
+            header with pydicom (same result as :func:`to_hu`).
     """
 
     parsed: Any
@@ -167,6 +180,11 @@ class DicomSlice:
     native: bool = False
     data: bytes | None = field(default=None, repr=False)
     fetch: Callable[[], bytes] | None = field(default=None, repr=False)
+    rows: int = 0
+    cols: int = 0
+    length: int = -1
+    values: dict[str, Any] | None = field(default=None, repr=False)
+    fetch_range: Callable[[int, int], Any] | None = field(default=None, repr=False)
 
     @property
     def ds(self) -> Any:
@@ -176,15 +194,28 @@ class DicomSlice:
             self.parsed, _ = _parse(self.data, header_only=True)
         return self.parsed
 
-    rows: int = 0
-    cols: int = 0
-
     def check(self) -> None:
-        """Raise ``ValueError`` when the native pixel data is shorter than the matrix needs."""
+        """Raise ``ValueError`` when the native pixel data is shorter than the matrix needs.
+
+        Header-level: neither the PixelData element's declared length nor the bytes the
+        file holds after its start may fall short of ``rows * cols * 2`` (16-bit, one
+        sample); no pixel is read.
+        """
         if self.native:
-            need, have = self.rows * self.cols * 2, max(self.size - self.offset, 0)
+            need = self.rows * self.cols * 2
+            have = max(self.size - self.offset, 0)
+            if 0 <= self.length < have:
+                have = self.length
             if have < need:
                 raise ValueError(f"truncated pixel data ({have} of {need} bytes)")
+
+    def _pixel_module(self) -> tuple[bool, int]:
+        """(signed, bits stored) of native pixel data, from scanned values when present."""
+        v = self.values
+        if v is not None:
+            return v.get("PixelRepresentation", 0) == 1, int(v.get("BitsStored", 16))
+        ds = self.ds
+        return int(ds.get("PixelRepresentation", 0)) == 1, int(ds.get("BitsStored", 16))
 
     def stored(self, step: int = 1) -> np.ndarray:
         """Stored values on the grid ``[::step, ::step]``: ``[ceil(rows/step), ceil(cols/step)]``.
@@ -197,21 +228,24 @@ class DicomSlice:
         if not self.native:
             return np.ascontiguousarray(pixel_values(self.ds)[::step, ::step])
         self.check()
-        data = self.data
+        signed, bits = self._pixel_module()
+        data, offset = self.data, self.offset
         if data is None or len(data) < self.size:
-            if self.fetch is None:
+            if self.fetch_range is not None:  # just the pixel bytes, into a reused buffer
+                data, offset = self.fetch_range(offset, self.rows * self.cols * 2), 0
+            elif self.fetch is not None:
+                data = self.fetch()
+            else:
                 raise ValueError("pixel data not available")
-            data = self.fetch()
-        ds = self.ds
-        return native_pixels(
-            data, self.offset, self.rows, self.cols,
-            signed=int(ds.get("PixelRepresentation", 0)) == 1,
-            bits_stored=int(ds.get("BitsStored", 16)), step=step,
-        )
+        return native_pixels(data, offset, self.rows, self.cols, signed=signed, bits_stored=bits, step=step)
 
     def hu(self, step: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """:func:`to_hu` of :meth:`stored`: float32 HU and bool padding, both ``[h, w]``."""
-        return to_hu(self.stored(step), self.ds)
+        stored = self.stored(step)
+        lut = _scanned_lut(self.values) if self.native and self.values is not None else None
+        if lut is None:
+            return to_hu(stored, self.ds)
+        return _to_hu_linear(stored, *lut)
 
 
 def _pixel_location(data: bytes, pos: int, implicit: bool) -> tuple[int, int] | None:
@@ -255,12 +289,21 @@ _TAGS = {
     0x00280011: "Columns",
     0x00280030: "PixelSpacing",
     0x00280100: "BitsAllocated",
+    0x00280101: "BitsStored",
+    0x00280103: "PixelRepresentation",
+    0x00280120: "PixelPaddingValue",
     0x00281052: "RescaleIntercept",
     0x00281053: "RescaleSlope",
     0x00283000: "ModalityLUTSequence",
+    0x00280121: "PixelPaddingRangeLimit",
 }
-_US_TAGS = {"Rows", "Columns", "SamplesPerPixel", "BitsAllocated"}
+_US_TAGS = {"Rows", "Columns", "SamplesPerPixel", "BitsAllocated", "BitsStored", "PixelRepresentation"}
+_US_OR_SS_TAGS = {"PixelPaddingValue", "PixelPaddingRangeLimit"}  # VR from the file: US or SS
 _MORE = "more"  # the header does not end inside the bytes given
+_AMBIGUOUS = object()  # a scanned value only pydicom can interpret
+_EXPLICIT = struct.Struct("<HH2sH")  # group, element, VR, short length
+_IMPLICIT = struct.Struct("<HHI")  # group, element, length
+_LONG_LEN = struct.Struct("<I")
 
 
 def _scan(data: bytes) -> tuple[dict[str, Any], int, int] | str | None:
@@ -270,32 +313,36 @@ def _scan(data: bytes) -> tuple[dict[str, Any], int, int] | str | None:
     Returns:
         ``(values, pixel value offset, pixel value length)``; :data:`_MORE` when ``data``
         ends before PixelData; ``None`` for anything else (pydicom parses those files).
-        Strings are stripped, ``US`` values are ints, multi-valued strings are split on
-        backslashes.
+        Strings are stripped, ``US`` values are ints, ``US or SS`` values (pixel padding)
+        ints when the file states their VR (else :data:`_AMBIGUOUS`), multi-valued strings
+        are split on backslashes.
     """
     if len(data) < 132 or data[128:132] != b"DICM":
         return None
     raw: dict[str, bytes] = {}
+    vrs: dict[str, bytes] = {}
     pos, n, implicit, ts = 132, len(data), False, ""
     unpack = struct.unpack_from
+    explicit_head, implicit_head, long_len = _EXPLICIT.unpack_from, _IMPLICIT.unpack_from, _LONG_LEN.unpack_from
     while True:
         if pos + 8 > n:
             return _MORE
-        group, elem = unpack("<HH", data, pos)
-        tag = (group << 16) | elem
-        if group != 2 and not ts:  # end of the file meta group
+        if implicit:
+            (group, elem, length), head, vr = implicit_head(data, pos), 8, b""
+        else:
+            (group, elem, vr, length), head = explicit_head(data, pos), 8
+            if vr in _LONG_VRS:
+                if pos + 12 > n:
+                    return _MORE
+                length, head = long_len(data, pos + 8)[0], 12
+        if group != 2 and not ts:  # end of the file meta group (always explicit VR)
             ts = raw.get("TransferSyntaxUID", b"").decode("ascii", "replace").strip(" \x00")
             if ts not in _NATIVE_LE:
                 return None
             implicit = ts == "1.2.840.10008.1.2"
-        if implicit and group != 2:
-            length, head = unpack("<I", data, pos + 4)[0], 8
-        elif data[pos + 4 : pos + 6] in _LONG_VRS:
-            if pos + 12 > n:
-                return _MORE
-            length, head = unpack("<I", data, pos + 8)[0], 12
-        else:
-            length, head = unpack("<H", data, pos + 6)[0], 8
+            if implicit:
+                continue  # read this element again, as implicit VR
+        tag = (group << 16) | elem
         if tag == 0x7FE00010:
             if length == 0xFFFFFFFF:
                 return None
@@ -307,6 +354,8 @@ def _scan(data: bytes) -> tuple[dict[str, Any], int, int] | str | None:
             if pos + head + length > n:
                 return _MORE
             raw[name] = data[pos + head : pos + head + length]
+            if name in _US_OR_SS_TAGS:
+                vrs[name] = vr
         pos += head + length
     values: dict[str, Any] = {"TransferSyntaxUID": ts}
     for name, value in raw.items():
@@ -314,6 +363,11 @@ def _scan(data: bytes) -> tuple[dict[str, Any], int, int] | str | None:
             if len(value) != 2:
                 return None
             values[name] = unpack("<H", value)[0]
+        elif name in _US_OR_SS_TAGS:
+            # one US / SS value as pydicom reads it; anything else (implicit VR, where
+            # pydicom infers the VR, or an unusual length) is left to pydicom
+            fmt = {b"US": "<H", b"SS": "<h"}.get(vrs[name])
+            values[name] = unpack(fmt, value)[0] if fmt is not None and len(value) == 2 else _AMBIGUOUS
         elif name != "TransferSyntaxUID":
             text = value.decode("ascii", "replace").strip(" \x00")
             values[name] = text.split("\\") if "\\" in text else text
@@ -359,7 +413,9 @@ def _read_fast(rel: str, patient: str, data: bytes, size: int) -> tuple[FileReco
     if rec.modality != "CT":
         rec.mark("quarantined", f"modality {rec.modality or 'missing'}, not CT")
         return rec, None
-    return rec, DicomSlice(None, size, offset, True, data, None, int(v["Rows"]), int(v["Columns"]))
+    if len(data) < size:  # a prefix: keep the header only (pixels are read on demand)
+        data = data[:offset]
+    return rec, DicomSlice(None, size, offset, True, data, None, int(v["Rows"]), int(v["Columns"]), length, v)
 
 
 def _fill_record(rec: FileRecord, ds: Any) -> str:
@@ -389,6 +445,7 @@ def read_file(
     data: bytes,
     size: int | None = None,
     fetch: Callable[[], bytes] | None = None,
+    fetch_range: Callable[[int, int], Any] | None = None,
 ) -> tuple[FileRecord, DicomSlice | None]:
     """Parse one file's header and locate its pixel data (nothing is decoded here).
 
@@ -400,6 +457,8 @@ def read_file(
         fetch: returns the whole file's bytes; needed when ``data`` is a prefix (it is
             called when the header does not end inside the prefix, for non-native pixel
             data, and later for pixel reads).
+        fetch_range: ``(offset, n) -> buffer`` of part of the file, for native pixel
+            reads (see :class:`DicomSlice`); optional.
 
     Returns:
         ``(record, slice)``; ``slice`` is ``None`` when the file is quarantined here
@@ -416,7 +475,7 @@ def read_file(
     if isinstance(fast, tuple):
         rec, sl = fast
         if sl is not None:
-            sl.fetch = fetch
+            sl.fetch, sl.fetch_range = fetch, fetch_range
         return rec, sl
     rec = FileRecord(path=rel, patient=patient)
     try:
@@ -472,11 +531,14 @@ def read_file(
     if int(ds.get("NumberOfFrames", 1) or 1) != 1:
         rec.mark("quarantined", "multi-frame image (one axial slice per file expected)")
         return rec, None
-    offset = loc[0] if loc is not None else -1
-    return rec, DicomSlice(ds, size, offset, native, data, fetch, rec.rows, rec.cols)
+    offset, length = loc if loc is not None else (-1, -1)
+    length = length if native else -1
+    return rec, DicomSlice(ds, size, offset, native, data, fetch, rec.rows, rec.cols, length, None, fetch_range)
 
 
+@functools.lru_cache(maxsize=64)
 def _ts_name(uid: str) -> str:
+    """Transfer syntax name of a UID ('missing' when empty); cached, files share a few."""
     if not uid:
         return "missing"
     return UID(uid).name
@@ -684,17 +746,84 @@ def to_hu(stored: np.ndarray, ds: Any) -> tuple[np.ndarray, np.ndarray]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         hu = np.asarray(apply_modality_lut(stored, ds), dtype=np.float32)
+    ppv, limit = ds.get("PixelPaddingValue"), ds.get("PixelPaddingRangeLimit")
+    return _mark_padding(stored, hu, ppv if isinstance(ppv, (int, float)) else None,
+                         limit if isinstance(limit, (int, float)) else None)
+
+
+def _mark_padding(
+    stored: np.ndarray, hu: np.ndarray, ppv: float | None, limit: float | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Padding mask (HU below -1500, or the stored padding value / range) and HU with it
+    set to -1000 (``hu`` is modified in place). Returns ``(hu, pad)``, both ``[h, w]``."""
     pad = hu < PAD_BELOW_HU
-    ppv = ds.get("PixelPaddingValue")
-    if isinstance(ppv, (int, float)):
-        limit = ds.get("PixelPaddingRangeLimit")
-        if isinstance(limit, (int, float)):
+    if ppv is not None:
+        if limit is not None:
             lo, hi = sorted((ppv, limit))
             pad |= (stored >= lo) & (stored <= hi)
         else:
             pad |= stored == ppv
     hu[pad] = AIR_HU
     return hu, pad
+
+
+def _ds_float(value: Any) -> float | None:
+    """A scanned single DS value as pydicom's float; ``None`` if empty, multi-valued or bad."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        out = float(value)
+    except ValueError:
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _scanned_lut(v: dict[str, Any]) -> tuple[float | None, float, int | None, int | None] | None:
+    """``(slope, intercept, padding value, padding range limit)`` of scanned header values.
+
+    ``slope`` is ``None`` when the file has no rescale (pydicom's ``apply_modality_lut``
+    then returns the stored values). ``None`` overall when only pydicom can say what the
+    values mean (a Modality LUT Sequence, one of slope / intercept missing, empty or
+    multi-valued, a padding value whose VR is not stated).
+    """
+    if "ModalityLUTSequence" in v:
+        return None
+    ppv, limit = v.get("PixelPaddingValue"), v.get("PixelPaddingRangeLimit")
+    if ppv is _AMBIGUOUS or limit is _AMBIGUOUS:
+        return None
+    has_slope, has_intercept = "RescaleSlope" in v, "RescaleIntercept" in v
+    if not has_slope and not has_intercept:
+        return None, 0.0, ppv, limit
+    slope, intercept = _ds_float(v.get("RescaleSlope")), _ds_float(v.get("RescaleIntercept"))
+    if slope is None or intercept is None:
+        return None
+    return slope, intercept, ppv, limit
+
+
+def _to_hu_linear(
+    stored: np.ndarray, slope: float | None, intercept: float, ppv: int | None, limit: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`to_hu` for a linear rescale given as numbers (no pydicom dataset needed).
+
+    Computes exactly what ``apply_modality_lut`` does (float64 ``stored * slope +
+    intercept``; stored values unchanged when ``slope`` is ``None``; for slope 1 and an
+    integral intercept, float32 arithmetic, which is exact there), then the same padding
+    rule as :func:`to_hu`.
+
+    Returns:
+        float32 HU ``[h, w]`` with padding set to -1000 and bool padding ``[h, w]``.
+    """
+    if slope is None:
+        hu = stored.astype(np.float32)
+    elif slope == 1.0 and intercept == int(intercept) and abs(intercept) < 2**23:
+        # integers below 2**24 are exact in float32: the same bits as the float64 path
+        hu = stored.astype(np.float32)
+        hu += np.float32(intercept)
+    else:
+        wide = stored.astype(np.float64) * slope
+        wide += intercept
+        hu = wide.astype(np.float32)
+    return _mark_padding(stored, hu, ppv, limit)
 
 
 @dataclass

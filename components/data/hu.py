@@ -41,9 +41,11 @@ _PLANE[1] = ndimage.generate_binary_structure(2, 1)
 
 def _fill_holes(mask: np.ndarray) -> np.ndarray:
     """Per-slice hole filling: background regions not touching the slice border become True."""
-    labels, _ = ndimage.label(~mask, structure=_PLANE)
-    border = np.unique(np.concatenate([labels[:, 0], labels[:, -1], labels[:, :, 0], labels[:, :, -1]], axis=None))
-    return mask | ~np.isin(labels, border)
+    labels, n = ndimage.label(~mask, structure=_PLANE)
+    touches = np.zeros(n + 1, dtype=bool)  # label -> reaches the slice border (0: the mask)
+    for edge in (labels[:, 0], labels[:, -1], labels[:, :, 0], labels[:, :, -1]):
+        touches[edge] = True
+    return mask | ~touches[labels]
 
 
 def segment(hu: np.ndarray, pad: np.ndarray, close: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -62,9 +64,8 @@ def segment(hu: np.ndarray, pad: np.ndarray, close: bool = True) -> tuple[np.nda
     body = np.zeros_like(dense)
     if n:
         sizes = np.bincount(labels.ravel(), minlength=n + 1)
-        where = np.nonzero(labels)
-        slice_of = np.zeros(n + 1, dtype=np.int64)
-        slice_of[labels[where]] = where[0]
+        slice_of = np.zeros(n + 1, dtype=np.int64)  # label -> its slice (bounding box start)
+        slice_of[1:] = [box[0].start for box in ndimage.find_objects(labels)]
         best = np.zeros(dense.shape[0], dtype=np.int64)  # label of the largest region per slice
         best_size = np.zeros(dense.shape[0], dtype=np.int64)
         for lab in np.argsort(sizes[1:], kind="stable") + 1:  # ascending: the largest wins

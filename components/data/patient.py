@@ -40,7 +40,7 @@ from components.data.slices import (
     sampled_lung_extent,
     select_levels,
 )
-from components.data.sources import Source, read_head
+from components.data.sources import Source, read_head, read_range
 from components.errors import UserError
 
 __all__ = ["PatientOutcome", "process_patient"]
@@ -172,7 +172,11 @@ def process_patient(
         except OSError as exc:
             rec, sl = FileRecord(rel, patient, "quarantined", f"cannot read file ({type(exc).__name__})"), None
         else:
-            rec, sl = read_file(rel, patient, head, size, lambda r=rel: source.read(r))  # type: ignore[misc]
+            rec, sl = read_file(
+                rel, patient, head, size,
+                lambda r=rel: source.read(r),  # type: ignore[misc]
+                lambda offset, n, r=rel: read_range(source, r, offset, n),  # type: ignore[misc]
+            )
         out.files.append(rec)
         datasets.append(sl)
     try:
