@@ -55,7 +55,7 @@ def blackbox_targets(bb: BlackBox, images: ArrayLike, batch_size: int = 64) -> d
     x = np.asarray(images, dtype=np.float32)
     logits, feats = [], []
     for i in range(0, len(x), batch_size):
-        xb = torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size]))
+        xb = torch.from_numpy(np.array(x[i : i + batch_size]))  # writable copy of a memmap slice
         logits.append(bb(xb).float())
         if bb.mode == "feature":
             f = bb.features(xb)

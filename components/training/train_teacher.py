@@ -109,7 +109,7 @@ def _device(cfg: TeacherConfig) -> torch.device:
 def predict_logits(model: nn.Module, images: ArrayLike, batch_size: int = 64) -> np.ndarray:
     """Logits ``[N,C]`` (float32 numpy) of ``model`` on ``images [N,4,H,W] in [-1,1]``, eval mode,
     on the device the model's parameters are on."""
-    x = torch.as_tensor(np.asarray(images), dtype=torch.float32)
+    x = torch.as_tensor(np.array(images, dtype=np.float32))  # a writable copy (images may be a read-only memmap)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -284,7 +284,7 @@ def train_teacher(
     Raises:
         UserError: shapes disagree, too few folds, or a training split holds one class only.
     """
-    x = torch.as_tensor(np.asarray(images), dtype=torch.float32)
+    x = torch.as_tensor(np.array(images, dtype=np.float32))  # a writable copy (images may be a read-only memmap)
     y = np.asarray(labels).astype(np.int64)
     f = np.asarray(folds).astype(np.int64)
     if x.ndim != 4 or x.shape[1] != 4 or x.shape[2] != x.shape[3]:
