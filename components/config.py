@@ -250,6 +250,10 @@ class CounterfactualConfig(StrictModel):
     search_rel_tol: float = Field(0.1, gt=0, lt=1, description="bisection stops at (hi-lo) <= tol*hi")
     random_control: bool = Field(True, description="also decode random directions of equal size")
     max_cases: int = Field(30, ge=1)
+    swap_max_cases: int = Field(
+        12, ge=1, description="cases evaluated by swap-classifier (a quick check of a new black box; "
+        "its --max-cases overrides)"
+    )
     case_selection: Literal["borderline", "first", "random"] = Field(
         "borderline", description="borderline: the cases whose teacher probability is nearest 0.5"
     )

@@ -120,7 +120,8 @@ def _cmd_swap(args: argparse.Namespace) -> int:
     from pipelines.swap_classifier import run_swap_classifier
 
     t0 = time.time()
-    summary = run_swap_classifier(cfg, args.classifier, args.out, diffae_spec=args.diffae_version)
+    summary = run_swap_classifier(cfg, args.classifier, args.out, diffae_spec=args.diffae_version,
+                                  max_cases=args.max_cases)
     print(json.dumps(summary, indent=2, default=str))
     print(f"swap-classifier finished in {time.time() - t0:.0f} s; report: {summary['report']}")
     return 0
@@ -217,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--diffae-version", default="champion", help="alias, version number or 'latest'")
     p.add_argument("--workdir", default=None, help="the training run's workdir (datasets, cached latents)")
+    p.add_argument("--max-cases", type=int, default=None,
+                   help="borderline external cases in the counterfactual evaluation (default: config "
+                        "counterfactual.swap_max_cases)")
 
     p = add("explain", _cmd_explain, "counterfactuals, heatmaps and scores for one patient folder")
     p.add_argument("--patient", required=True, help="one patient's DICOM folder")

@@ -10,6 +10,7 @@ from typing import Any
 from zenml import pipeline
 
 from components.config import ExperimentConfig
+from components.errors import UserError
 from pipelines.k8s import with_k8s_settings
 from steps.agent.distill_agent import distill_agent_step
 from steps.agent.encode_latents import encode_latents_step
@@ -47,8 +48,19 @@ def swap_classifier_pipeline(config: dict, classifier: str, diffae_spec: str, ou
                          auto_promote=False, which=("agent",))
 
 
-def run_swap_classifier(cfg: ExperimentConfig, classifier: str, out_dir: str, diffae_spec: str = "champion") -> dict[str, Any]:
-    """Run the pipeline; writes ``out_dir/metrics.json`` and ``out_dir/report/index.html``."""
+def run_swap_classifier(
+    cfg: ExperimentConfig, classifier: str, out_dir: str, diffae_spec: str = "champion", max_cases: int | None = None
+) -> dict[str, Any]:
+    """Run the pipeline; writes ``out_dir/metrics.json`` and ``out_dir/report/index.html``.
+
+    The counterfactual evaluation covers ``max_cases`` borderline external cases (default
+    ``cfg.counterfactual.swap_max_cases``, fewer than the training pipeline's ``max_cases``:
+    a quick check of a new black box).
+    """
+    n_cases = max_cases if max_cases is not None else cfg.counterfactual.swap_max_cases
+    if n_cases < 1:
+        raise UserError(f"--max-cases must be >= 1, got {n_cases}")
+    cfg = cfg.model_copy(update={"counterfactual": cfg.counterfactual.model_copy(update={"max_cases": n_cases})})
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     spec = classifier if "://" in classifier or ":" in classifier and not Path(classifier).exists() \

@@ -77,11 +77,15 @@ def youden_threshold(y_true: np.ndarray, prob_pos: np.ndarray) -> tuple[float, f
     if len(np.unique(y_true)) < 2:
         m = binary_metrics(y_true, prob_pos, 0.5)
         return 0.5, m["sensitivity"] + m["specificity"]
-    fpr, tpr, thr = roc_curve(y_true, prob_pos)
+    fpr, tpr, thr = roc_curve(y_true, prob_pos, drop_intermediate=False)
     j = tpr - fpr
     best = int(np.argmax(j))
-    threshold = float(min(thr[best], 1.0))  # roc_curve's first threshold is +inf
-    return threshold, float(1.0 + j[best])
+    # Any threshold in (next lower score, thr[best]] gives the same decisions on these cases;
+    # the midpoint keeps every case off the boundary, so the decision does not hinge on float
+    # rounding once the threshold is folded into the head's bias.
+    hi = float(min(thr[best], 1.0))  # roc_curve's first threshold is +inf
+    lo = float(thr[best + 1]) if best + 1 < len(thr) else 0.0
+    return 0.5 * (hi + lo), float(1.0 + j[best])
 
 
 def fold_threshold_into_head(model: TeacherNet, threshold: float) -> None:

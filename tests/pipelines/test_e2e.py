@@ -105,9 +105,10 @@ def test_swap_classifier_reuses_diffae_and_explain_finds_its_agent(
     diffae_before, mv = load_registered(cfg.tracking.diffae_model_name, "latest")
     before = weights_sha256(diffae_before)
     out = tmp_path / "swap"
-    summary = run_swap_classifier(cfg, str(clf), str(out), diffae_spec="latest")
+    summary = run_swap_classifier(cfg, str(clf), str(out), diffae_spec="latest", max_cases=2)
     assert summary["status"] == "completed"
     metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["counterfactual"]["n_cases"] == 2
     assert set(metrics["agent_alignment"]) == {"L1", "MSE", "KL"}
     assert (out / "report" / "index.html").is_file()
     diffae_after, mv_after = load_registered(cfg.tracking.diffae_model_name, "latest")

@@ -84,7 +84,10 @@ def test_one_cycle_youden_and_threshold_folding() -> None:
     assert one_cycle_lr(1.0, 1.0) == pytest.approx(1e-4)
     assert one_cycle_lr(2.0, 1.0) == one_cycle_lr(1.0, 1.0)
     t, score = youden_threshold(np.array([0, 0, 1, 1]), np.array([0.1, 0.3, 0.35, 0.8]))
-    assert t == pytest.approx(0.35) and score == pytest.approx(2.0)
+    # perfect separation between 0.3 and 0.35: the midpoint, no case on the boundary
+    assert t == pytest.approx(0.325) and score == pytest.approx(2.0)
+    t, score = youden_threshold(np.array([0, 1, 0, 1, 1]), np.array([0.2, 0.4, 0.5, 0.6, 0.9]))
+    assert 0.5 < t < 0.6 and score == pytest.approx(1 + 2 / 3)  # ties no case; same decisions as 0.6
 
     from components.models.teacher import build_teacher
 
