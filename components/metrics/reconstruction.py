@@ -1,5 +1,7 @@
-"""Reconstruction quality of a DiffAE: PSNR / SSIM of DDIM-inversion reconstructions and the
-z-swap test.
+"""Reconstruction quality of a DiffAE: the image range its metrics use, and the z-swap test.
+
+PSNR / SSIM of DDIM-inversion reconstructions (and the black box's agreement on them) are in
+:mod:`components.metrics.reconstruction_eval`.
 
 All image metrics are computed on the windowed image mapped to [0, 1]: a model image
 ``x ∈ [-1, 1]`` (the HU window, e.g. [-1000, 200] HU, mapped linearly) becomes ``(x + 1) / 2``,
@@ -11,11 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from monai.metrics import PSNRMetric, SSIMMetric
 
 from components.models.diffae import DiffAE
 
-__all__ = ["to_unit_range", "reconstruction_report", "zswap_rate"]
+__all__ = ["to_unit_range", "zswap_rate"]
 
 
 def to_unit_range(x: torch.Tensor) -> torch.Tensor:
@@ -25,47 +26,6 @@ def to_unit_range(x: torch.Tensor) -> torch.Tensor:
 
 def _ssim_window(size: int) -> int:
     return 11 if size >= 11 else (size if size % 2 else size - 1)
-
-
-@torch.no_grad()
-def reconstruction_report(
-    model: DiffAE, images: np.ndarray, steps: int, batch_size: int = 64
-) -> dict[str, float | np.ndarray]:
-    """PSNR / SSIM of DDIM-inversion reconstructions (encode → invert → render).
-
-    Args:
-        model: a trained :class:`DiffAE`.
-        images: ``[N,4,H,W]`` float32 in [-1, 1] (held-out patients).
-        steps: DDIM steps used for inversion and for decoding.
-        batch_size: patients per batch (each batch runs ``4·batch_size`` slices at once).
-
-    Returns:
-        ``{"psnr": mean dB, "ssim": mean, "psnr_per_slice": [N,4], "ssim_per_slice": [N,4],
-        "mse": mean squared error in [0,1] units}``, all on images mapped to [0, 1].
-    """
-    model.eval()
-    device = model.device
-    n, s, h, w = images.shape
-    psnr_metric = PSNRMetric(max_val=1.0, reduction="none")
-    ssim_metric = SSIMMetric(spatial_dims=2, data_range=1.0, win_size=_ssim_window(min(h, w)), reduction="none")
-    psnrs, ssims, mses = [], [], []
-    for start in range(0, n, batch_size):
-        x = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size], dtype=np.float32)).to(device)
-        recon, _, _ = model.reconstruct_stack(x, steps)
-        y_pred = to_unit_range(recon.float()).reshape(-1, 1, h, w).cpu()
-        y = to_unit_range(x.float()).reshape(-1, 1, h, w).cpu()
-        psnrs.append(psnr_metric(y_pred, y).reshape(-1, s))
-        ssims.append(ssim_metric(y_pred, y).reshape(-1, s))
-        mses.append(((y_pred - y) ** 2).mean(dim=(1, 2, 3)))
-    psnr = torch.cat(psnrs).numpy()
-    ssim = torch.cat(ssims).numpy()
-    return {
-        "psnr": float(psnr.mean()),
-        "ssim": float(ssim.mean()),
-        "mse": float(torch.cat(mses).mean()),
-        "psnr_per_slice": psnr,
-        "ssim_per_slice": ssim,
-    }
 
 
 @torch.no_grad()

@@ -102,7 +102,6 @@ def fold_threshold_into_head(model: TeacherNet, threshold: float) -> None:
         model.head.bias[1] -= math.log(t / (1 - t))
 
 
-@torch.no_grad()
 def _device(cfg: TeacherConfig) -> torch.device:
     """``cfg.device``: ``auto`` takes the GPU when one is visible (training runs in bf16 there)."""
     use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())

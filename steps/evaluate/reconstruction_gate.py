@@ -13,9 +13,8 @@ from zenml import log_metadata, step
 
 from steps.registry.loaders import load_classifier, weights_sha256
 from components.config import GateConfig
-from components.data.dataset import load_dataset
+from components.data.dataset import Dataset, load_dataset
 from components.gates import reconstruction_gate
-from components.data.dataset import Dataset
 from components.metrics.reconstruction_eval import evaluate_reconstruction, reconstruct_cohort, score_reconstruction
 from components.models.diffae import DiffAE, load_diffae
 from components.report.figures import plot_reconstructions
