@@ -280,6 +280,11 @@ class CounterfactualConfig(StrictModel):
     occlusion_stride: int = Field(2, ge=1)
     attribution_baseline: float = Field(-1.0, ge=-1, le=1, description="IG / occlusion baseline (-1 = air)")
     report_cases: int = Field(6, ge=0, description="cases drawn as panels in the report")
+    code_swap_cases: int = Field(
+        60, ge=0, description="cohort patients in the code-swap test (how much of the black box's decision "
+        "follows z rather than x_T, components.counterfactual.code_swap); needs cached inversions; 0 = off",
+    )
+    code_swap_steps: int = Field(20, ge=1, description="DDIM steps of the code-swap decodes")
     seed: int = 0
 
     @model_validator(mode="after")

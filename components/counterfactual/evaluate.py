@@ -26,6 +26,7 @@ from components.counterfactual.decoding import teacher_probabilities
 from components.counterfactual.localization import difference_relevance, localization_table
 from components.counterfactual.protocols import AgentLike, BlackBoxLike, DiffAELike
 from components.counterfactual.sweep import SweepResult, run_sweep
+from components.counterfactual.code_swap import decision_swap
 
 __all__ = ["CohortEvaluation", "select_cases", "localization_maps", "evaluate_cohort"]
 
@@ -112,7 +113,9 @@ def evaluate_cohort(
     Returns:
         :class:`CohortEvaluation`; ``metrics["counterfactual"]`` carries ``flip_rate``,
         ``random_control_flip_rate``, ``monotonicity_spearman``, ``direction_agreement``,
-        ``n_cases`` and ``nfe_per_patient`` (mean encoder + UNet evaluations per patient).
+        ``n_cases`` and ``nfe_per_patient`` (mean encoder + UNet evaluations per patient), and
+        with ``inversions`` the code-swap test on the cohort's first ``cfg.code_swap_cases``
+        patients (``code_swap``: the share of the black box's decision that follows ``z``).
     """
     start = time.perf_counter()
     x_all = torch.as_tensor(np.asarray(images), dtype=torch.float32)
@@ -130,6 +133,15 @@ def evaluate_cohort(
     manip["nfe_breakdown_mean"] = {k: float(np.mean([c[k] for c in nfe])) for k in nfe[0]}
     manip["alphas"] = [float(a) for a in sweep.alphas]
     manip["normalized_direction"] = cfg.normalized_direction
+
+    if inversions is not None and cfg.code_swap_cases > 0 and sweep.n_classes == 2:
+        k = min(cfg.code_swap_cases, len(x_all))
+        if k >= 3:
+            if progress is not None:
+                progress(f"code-swap test: {k} patients x 2 derangements, {cfg.code_swap_steps} DDIM steps")
+            recon_all, x_t_all, q_all = (np.asarray(a)[:k] for a in inversions)
+            manip["code_swap"] = decision_swap(model, bb, recon_all, x_t_all, q_all, cfg.code_swap_steps,
+                                               seed=cfg.seed, batch_size=cfg.batch_size)
 
     maps: dict[str, np.ndarray] = {}
     localization = None

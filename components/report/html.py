@@ -129,6 +129,14 @@ def _criteria(metrics: Mapping[str, Any]) -> str:
         f"stopped at alpha_cap {_fmt(search.get('capped_rate'))}. Flips are counted against the "
         "reconstruction's teacher decision.</p>"
     )
+    swap = cf.get("code_swap") or {}
+    if swap.get("z_share") is not None:
+        note += (
+            f"<p>Code-swap test ({_fmt(swap.get('n'))} hybrids: one patient's z decoded with another's x_T): "
+            f"{_fmt(swap.get('z_share'))} of the teacher's decision follows z (coefficient "
+            f"{_fmt(swap.get('coef_z'))} vs {_fmt(swap.get('coef_x_T'))} for x_T); the rest rides on x_T, "
+            "which neither the agent nor a counterfactual moves.</p>"
+        )
     return (
         "<h2>Evaluation criteria</h2>"
         + _table(["criterion", "DiffExplainer", "random direction (same step)"], rows)

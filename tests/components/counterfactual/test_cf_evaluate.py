@@ -43,3 +43,20 @@ def test_evaluate_cohort_with_aligned_standins(standins):
     # without masks there is no localisation section
     ev2 = evaluate_cohort(model, agent, bb, x.numpy(), lungs, cfg.model_copy(update={"max_cases": 2}))
     assert ev2.metrics["localization"] is None
+
+
+def test_evaluate_cohort_runs_the_code_swap_test_on_cached_inversions(standins):
+    model, agent, bb, x = standins
+    n = x.shape[0]
+    cfg = CounterfactualConfig(alphas=[0.2], ddim_steps=2, batch_size=16, max_cases=2, code_swap_cases=5,
+                               code_swap_steps=2, random_control=False)
+    lungs = lung_map()[None].repeat(n, 1, 1, 1).numpy()
+    recon, x_t, q = (t.detach().numpy() for t in model.reconstruct_stack(x, cfg.ddim_steps))
+    swap = evaluate_cohort(model, agent, bb, x.numpy(), lungs, cfg, inversions=(recon, x_t, q)).metrics["counterfactual"]["code_swap"]
+    assert swap["n"] == 10  # 5 patients x 2 derangements (the regression itself: tests/components/metrics)
+    assert set(swap) == {"coef_z", "coef_x_T", "intercept", "z_share", "sign_follows_z", "n"}
+    assert all(np.isfinite(v) for v in swap.values())
+    # no cached inversions (or code_swap_cases = 0): no test
+    assert "code_swap" not in evaluate_cohort(model, agent, bb, x.numpy(), lungs, cfg).metrics["counterfactual"]
+    off = cfg.model_copy(update={"code_swap_cases": 0})
+    assert "code_swap" not in evaluate_cohort(model, agent, bb, x.numpy(), lungs, off, inversions=(recon, x_t, q)).metrics["counterfactual"]

@@ -38,6 +38,14 @@ def test_render_report_has_every_section_and_embeds_images(tmp_path):
     imgs = re.findall(r'<img [^>]*src="([^"]*)"', text)
     assert len(imgs) == 2 and all(s.startswith("data:image/png;base64,") for s in imgs)
     assert "n/a" in text  # null values are shown as n/a, not as numbers
+    assert "Code-swap test" not in text  # not measured in this run: no line
+
+
+def test_report_states_the_code_swap_share(tmp_path):
+    swap = {"coef_z": 0.69, "coef_x_T": 0.18, "intercept": -0.3, "z_share": 0.793, "sign_follows_z": 0.82, "n": 120.0}
+    metrics = build_metrics(counterfactual={"flip_rate": 1.0, "code_swap": swap})
+    text = render_report(metrics, tmp_path / "index.html", {}, []).read_text()
+    assert "Code-swap test (120 hybrids" in text and "0.793 of the teacher's decision follows z" in text
 
 
 def test_cohort_report_and_explain(standins, tmp_path):
