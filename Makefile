@@ -8,7 +8,7 @@ WORKDIR ?= .diffexplainer/demo
 PRESET ?= cpu-small
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv bench clean
+.PHONY: demo test venv bench bench-agent clean
 
 venv: $(STAMP)
 
@@ -30,6 +30,10 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/diffae.py
+
+# agent fidelity across teacher seeds on the latents of a finished `make demo` (WORKDIR)
+bench-agent: $(STAMP)
+	$(PY) benchmarks/agent_fidelity.py --workdir $(WORKDIR)
 
 clean:
 	rm -rf .diffexplainer .pytest_cache
