@@ -77,7 +77,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from components.config import load_config
     from pipelines.demo import run_demo
 
-    cfg = load_config(None, preset=args.preset, overrides={"workdir": args.workdir})
+    cfg = load_config(args.config, preset=args.preset, overrides={"workdir": args.workdir})
     t0 = time.time()
     summary = run_demo(cfg, from_scratch=args.from_scratch, progress=_progress)
     print(json.dumps(summary, indent=2, default=str))

@@ -26,3 +26,21 @@ def test_console_script_help_runs() -> None:
     ).stdout
     for command in ("demo", "synth", "ingest", "train"):
         assert command in out
+
+
+def test_demo_honours_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`demo --config` must reach the pipeline (it was once dropped for the bare preset)."""
+    import pipelines.demo
+
+    seen = {}
+
+    def fake_run_demo(cfg, from_scratch=False, progress=print):  # noqa: ANN001, ANN202
+        seen["cfg"] = cfg
+        return {}
+
+    monkeypatch.setattr(pipelines.demo, "run_demo", fake_run_demo)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("preset: cpu-small\ndiffae:\n  beta_schedule: cosine\n")
+    assert main(["demo", "--config", str(cfg), "--workdir", str(tmp_path / "w")]) == 0
+    assert seen["cfg"].diffae.beta_schedule == "cosine"
+    assert seen["cfg"].workdir == str(tmp_path / "w")
