@@ -33,7 +33,13 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
     n = args.patients or (cfg.synth.osic_patients if args.cohort == "osic" else cfg.synth.external_patients)
     seed = cfg.synth.seed if args.seed is None else args.seed
-    summary = write_cohort(Path(args.out), args.cohort, n, seed, cfg.synth, progress=_progress, overwrite=args.overwrite)
+    marker = {k: v for k, v in (("marker_fraction", args.marker_fraction),
+                                ("marker_label_association", args.marker_association)) if v is not None}
+    try:
+        synth_cfg = cfg.synth.model_validate({**cfg.synth.model_dump(), **marker}) if marker else cfg.synth
+    except ValueError:  # pydantic's ValidationError
+        raise UserError("--marker-fraction and --marker-association must lie in [0, 1]") from None
+    summary = write_cohort(Path(args.out), args.cohort, n, seed, synth_cfg, progress=_progress, overwrite=args.overwrite)
     print(
         f"wrote {summary.n_patients} patients ({summary.n_positive} positive), {summary.n_files} files, "
         f"{summary.bytes / 1e6:.1f} MB in {summary.seconds:.1f} s to {summary.root}"
@@ -195,6 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patients", type=int, default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--marker-fraction", type=float, default=None,
+                   help="share of patients with the planted shortcut marker (default: synth.marker_fraction)")
+    p.add_argument("--marker-association", type=float, default=None,
+                   help="0 = marker independent of the label, 1 = marker iff positive (default: synth.marker_label_association)")
 
     p = add("ingest", _cmd_ingest, "validate and ingest a DICOM cohort (folder or s3://)")
     p.add_argument("--source", required=True, help="DIR or s3://bucket/prefix")

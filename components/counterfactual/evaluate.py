@@ -2,8 +2,12 @@
 
 Select cases, run the sweep (with the random-direction control and the alpha search), score
 the three criteria, and - on synthetic cohorts with planted masks - compare the DiffExplainer
-difference map with Grad-CAM, Grad-CAM++, saliency, Integrated Gradients and occlusion on the
-same cases.
+difference map and the counterfactual attribution map (:mod:`.attribution`) with Grad-CAM,
+Grad-CAM++, saliency, Integrated Gradients and occlusion on the same cases. Every evaluation
+also says where each map's evidence lies (:mod:`.evidence`: lungs, outside the lungs and,
+with masks, disease / distractor / marker / rest of the lungs) and raises a shortcut warning
+when it lies mostly outside the lungs; without masks only the cheap maps (difference, random
+direction, attribution) are computed for that.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import numpy as np
 import torch
 
 from components.config import CounterfactualConfig
+from components.counterfactual.attribution import counterfactual_attribution
 from components.counterfactual.baselines import attribution_maps
 from components.counterfactual.criteria import (
     manipulation_criterion,
@@ -23,6 +28,7 @@ from components.counterfactual.criteria import (
     reconstruction_criterion,
 )
 from components.counterfactual.decoding import teacher_probabilities
+from components.counterfactual.evidence import evidence_shares
 from components.counterfactual.localization import difference_relevance, localization_table
 from components.counterfactual.protocols import AgentLike, BlackBoxLike, DiffAELike
 from components.counterfactual.sweep import SweepResult, run_sweep
@@ -36,8 +42,9 @@ class CohortEvaluation:
     """Result of :func:`evaluate_cohort`.
 
     Attributes:
-        metrics: ``reconstruction``, ``observable``, ``counterfactual`` and ``localization``
-            sections (plain JSON-ready values; ``localization`` is ``None`` without masks).
+        metrics: ``reconstruction``, ``observable``, ``counterfactual``, ``localization`` and
+            ``evidence`` sections (plain JSON-ready values; ``localization`` is ``None``
+            without masks).
         sweep: the sweep over the selected cases.
         case_index: ``[K]`` indices of the selected cases in the cohort arrays.
         maps: localisation maps of the selected cases, name -> ``[K,4,H,W]``.
@@ -69,18 +76,29 @@ def select_cases(teacher_probs: np.ndarray, cfg: CounterfactualConfig) -> np.nda
 
 
 def localization_maps(
-    sweep: SweepResult, bb: BlackBoxLike, cfg: CounterfactualConfig
+    sweep: SweepResult, bb: BlackBoxLike, cfg: CounterfactualConfig, baselines: bool = True
 ) -> dict[str, np.ndarray]:
-    """DiffExplainer map toward the healthy class, its random-direction control, and the
-    teacher baselines for the disease class, all ``[K,4,H,W]`` on the sweep's cases."""
+    """Relevance maps ``[K,4,H,W]`` on the sweep's cases.
+
+    ``diffexplainer``: ``|cf - recon|`` toward the healthy class (mean over alphas);
+    ``random_direction``: its control; ``attribution`` (``cfg.attribution_map``): integrated
+    gradients of the black box's disease margin from the healthy counterfactuals to the
+    reconstruction (signed, logit units, positive = disease evidence the counterfactual
+    removed; mean over alphas); with ``baselines`` the teacher baselines for the disease class.
+    """
     healthy = cfg.healthy_class
     if sweep.n_classes != 2:
         raise ValueError("localisation assumes two classes (healthy vs disease)")
     maps = {"diffexplainer": difference_relevance(sweep.counterfactuals[:, healthy], sweep.recon)}
     if sweep.random_cf is not None:
         maps["random_direction"] = difference_relevance(sweep.random_cf[:, healthy], sweep.recon)
-    x = torch.as_tensor(sweep.original)
-    maps.update(attribution_maps(bb, x, 1 - healthy, cfg))
+    if cfg.attribution_map:
+        maps["attribution"] = counterfactual_attribution(
+            bb, sweep.recon, sweep.counterfactuals[:, healthy], healthy, cfg.attribution_steps,
+            cfg.attribution_batch_size)
+    if baselines:
+        x = torch.as_tensor(sweep.original)
+        maps.update(attribution_maps(bb, x, 1 - healthy, cfg))
     return maps
 
 
@@ -94,6 +112,8 @@ def evaluate_cohort(
     masks: np.ndarray | None = None,
     inversions: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     progress: Callable[[str], None] | None = None,
+    distractor: np.ndarray | None = None,
+    marker: np.ndarray | None = None,
 ) -> CohortEvaluation:
     """Evaluate counterfactual explanations on a cohort.
 
@@ -109,6 +129,8 @@ def evaluate_cohort(
             earlier DDIM inversion with this model and ``cfg.ddim_steps`` (the reconstruction
             gate's), reused for the selected cases instead of inverting them again.
         progress: optional callback, one line per phase (see :func:`.sweep.run_sweep`).
+        distractor: ``[N,4,H,W]`` planted distractor fraction in [0,1], or None.
+        marker: ``[N,4,H,W]`` planted shortcut-marker fraction in [0,1], or None.
 
     Returns:
         :class:`CohortEvaluation`; ``metrics["counterfactual"]`` carries ``flip_rate``,
@@ -116,6 +138,9 @@ def evaluate_cohort(
         ``n_cases`` and ``nfe_per_patient`` (mean encoder + UNet evaluations per patient), and
         with ``inversions`` the code-swap test on the cohort's first ``cfg.code_swap_cases``
         patients (``code_swap``: the share of the black box's decision that follows ``z``).
+        ``metrics["evidence"]``: map name -> shares of its evidence (``lungs``,
+        ``outside_lungs``, ``disease``, ``distractor``, ``marker``, ``rest_of_lungs``; None
+        where no mask), ``shortcut_warning`` and ``n_cases`` (:func:`.evidence.evidence_shares`).
     """
     start = time.perf_counter()
     x_all = torch.as_tensor(np.asarray(images), dtype=torch.float32)
@@ -143,19 +168,28 @@ def evaluate_cohort(
             manip["code_swap"] = decision_swap(model, bb, recon_all, x_t_all, q_all, cfg.code_swap_steps,
                                                seed=cfg.seed, batch_size=cfg.batch_size)
 
-    maps: dict[str, np.ndarray] = {}
     localization = None
-    if masks is not None:
+    evidence = None
+    if sweep.n_classes == 2 or masks is not None:  # localisation with other than 2 classes raises
         if progress is not None:
-            progress(f"localisation maps: diffexplainer, random direction, {', '.join(cfg.baselines)}")
-        maps = localization_maps(sweep, bb, cfg)
+            extra = f", {', '.join(cfg.baselines)}" if masks is not None else ""
+            progress(f"relevance maps: diffexplainer, random direction{', attribution' if cfg.attribution_map else ''}{extra}")
+        maps = localization_maps(sweep, bb, cfg, baselines=masks is not None)
+    else:
+        maps = {}
+    if masks is not None:
         localization = localization_table(
             maps, np.asarray(masks)[idx], lungs, cfg.mask_threshold, cfg.pointing_tolerance_px
         )
+    if maps:
+        parts = {"disease": masks, "distractor": distractor, "marker": marker}
+        evidence = evidence_shares(maps, lungs, {k: np.asarray(v)[idx] for k, v in parts.items() if v is not None},
+                                   cfg.shortcut_outside_share_max)
     metrics: dict[str, object] = {
         "reconstruction": reconstruction_criterion(sweep),
         "observable": observable_criterion(sweep, lungs, cfg.change_threshold),
         "counterfactual": manip,
         "localization": localization,
+        "evidence": evidence,
     }
     return CohortEvaluation(metrics, sweep, idx, maps, time.perf_counter() - start)

@@ -35,6 +35,7 @@ class Dataset:
         masks: float32 ``[N, 4, H, W]`` ground-truth disease fraction in [0, 1] (NaN rows
             for patients without one), or ``None`` when the source had no masks.
         distractor: like ``masks`` for the label-independent distractor, or ``None``.
+        marker: like ``masks`` for the planted shortcut marker (outside the lungs), or ``None``.
         info: the parsed ``dataset.json``.
     """
 
@@ -48,6 +49,7 @@ class Dataset:
     masks: np.ndarray | None
     distractor: np.ndarray | None
     info: dict[str, Any]
+    marker: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -94,4 +96,5 @@ def load_dataset(out_dir: str | Path) -> Dataset:
         masks=_optional(root / "masks.npy"),
         distractor=_optional(root / "distractor.npy"),
         info=info,
+        marker=_optional(root / "marker.npy"),
     )

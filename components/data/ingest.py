@@ -14,8 +14,9 @@ Layout written to ``OUT`` (all readable without this code):
 - ``quarantine.csv``: ``kind`` (patient | file | label), patient, path, reason.
 - ``images.npy``: float32 ``[N, 4, H, W]`` in [-1, 1], rows = the ``ok`` rows of
   patients.csv in order. ``lung_masks.npy``: uint8 ``[N, 4, H, W]``.
-- ``masks.npy`` / ``distractor.npy`` (only when the source has ``masks/``): float32
-  ``[N, 4, H, W]`` in [0, 1], NaN rows for patients without a mask.
+- ``masks.npy`` / ``distractor.npy`` / ``marker.npy`` (only when the source has ``masks/``):
+  float32 ``[N, 4, H, W]`` in [0, 1] (disease, ground-glass distractor, planted shortcut
+  marker), NaN rows for patients without that mask.
 - ``dataset.json``: counts, config, source, array shapes, validation summary, ``hash``.
 - ``validation/results.json`` and HTML Data Docs under ``validation/gx/``.
 
@@ -67,7 +68,7 @@ __all__ = [
 FORMAT = "diffexplainer-dataset/1"
 OUTPUT_NAMES = (
     "files.csv", "patients.csv", "quarantine.csv", "images.npy", "lung_masks.npy",
-    "masks.npy", "distractor.npy", "dataset.json", "validation",
+    "masks.npy", "distractor.npy", "marker.npy", "dataset.json", "validation",
 )
 # Below this many patient files the patients are read in this process: starting worker
 # processes (a forkserver that imports numpy / scipy / pydicom, then the workers) and the
@@ -276,7 +277,7 @@ def _apply_labels(outcomes: list[PatientOutcome], labels: dict[str, LabelEntry])
         if problem:
             if row["status"] == "ok":
                 row["status"], row["reason"] = "quarantined", problem
-                o.images = o.lung_masks = o.masks = o.distractor = None
+                o.images = o.lung_masks = o.masks = o.distractor = o.marker = None
                 for rec in o.files:
                     if rec.status == "used":
                         rec.mark("quarantined", f"patient quarantined: {problem}")
@@ -433,6 +434,7 @@ def ingest(
     if have_masks:
         np.save(out / "masks.npy", _stack([o.masks for o in ok], (4, size, size), np.float32))
         np.save(out / "distractor.npy", _stack([o.distractor for o in ok], (4, size, size), np.float32))
+        np.save(out / "marker.npy", _stack([o.marker for o in ok], (4, size, size), np.float32))
     digest = dataset_hash(images, y, ids)
     status_counts = files_df.status.value_counts()
     summary: dict[str, Any] = {
@@ -456,7 +458,8 @@ def ingest(
             "images": {"file": "images.npy", "shape": list(images.shape), "dtype": "float32", "range": [-1, 1]},
             "lung_masks": {"file": "lung_masks.npy", "shape": list(lung.shape), "dtype": "uint8", "range": [0, 1]},
             **({"masks": {"file": "masks.npy", "shape": list(images.shape), "dtype": "float32", "range": [0, 1]},
-                "distractor": {"file": "distractor.npy", "shape": list(images.shape), "dtype": "float32", "range": [0, 1]}}
+                "distractor": {"file": "distractor.npy", "shape": list(images.shape), "dtype": "float32", "range": [0, 1]},
+                "marker": {"file": "marker.npy", "shape": list(images.shape), "dtype": "float32", "range": [0, 1]}}
                if have_masks else {}),
         },
         "slice_levels": list(cfg.slice_levels),

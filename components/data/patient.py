@@ -57,6 +57,7 @@ class PatientOutcome:
         lung_masks: uint8 ``[4, S, S]`` in {0, 1}.
         masks: float32 ``[4, S, S]`` in [0, 1] ground-truth disease fraction, if supplied.
         distractor: float32 ``[4, S, S]`` in [0, 1] distractor fraction, if supplied.
+        marker: float32 ``[4, S, S]`` in [0, 1] shortcut-marker fraction, if supplied.
     """
 
     row: dict[str, Any]
@@ -65,6 +66,7 @@ class PatientOutcome:
     lung_masks: np.ndarray | None = None
     masks: np.ndarray | None = None
     distractor: np.ndarray | None = None
+    marker: np.ndarray | None = None
     mask_note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -106,7 +108,7 @@ def _quarantine(out: PatientOutcome, reason: str) -> PatientOutcome:
     for rec in out.files:
         if rec.status == "used":
             rec.mark("quarantined", f"patient quarantined: {reason}")
-    out.images = out.lung_masks = out.masks = out.distractor = None
+    out.images = out.lung_masks = out.masks = out.distractor = out.marker = None
     return out
 
 
@@ -128,25 +130,32 @@ def _match_mask_slices(vol: Volume, recs: list[FileRecord], idx: list[int], z: n
     return ks
 
 
-def _load_masks(source: Source, mask_rel: str, vol: Volume, recs: list[FileRecord], idx: list[int], spacing: float, size: int) -> tuple[np.ndarray | None, np.ndarray | None, str]:
+_EXTRA_MASKS = ("distractor", "marker")
+
+
+def _load_masks(source: Source, mask_rel: str, vol: Volume, recs: list[FileRecord], idx: list[int], spacing: float,
+                size: int) -> tuple[np.ndarray | None, dict[str, np.ndarray | None], str]:
+    """Disease mask and the optional ``distractor`` / ``marker`` masks of the selected slices."""
+    none: dict[str, np.ndarray | None] = dict.fromkeys(_EXTRA_MASKS)
     try:
         npz = np.load(io.BytesIO(source.read(mask_rel)), allow_pickle=False)
         mask, z = np.asarray(npz["mask"]), np.asarray(npz["z"], dtype=np.float64).ravel()
-        distractor = np.asarray(npz["distractor"]) if "distractor" in npz.files else None
+        extra = {k: np.asarray(npz[k]) if k in npz.files else None for k in _EXTRA_MASKS}
     except UserError:
         raise
     except Exception as exc:  # noqa: BLE001 - a bad mask file is noted, not fatal
-        return None, None, f"mask file unreadable ({type(exc).__name__})"
+        return None, none, f"mask file unreadable ({type(exc).__name__})"
     if mask.ndim != 3 or mask.shape[1:] != tuple(vol.shape):
-        return None, None, f"mask shape {mask.shape} does not match the images"
+        return None, none, f"mask shape {mask.shape} does not match the images"
     if z.size != mask.shape[0]:
-        return None, None, "mask z has a different length than mask"
+        return None, none, "mask z has a different length than mask"
     ks = _match_mask_slices(vol, recs, idx, z, spacing)
     if isinstance(ks, str):
-        return None, None, ks
+        return None, none, ks
     m = render_fraction(mask[ks] > 0, size)
-    d = render_fraction(distractor[ks] > 0, size) if distractor is not None and distractor.shape == mask.shape else None
-    return m, d, ""
+    rendered = {k: render_fraction(a[ks] > 0, size) if a is not None and a.shape == mask.shape else None
+                for k, a in extra.items()}
+    return m, rendered, ""
 
 
 def process_patient(
@@ -269,7 +278,8 @@ def _reduce(source: Source, out: PatientOutcome, datasets: list[Any], mask_rel: 
     row["slice_indices"] = ";".join(str(i) for i in idx)
     row["selected_files"] = ";".join(recs[vol.indices[i]].path.rsplit("/", 1)[-1] for i in idx)
     if mask_rel is not None:
-        out.masks, out.distractor, out.mask_note = _load_masks(source, mask_rel, vol, recs, idx, spacing, cfg.image_size)
+        out.masks, extra, out.mask_note = _load_masks(source, mask_rel, vol, recs, idx, spacing, cfg.image_size)
+        out.distractor, out.marker = extra["distractor"], extra["marker"]
         row["has_mask"] = out.masks is not None
         if out.mask_note:
             row["note"] = "; ".join(x for x in (row["note"], out.mask_note) if x)

@@ -15,10 +15,19 @@ carries reticular lines (~ -300 HU); within 12 mm of the pleura it holds cluster
 honeycomb cysts (3-10 mm, -980 HU lumen, -100 HU walls). The denser band is what keeps
 the disease visible after down-sampling to 32 px, where single cysts vanish. The
 ``distractor`` is ground glass (-700...-500 HU blobs), drawn independently of ``extent``.
+The optional ``marker`` is a planted shortcut: a square radiopaque tag (2000 HU) lying in
+the air just anterior to the body on every slice, as skin markers and burned-in
+annotations appear on real scans; never inside the body or the lungs.
+
+Interventions: ``components`` renders the same patient (same seed) without any of
+``disease``, ``distractor``, ``marker``. Each component draws from its own random stream
+and is blended into the image only on its own pixels, so removing one changes only the
+pixels of that component (``mask``, ``distractor_support``, ``marker``) and nothing else.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +45,8 @@ __all__ = [
     "RETICULAR_HU",
     "FIBROTIC_HU",
     "GGO_HU_RANGE",
+    "MARKER_HU",
+    "COMPONENTS",
     "PAD_HU",
     "DEFAULT_FOV_MM",
     "Phantom",
@@ -56,11 +67,15 @@ RETICULAR_HU = -300.0
 FIBROTIC_HU = -680.0
 GGO_HU_RANGE = (-700.0, -500.0)
 PAD_HU = -3024.0
+MARKER_HU = 2000.0  # radiopaque tag (metal / lead letter): above the lung window, like bone cortex
+COMPONENTS: tuple[str, ...] = ("disease", "distractor", "marker")
 DEFAULT_FOV_MM = 0.7 * 512  # a 512 matrix at 0.7 mm pixels
 
 _BAND_MM = 20.0  # fibrosis (reticulation) band depth below the pleura
 _HONEY_MM = 12.0  # honeycombing band depth
 _MIN_HU, _MAX_HU = -1024.0, 3071.0
+_GGO_CUTOFF = 0.01  # ground-glass blend weights below this are 0 (compact support, < 3 HU)
+_MARKER_GAP_MM = 3.0  # air between the body surface and the marker
 
 
 @dataclass(frozen=True)
@@ -71,26 +86,33 @@ class Phantom:
         hu: float32 [S,H,W], Hounsfield units in [-1024, 3071]; PAD_HU (-3024) outside a
             circular field of view when one was requested.
         mask: uint8 [S,H,W], 1 = label-driving disease (honeycombing ∪ reticulation).
-        distractor: uint8 [S,H,W], 1 = label-independent ground glass.
+        distractor: uint8 [S,H,W], 1 = label-independent ground glass (blend weight >= 0.5).
         lung: uint8 [S,H,W], 1 = lung (parenchyma, vessels and lesions inside it).
+        marker: uint8 [S,H,W], 1 = the planted shortcut marker (all zeros when not drawn).
+        distractor_support: uint8 [S,H,W], every pixel the ground glass altered (blend weight
+            > 0, outside the disease); a superset of ``distractor``.
         z: float64 [S], slice position (mm, superior positive), strictly decreasing.
         level: float64 [S], relative lung level (0 = apex, 1 = base; outside [0,1] = no lung).
         pixel_spacing: float, mm per pixel (rows = columns).
         slice_spacing: float, mm between consecutive slices.
         origin_xy: (x, y) in mm of the centre of pixel [0, 0].
         extent: the requested disease extent (fraction of the subpleural band).
+        components: the components drawn (a subset of :data:`COMPONENTS`).
     """
 
     hu: np.ndarray
     mask: np.ndarray
     distractor: np.ndarray
     lung: np.ndarray
+    marker: np.ndarray
+    distractor_support: np.ndarray
     z: np.ndarray
     level: np.ndarray
     pixel_spacing: float
     slice_spacing: float
     origin_xy: tuple[float, float]
     extent: float
+    components: tuple[str, ...] = COMPONENTS
 
 
 @dataclass(frozen=True)
@@ -356,6 +378,7 @@ def _ground_glass(rng: np.random.Generator, paren: np.ndarray, lung: np.ndarray,
         d2 = ((X - X[r, c]) ** 2 + (Y - Y[r, c]) ** 2)[None] / rad_xy**2
         d2 = d2 + ((z - z[k]) ** 2 / rad_z**2)[:, None, None]
         blob = np.exp(-(d2**2)).astype(np.float32)
+        blob[blob < _GGO_CUTOFF] = 0.0  # compact support: removing it leaves other pixels alone
         paren = paren + blob * (rng.uniform(*GGO_HU_RANGE) - paren)
         np.maximum(weight, blob, out=weight)
     return paren, weight
@@ -379,6 +402,25 @@ def _fibrosis(rng: np.random.Generator, paren: np.ndarray, band: np.ndarray, sco
     return np.where(reticular, RETICULAR_HU, paren), mask
 
 
+def _marker_region(rng: np.random.Generator, an: _Anatomy, X: np.ndarray, Y: np.ndarray, side_mm: float,
+                   fov_radius: float | None) -> np.ndarray:
+    """Square tag (bool [H,W]) in the air anterior to the body, laterally offset 15-45 mm.
+
+    It keeps ``_MARKER_GAP_MM`` of air from the body; with a circular field of view it is
+    moved toward the midline until it lies inside, and clipped to it if it still does not.
+    """
+    half = 0.5 * side_mm
+    cy = an.body_dy - an.body_ay - _MARKER_GAP_MM - half  # anterior = -y = image top
+    cx = float(rng.choice([-1.0, 1.0]) * rng.uniform(15.0, 45.0))
+    if fov_radius is not None:
+        while abs(cx) > 0 and np.hypot(abs(cx) + half, abs(cy) + half) > fov_radius:
+            cx = float(np.sign(cx) * max(abs(cx) - 1.0, 0.0))
+    square = (np.abs(X - cx) <= half) & (np.abs(Y - cy) <= half)
+    if fov_radius is not None:
+        square &= X**2 + Y**2 <= fov_radius**2
+    return square
+
+
 def phantom_volume(
     matrix: int = 64,
     n_slices: int = 8,
@@ -389,6 +431,9 @@ def phantom_volume(
     fov_mm: float = DEFAULT_FOV_MM,
     circular_fov: bool = False,
     seed: int = 0,
+    marker: bool = False,
+    marker_mm: float = 36.0,
+    components: Collection[str] = COMPONENTS,
 ) -> Phantom:
     """Render one patient's CT series in memory.
 
@@ -401,16 +446,26 @@ def phantom_volume(
         fov_mm: square field of view in mm; pixel spacing = fov_mm / matrix.
         circular_fov: set pixels outside the inscribed circle to PAD_HU (-3024).
         seed: anatomy, lesion and noise seed; same arguments give identical arrays.
+        marker: draw the shortcut marker (a ``marker_mm`` square at :data:`MARKER_HU`).
+        marker_mm: side of the marker in mm.
+        components: the components to draw, a subset of :data:`COMPONENTS`; leaving one out
+            renders the same patient without it (only that component's pixels change).
 
     Returns:
         A :class:`Phantom` with ``hu`` float32 [S,H,W] and masks uint8 [S,H,W].
     """
     if matrix < 16 or n_slices < 4:
         raise ValueError(f"matrix must be >= 16 and n_slices >= 4, got {matrix}, {n_slices}")
-    if not 0.0 <= extent <= 1.0 or n_ggo < 0 or noise_hu < 0 or fov_mm <= 0:
-        raise ValueError("extent must be in [0, 1]; n_ggo, noise_hu >= 0; fov_mm > 0")
-    rng_anatomy, rng_lesion, rng_ggo, rng_noise = (
-        np.random.default_rng([seed, stream]) for stream in range(4)
+    if not 0.0 <= extent <= 1.0 or n_ggo < 0 or noise_hu < 0 or fov_mm <= 0 or marker_mm <= 0:
+        raise ValueError("extent must be in [0, 1]; n_ggo, noise_hu >= 0; fov_mm, marker_mm > 0")
+    drawn = tuple(c for c in COMPONENTS if c in set(components))
+    if set(components) - set(COMPONENTS):
+        raise ValueError(f"unknown components {sorted(set(components) - set(COMPONENTS))}; known: {COMPONENTS}")
+    requested_extent = extent
+    extent = extent if "disease" in drawn else 0.0
+    n_ggo = n_ggo if "distractor" in drawn else 0
+    rng_anatomy, rng_lesion, rng_ggo, rng_noise, rng_marker = (
+        np.random.default_rng([seed, stream]) for stream in range(5)
     )
     an = _draw_anatomy(rng_anatomy, n_slices)
     ps = round(fov_mm / matrix, 4)
@@ -449,20 +504,29 @@ def phantom_volume(
         _draw_cysts(rng_lesion, hu[k], mask[k], honey, score[k], lung_k, X, Y, ps)
 
     distractor = ((ggo_weight > 0.5) & lung & ~mask.astype(bool)).astype(np.uint8)
+    support = ((ggo_weight > 0) & lung & ~mask.astype(bool)).astype(np.uint8)
+    fov_radius = matrix * ps / 2.0
+    tag = np.zeros((matrix, matrix), dtype=bool)
+    if marker and "marker" in drawn:
+        tag = _marker_region(rng_marker, an, X, Y, marker_mm, fov_radius - ps if circular_fov else None)
+        hu[:, tag] = MARKER_HU
     noise = _smooth_noise(rng_noise, shape, (0.0, 0.7, 0.7))
     hu = np.clip(hu + noise_hu * noise, _MIN_HU, _MAX_HU).astype(np.float32)
     if circular_fov:
-        outside = X**2 + Y**2 > (matrix * ps / 2.0) ** 2
+        outside = X**2 + Y**2 > fov_radius**2
         hu[:, outside] = PAD_HU
     return Phantom(
         hu=hu,
         mask=mask,
         distractor=distractor,
         lung=lung.astype(np.uint8),
+        marker=np.broadcast_to(tag, shape).astype(np.uint8),
+        distractor_support=support,
         z=z,
         level=level,
         pixel_spacing=ps,
         slice_spacing=dz,
         origin_xy=(float(X[0, 0]), float(Y[0, 0])),
-        extent=float(extent),
+        extent=float(requested_extent),
+        components=drawn,
     )

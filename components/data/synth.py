@@ -4,9 +4,9 @@ Layout under ``root``::
 
     train/<PatientID>/<n>.dcm   CT Image Storage, n = 1..S, file n = phantom slice n-1
     train.csv                   Patient,Weeks,FVC,Percent,Age,Sex,SmokingStatus (Kaggle)
-    labels.csv                  Patient,mortality_1y,cohort
-    masks/<PatientID>.npz       mask, distractor: uint8 [S,H,W]; z: float64 [S]
-    cohort.json                 generator parameters, label model, per-patient extent
+    labels.csv                  Patient,mortality_1y,cohort,marker
+    masks/<PatientID>.npz       mask, distractor, marker: uint8 [S,H,W]; z: float64 [S]
+    cohort.json                 generator parameters, label model, per-patient extent, marker
 
 Two scanners: ``osic`` stores unsigned 12-bit values with RescaleIntercept -1024 on a square
 field of view; ``external`` stores signed values with RescaleIntercept 0, a larger matrix, a
@@ -16,6 +16,13 @@ solved so that the population prevalence matches the cohort's target. Every file
 the fake PHI of :data:`FAKE_PHI` so that ingestion tests can prove it never leaks. Output
 is a pure function of ``(cohort, n_patients, seed, cfg)``: DICOM files are byte-identical
 across runs and worker counts.
+
+The planted shortcut (``marker`` column, DESIGN.md §5b): a radiopaque tag outside the body on
+every slice of a marked patient (:mod:`components.data.phantom`). With
+``cfg.marker_label_association`` ``a`` the marker copies the label with probability ``a`` and
+is otherwise present with probability ``cfg.marker_fraction``, independently of the label
+(``a = 0``, the default: independent; ``a = 1``: present iff positive). It is drawn from its
+own random stream, so the labels and every other attribute are those of a cohort without it.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from components.config import SynthConfig
-from components.data.phantom import DEFAULT_FOV_MM, PAD_HU, Phantom, phantom_volume
+from components.data.phantom import COMPONENTS, DEFAULT_FOV_MM, PAD_HU, Phantom, phantom_volume
 from components.errors import UserError
 
 __all__ = [
@@ -54,6 +61,7 @@ __all__ = [
     "draw_patients",
     "label_model",
     "patient_id",
+    "patient_phantom",
     "scanner_profile",
     "write_cohort",
 ]
@@ -157,6 +165,7 @@ class PatientRecord:
     p: float
     label: int
     image_seed: int
+    marker: int = 0
 
 
 def patient_id(seed: int, cohort: Cohort, index: int, salt: int = 0) -> str:
@@ -189,9 +198,28 @@ def draw_patients(cohort: Cohort, n_patients: int, seed: int, cfg: SynthConfig) 
             pid = patient_id(seed, cohort, i, salt)
         seen.add(pid)
         image_seed = int(np.random.SeedSequence([seed, _COHORT_CODE[cohort], i, 1]).generate_state(1)[0])
+        copy, present = np.random.default_rng([seed, _COHORT_CODE[cohort], i, 3]).random(2)
+        marker = label if copy < cfg.marker_label_association else int(present < cfg.marker_fraction)
         records.append(PatientRecord(i, pid, int(age), sex, smoking, float(extent), n_ggo, fov_mm, p,
-                                     label, image_seed))
+                                     label, image_seed, int(marker)))
     return records
+
+
+def patient_phantom(rec: PatientRecord, profile: ScannerProfile, n_slices: int, marker_mm: float,
+                    components: tuple[str, ...] = COMPONENTS) -> Phantom:
+    """The phantom of one synthetic patient, as :func:`write_cohort` renders it.
+
+    Args:
+        rec: the patient (from :func:`draw_patients`).
+        profile: the cohort's scanner.
+        n_slices: slices per patient.
+        marker_mm: side of the marker (``SynthConfig.marker_size_mm``); drawn when ``rec.marker``.
+        components: the components drawn (leave one out for an intervention).
+    """
+    return phantom_volume(profile.matrix, n_slices, extent=rec.extent, n_ggo=rec.n_ggo,
+                          noise_hu=profile.noise_hu, fov_mm=rec.fov_mm, circular_fov=profile.circular_fov,
+                          seed=rec.image_seed, marker=bool(rec.marker), marker_mm=marker_mm,
+                          components=components)
 
 
 @dataclass(frozen=True)
@@ -283,11 +311,9 @@ def _set_slice(ds: Dataset, ph: Phantom, k: int, sop_uid: str, profile: ScannerP
 
 
 def _write_patient(root: Path, rec: PatientRecord, profile: ScannerProfile, n_slices: int,
-                   seed: int) -> dict[str, float]:
+                   seed: int, marker_mm: float) -> dict[str, float]:
     """Render and write one patient (DICOM series + mask file); returns its statistics."""
-    ph = phantom_volume(profile.matrix, n_slices, extent=rec.extent, n_ggo=rec.n_ggo,
-                        noise_hu=profile.noise_hu, fov_mm=rec.fov_mm,
-                        circular_fov=profile.circular_fov, seed=rec.image_seed)
+    ph = patient_phantom(rec, profile, n_slices, marker_mm)
     series = root / "train" / rec.patient_id
     series.mkdir(parents=True, exist_ok=True)
     ds = _series_template(ph, rec, profile, seed)
@@ -295,7 +321,7 @@ def _write_patient(root: Path, rec: PatientRecord, profile: ScannerProfile, n_sl
         _set_slice(ds, ph, k, _uid(seed, profile.name, rec.patient_id, "image", k), profile)
         ds.save_as(series / f"{k + 1}.dcm", enforce_file_format=True)
     np.savez_compressed(root / "masks" / f"{rec.patient_id}.npz", mask=ph.mask,
-                        distractor=ph.distractor, z=ph.z)
+                        distractor=ph.distractor, marker=ph.marker, z=ph.z)
     lung = max(int(ph.lung.sum()), 1)
     return {"mask_fraction": float(ph.mask.sum()) / lung,
             "distractor_fraction": float(ph.distractor.sum()) / lung}
@@ -342,8 +368,8 @@ def _write_tables(root: Path, cohort: Cohort, seed: int, records: list[PatientRe
             writer.writerows(_clinical_rows(rec, seed, cohort))
     with (root / "labels.csv").open("w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["Patient", "mortality_1y", "cohort"])
-        writer.writerows([rec.patient_id, rec.label, cohort] for rec in records)
+        writer.writerow(["Patient", "mortality_1y", "cohort", "marker"])
+        writer.writerows([rec.patient_id, rec.label, cohort, rec.marker] for rec in records)
 
 
 def _output_bytes(root: Path) -> int:
@@ -409,11 +435,11 @@ def write_cohort(
 
     if workers == 1 or n_patients == 1:
         for rec in records:
-            done(rec.index, _write_patient(root, rec, profile, n_slices, seed))
+            done(rec.index, _write_patient(root, rec, profile, n_slices, seed, cfg.marker_size_mm))
     else:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(min(workers, n_patients), mp_context=context) as pool:
-            futures = {pool.submit(_write_patient, root, rec, profile, n_slices, seed): rec.index
+            futures = {pool.submit(_write_patient, root, rec, profile, n_slices, seed, cfg.marker_size_mm): rec.index
                        for rec in records}
             for future in as_completed(futures):
                 done(futures[future], future.result())
@@ -437,9 +463,15 @@ def write_cohort(
             **asdict(model),
             "achieved_prevalence": n_positive / n_patients,
         },
+        "marker": {
+            "fraction": cfg.marker_fraction,
+            "label_association": cfg.marker_label_association,
+            "size_mm": cfg.marker_size_mm,
+            "achieved_fraction": sum(rec.marker for rec in records) / n_patients,
+        },
         "patients": [
             {"Patient": rec.patient_id, "mortality_1y": rec.label, "p": round(rec.p, 6),
-             "extent": round(rec.extent, 6), "age": rec.age, "n_ggo": rec.n_ggo,
+             "extent": round(rec.extent, 6), "age": rec.age, "n_ggo": rec.n_ggo, "marker": rec.marker,
              **{key: round(val, 6) for key, val in stats[rec.index].items()}}
             for rec in records
         ],

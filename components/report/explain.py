@@ -2,9 +2,13 @@
 
 Writes into ``out_dir``: ``counterfactuals.npy`` (float32 ``[C, A, 4, H, W]`` in [-1,1]:
 direction d = toward class d, alpha, slice), ``reconstruction.npy`` (``[4,H,W]``),
+``attribution.npy`` (float32 ``[C, 4, H, W]``, index d = direction as in
+``counterfactuals.npy``: integrated gradients of the black box from the counterfactuals
+toward class d to the reconstruction, mean over alphas, logit units; see
+:mod:`components.counterfactual.attribution`; only with ``cfg.attribution_map``),
 ``scores.json`` (alphas, teacher and agent probabilities per direction and alpha, the random
 control, the alpha search when the case is indeterminate, network evaluations) and PNG panels:
-``panel.png``, ``heatmaps.png``, ``scores.png``.
+``panel.png``, ``heatmaps.png``, ``scores.png``, ``attribution.png``.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ import numpy as np
 import torch
 
 from components.config import CounterfactualConfig
+from components.counterfactual.attribution import attribution_stack, score_change
 from components.counterfactual.protocols import AgentLike, BlackBoxLike, DiffAELike
 from components.counterfactual.sweep import run_sweep
+from components.report.attribution_panel import plot_attribution
 from components.report.cohort import case_figures
 from components.report.metrics_json import json_ready
 
@@ -57,6 +63,20 @@ def explain_patient(
     np.save(out / "counterfactuals.npy", sweep.counterfactuals[0].astype(np.float32))
     np.save(out / "reconstruction.npy", sweep.recon[0].astype(np.float32))
     pngs = case_figures(sweep, 0, out, patient_id, cfg.target_confidence, prefix="")
+    files = ["counterfactuals.npy", "reconstruction.npy"]
+    attribution = None
+    if cfg.attribution_map:
+        attr = attribution_stack(bb, sweep.recon, sweep.counterfactuals, cfg.attribution_steps,
+                                cfg.attribution_batch_size)[0]
+        np.save(out / "attribution.npy", attr.astype(np.float32))
+        files.append("attribution.npy")
+        pngs.append(plot_attribution(sweep.recon[0], attr, out / "attribution.png",
+                                     f"{patient_id}: counterfactual attribution (red = evidence removed)"))
+        attribution = [
+            {"direction": d, "sum": float(attr[d].sum()),
+             "score_change": float(score_change(bb, sweep.recon, sweep.counterfactuals[:, d], d)[0])}
+            for d in range(attr.shape[0])
+        ]
 
     def directions(teacher: np.ndarray | None, agent_p: np.ndarray | None) -> list[dict[str, Any]] | None:
         if teacher is None:
@@ -78,7 +98,8 @@ def explain_patient(
         "indeterminate": bool(sweep.indeterminate[0]),
         "search": {str(d): r.as_dict() for d, r in sweep.searches[0].items()} or None,
         "nfe": sweep.nfe[0].as_dict(),
-        "files": ["counterfactuals.npy", "reconstruction.npy", *(p.name for p in pngs)],
+        "attribution": attribution,
+        "files": [*files, *(p.name for p in pngs)],
     }
     scores = json_ready(scores)
     (out / "scores.json").write_text(json.dumps(scores, indent=2, allow_nan=False) + "\n")

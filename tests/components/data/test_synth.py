@@ -14,11 +14,11 @@ from pydicom.pixels import apply_rescale
 from pydicom.uid import CTImageStorage
 
 from components.config import SynthConfig
-from components.data.phantom import phantom_volume
 from components.data.synth import (
     FAKE_PHI,
     draw_patients,
     label_model,
+    patient_phantom,
     scanner_profile,
     write_cohort,
 )
@@ -57,9 +57,7 @@ def _series_hu(root: Path, pid: str) -> tuple[np.ndarray, list[pydicom.Dataset]]
 def _phantom_of(cohort: str, index: int):
     rec = draw_patients(cohort, N, SEED, CFG)[index]
     prof = scanner_profile(cohort, CFG)
-    return phantom_volume(prof.matrix, CFG.slices_per_patient, extent=rec.extent, n_ggo=rec.n_ggo,
-                          noise_hu=prof.noise_hu, fov_mm=rec.fov_mm, circular_fov=prof.circular_fov,
-                          seed=rec.image_seed)
+    return patient_phantom(rec, prof, CFG.slices_per_patient, CFG.marker_size_mm)
 
 
 def test_layout_and_tables(osic) -> None:
@@ -157,7 +155,7 @@ def test_deterministic_across_runs_and_workers(osic, tmp_path) -> None:
         assert (first / name).read_text() == (second.root / name).read_text()
     for pid in _ids(first):
         a, b = np.load(first / "masks" / f"{pid}.npz"), np.load(second.root / "masks" / f"{pid}.npz")
-        assert all(np.array_equal(a[k], b[k]) for k in ("mask", "distractor", "z"))
+        assert all(np.array_equal(a[k], b[k]) for k in ("mask", "distractor", "marker", "z"))
 
 
 def test_other_seed_gives_other_patients() -> None:

@@ -28,6 +28,7 @@ def test_synthetic_cohort_end_to_end(tmp_path: Path, cohort: str) -> None:
     assert ds.masks.dtype == np.float32 and np.isfinite(ds.masks).all()
     assert ds.masks.min() >= 0 and ds.masks.max() <= 1
     assert ds.distractor is not None and ds.distractor.shape == ds.images.shape
+    assert ds.marker is not None and ds.marker.shape == ds.images.shape
     assert (ds.patients.hu_correction == 0).all()
     # disease lies inside the lung: little mask mass where the lung mask is empty
     inside = (ds.masks * ds.lung_masks).sum() / max(float(ds.masks.sum()), 1e-6)

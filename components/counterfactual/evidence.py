@@ -1,0 +1,179 @@
+"""Where the evidence lies: shares of a relevance map on the anatomy and on known components.
+
+For maps ``[K,4,H,W]`` (taken in absolute value) each case's total relevance is split into
+the share in the lungs and outside them and, where the cohort ships masks, the share on each
+planted component: ``disease``, ``distractor`` (both inside the lungs), the shortcut
+``marker`` (outside the body) and the ``rest_of_lungs`` (lung not covered by disease or
+distractor). Fractional masks weight their pixels. A black box whose evidence sits mostly
+outside the lungs gets a ``shortcut_warning`` (threshold ``shortcut_outside_share_max`` in
+the counterfactual config). On real data without masks the lung / outside split still works.
+
+The model-contrast score (Yang & Kim 2019, DESIGN.md §5b) of a component is the difference
+of its mean share between two black boxes explained on the same cases; its 95 % interval is a
+paired bootstrap over the cases (``scipy.stats.bootstrap``). A map that does not depend on
+the classifier has identical shares for both and a score of exactly 0.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+
+import numpy as np
+from scipy import stats
+
+__all__ = [
+    "EVIDENCE_KEYS",
+    "COMPONENT_KEYS",
+    "total_evidence",
+    "component_masses",
+    "evidence_shares",
+    "model_contrast",
+]
+
+COMPONENT_KEYS = ("disease", "distractor", "marker")
+EVIDENCE_KEYS = ("lungs", "outside_lungs", *COMPONENT_KEYS, "rest_of_lungs")
+
+
+def _cases(a: np.ndarray | None, shape: tuple[int, ...], name: str) -> np.ndarray | None:
+    if a is None:
+        return None
+    arr = np.asarray(a, dtype=np.float64)
+    if arr.shape != shape:
+        raise ValueError(f"{name} has shape {arr.shape}, the maps {shape}")
+    return arr
+
+
+def total_evidence(relevance: np.ndarray) -> np.ndarray:
+    """Sum of ``|relevance|`` per case: ``[K,4,H,W]`` -> float64 ``[K]`` (map units)."""
+    r = np.abs(np.asarray(relevance, dtype=np.float64))
+    return r.reshape(r.shape[0], -1).sum(axis=1)
+
+
+def component_masses(
+    relevance: np.ndarray,
+    lung_masks: np.ndarray,
+    components: Mapping[str, np.ndarray | None] | None = None,
+) -> dict[str, np.ndarray]:
+    """Per-case share of ``|relevance|`` on each region and component.
+
+    Args:
+        relevance: ``[K,4,H,W]`` map (any sign; taken in absolute value).
+        lung_masks: ``[K,4,H,W]``, nonzero inside the lungs.
+        components: ``disease`` / ``distractor`` / ``marker`` -> ``[K,4,H,W]`` fraction in
+            [0,1] (NaN rows for cases without that mask), or None when unknown.
+
+    Returns:
+        :data:`EVIDENCE_KEYS` present -> float64 ``[K]`` in [0,1]: ``lungs``, ``outside_lungs``
+        always; a component key when its mask is given; ``rest_of_lungs`` when the disease
+        mask is. NaN for a case whose map is all zero or whose mask row is missing.
+    """
+    r = np.abs(np.asarray(relevance, dtype=np.float64))
+    shape = r.shape
+    lung = _cases(lung_masks, shape, "lung_masks")
+    assert lung is not None
+    lung = (lung > 0).astype(np.float64)
+    total = r.reshape(shape[0], -1).sum(axis=1)
+    safe = np.where(total > 0, total, np.nan)
+
+    def share(weight: np.ndarray) -> np.ndarray:
+        return (r * weight).reshape(shape[0], -1).sum(axis=1) / safe
+
+    out = {"lungs": share(lung)}
+    out["outside_lungs"] = 1.0 - out["lungs"]
+    given = {k: _cases(v, shape, k) for k, v in (components or {}).items() if k in COMPONENT_KEYS}
+    for key, mask in given.items():
+        if mask is None:
+            continue
+        missing = ~np.isfinite(mask.reshape(shape[0], -1)).all(axis=1)
+        out[key] = np.where(missing, np.nan, share(np.nan_to_num(np.clip(mask, 0.0, 1.0))))
+    disease = given.get("disease")
+    if disease is not None:
+        covered = np.nan_to_num(np.clip(disease, 0.0, 1.0))
+        distractor = given.get("distractor")
+        if distractor is not None:
+            covered = covered + np.nan_to_num(np.clip(distractor, 0.0, 1.0))
+        rest = share(lung * np.clip(1.0 - covered, 0.0, 1.0))
+        out["rest_of_lungs"] = np.where(np.isnan(out["disease"]), np.nan, rest)
+    return out
+
+
+def _mean(values: np.ndarray) -> float | None:
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else None
+
+
+def evidence_shares(
+    maps: Mapping[str, np.ndarray],
+    lung_masks: np.ndarray,
+    components: Mapping[str, np.ndarray | None] | None = None,
+    outside_share_max: float = 0.5,
+) -> dict[str, dict[str, float | bool | int | None]]:
+    """Mean evidence shares of several maps on the same cases.
+
+    Args:
+        maps: map name -> ``[K,4,H,W]`` relevance.
+        lung_masks: ``[K,4,H,W]`` nonzero inside the lungs.
+        components: as in :func:`component_masses`.
+        outside_share_max: ``shortcut_warning`` when the mean outside-lung share exceeds it.
+
+    Returns:
+        Per map: :data:`EVIDENCE_KEYS` (mean over cases in [0,1]; None where no mask or no
+        relevance), ``shortcut_warning`` (bool) and ``n_cases``.
+    """
+    table: dict[str, dict[str, float | bool | int | None]] = {}
+    for name, rel in maps.items():
+        masses = component_masses(rel, lung_masks, components)
+        row: dict[str, float | bool | int | None] = {k: _mean(masses[k]) if k in masses else None for k in EVIDENCE_KEYS}
+        outside = row["outside_lungs"]
+        row["shortcut_warning"] = bool(outside is not None and outside > outside_share_max)
+        row["n_cases"] = int(np.asarray(rel).shape[0])
+        table[name] = row
+    return table
+
+
+def model_contrast(
+    mass_a: np.ndarray,
+    mass_b: np.ndarray,
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Model-contrast score ``mean(mass_a - mass_b)`` with a paired bootstrap interval.
+
+    Args:
+        mass_a: ``[K]`` per-case component share under black box A.
+        mass_b: ``[K]`` the same cases under black box B (NaN pairs are dropped).
+        confidence: two-sided confidence level of the interval.
+        n_resamples: bootstrap resamples.
+        seed: resampling seed.
+
+    Returns:
+        ``(point, low, high)``; all equal when every case has the same difference (the
+        interval of a constant is the constant; a map that ignores the classifier gives 0);
+        NaN when fewer than 2 cases remain.
+    """
+    a, b = np.asarray(mass_a, dtype=np.float64), np.asarray(mass_b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired masses differ in shape: {a.shape} vs {b.shape}")
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = a[keep], b[keep]
+    if a.size < 2:
+        return float("nan"), float("nan"), float("nan")
+    d = a - b
+    point = float(d.mean())
+    if np.ptp(d) <= 1e-12 * max(1.0, float(np.abs(d).max())):
+        return point, point, point
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # BCa on small, tied samples warns; fall back below
+        res = stats.bootstrap((a, b), lambda x, y, axis=-1: np.mean(x - y, axis=axis), paired=True,
+                              vectorized=True, confidence_level=confidence, n_resamples=n_resamples,
+                              method="BCa", rng=np.random.default_rng(seed))
+        low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+        if not (np.isfinite(low) and np.isfinite(high)):
+            res = stats.bootstrap((a, b), lambda x, y, axis=-1: np.mean(x - y, axis=axis), paired=True,
+                                  vectorized=True, confidence_level=confidence, n_resamples=n_resamples,
+                                  method="percentile", rng=np.random.default_rng(seed))
+            low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return point, low, high
