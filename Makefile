@@ -8,7 +8,7 @@ WORKDIR ?= .diffexplainer/demo
 PRESET ?= cpu-small
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv bench bench-agent clean
+.PHONY: demo test venv bench bench-agent bench-faithfulness bench-gates clean
 
 venv: $(STAMP)
 
@@ -34,6 +34,19 @@ bench: $(STAMP)
 # agent fidelity across teacher seeds on the latents of a finished `make demo` (WORKDIR)
 bench-agent: $(STAMP)
 	$(PY) benchmarks/agent_fidelity.py --workdir $(WORKDIR)
+
+# faithfulness (issue 10): black boxes F / M / R, model contrast, randomisation, reliance, on a finished
+# `make demo` (WORKDIR); never retrains the DiffAE. CASES external cases (>= 30 for the issue's targets).
+CASES ?= 30
+bench-faithfulness: $(STAMP)
+	$(PY) benchmarks/faithfulness.py --workdir $(WORKDIR) --preset $(PRESET) --cases $(CASES)
+
+# gate stability (issue 11): teacher + agent retrained with SEEDS seeds on a finished `make demo`'s
+# cached latents and inversions; every gate decided as the pipeline does; negative controls.
+SEEDS ?= 10
+CF_SEEDS ?= 3
+bench-gates: $(STAMP)
+	$(PY) benchmarks/gate_stability.py --workdir $(WORKDIR) --preset $(PRESET) --seeds $(SEEDS) --cf-seeds $(CF_SEEDS)
 
 clean:
 	rm -rf .diffexplainer .pytest_cache

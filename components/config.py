@@ -54,6 +54,21 @@ class SynthConfig(StrictModel):
     external_matrix: int = Field(160, ge=32, description="larger matrix of the external scanner")
     osic_prevalence: float = Field(0.037, gt=0, lt=1, description="OSIC: 27/731 deceased")
     external_prevalence: float = Field(0.086, gt=0, lt=1, description="external: 43/501")
+    marker_fraction: float = Field(
+        0.5, ge=0, le=1,
+        description="share of patients carrying the planted shortcut marker (a radiopaque tag outside the "
+        "body, on every slice) when it is drawn independently of the label",
+    )
+    marker_label_association: float = Field(
+        0.0, ge=0, le=1,
+        description="0 = marker independent of the label (drawn with marker_fraction); 1 = marker present iff "
+        "the label is positive; in between, the marker copies the label with this probability",
+    )
+    marker_size_mm: float = Field(
+        36.0, gt=0,
+        description="side of the square marker; 36 mm is 3 output pixels of a 32 px ingest of a "
+        "<= 387 mm field of view (at least 2 whole pixels wherever it falls)",
+    )
     seed: int = 0
 
 
@@ -208,19 +223,54 @@ class AgentConfig(StrictModel):
     patience: int = Field(
         20, ge=1, description="stop the epoch search after this many epochs without improvement"
     )
+    threshold_rule: Literal["validation_f1", "half"] = Field(
+        "validation_f1",
+        description="the agent's decision threshold on P(positive), fixed before the external cohort is seen: "
+        "validation_f1 = F1-maximising on the held-out epoch-selection rows; half = 0.5",
+    )
     seed: int = 0
 
 
 class GateConfig(StrictModel):
-    """Thresholds that decide whether a run may be promoted."""
+    """Promotion gates: floors on one-sided lower confidence bounds, and non-inferiority margins.
 
-    psnr_min: float = 35.0
-    ssim_min: float = 0.95
-    decision_kept_min: float = 0.90
-    teacher_kl_max: float = 0.10
-    agent_auc_min: float = 0.95
-    agent_f1_min: float = 0.85
+    A gate metric passes when its one-sided ``confidence`` bootstrap lower bound (BCa,
+    ``n_resamples``, ``bootstrap_seed``; resampling cases) is >= its floor. With a champion,
+    the paired-bootstrap lower bound of ``challenger - champion`` on the same cases must also be
+    >= ``-noninferiority_delta[metric]``. See :mod:`components.gates`.
+    """
+
+    psnr_min: float = Field(35.0, description="dB, lower bound of the mean per-patient PSNR (external cohort)")
+    ssim_min: float = Field(0.95, ge=0, le=1)
+    decision_kept_min: float = Field(0.90, ge=0, le=1, description="black-box decision unchanged by reconstruction")
+    agent_auc_min: float = Field(0.90, ge=0, le=1, description="agent score vs the black box's decision")
+    agent_f1_min: float = Field(0.70, ge=0, le=1, description="at the agent threshold fixed from training data")
+    direction_agreement_min: float = Field(0.90, ge=0, le=1)
+    flip_gain_min: float = Field(0.15, ge=-1, le=1, description="flip rate minus the random direction's, same cases")
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="one-sided confidence of every bound")
+    n_resamples: int = Field(2000, ge=100)
+    bootstrap_seed: int = 0
+    noninferiority_delta: dict[str, float] = Field(
+        default_factory=lambda: {"psnr": 0.5, "ssim": 0.005, "decision_kept": 0.05, "auc": 0.02, "f1": 0.05},
+        description="metric -> margin delta: challenger - champion must have lower bound >= -delta; "
+        "a metric left out is not compared",
+    )
+    agent_holdout_fold: bool = Field(
+        True, description="score the agent gate on the external cohort plus the training cohort's held-out "
+        "fold (the DiffAE's; excluded from agent distillation, patient-disjoint)",
+    )
     psnr_window_hu: tuple[float, float] = (-1000.0, 200.0)
+
+    @field_validator("noninferiority_delta")
+    @classmethod
+    def _known_metrics(cls, v: dict[str, float]) -> dict[str, float]:
+        known = {"psnr", "ssim", "decision_kept", "auc", "f1"}
+        bad = sorted(set(v) - known)
+        if bad:
+            raise ValueError(f"unknown metric(s) {', '.join(bad)}; known: {', '.join(sorted(known))}")
+        if any(d < 0 for d in v.values()):
+            raise ValueError("margins must be >= 0")
+        return v
 
 
 class CounterfactualConfig(StrictModel):
@@ -285,6 +335,22 @@ class CounterfactualConfig(StrictModel):
         "follows z rather than x_T, components.counterfactual.code_swap); needs cached inversions; 0 = off",
     )
     code_swap_steps: int = Field(20, ge=1, description="DDIM steps of the code-swap decodes")
+    attribution_map: bool = Field(
+        True, description="counterfactual attribution map: integrated gradients of the black box from the "
+        "counterfactual to the reconstruction (components.counterfactual.attribution)",
+    )
+    attribution_steps: int = Field(
+        16, ge=2, description="integration steps of the attribution map per alpha (Gauss-Legendre; 16 kept the "
+        "sums within ~1.5 % of the output change on the cpu-small teacher, 8 within ~3 %)",
+    )
+    attribution_batch_size: int = Field(
+        256, ge=1, description="interpolated stacks per black-box forward/backward of the attribution map "
+        "(cpu-small: 30 cases x 4 alphas x 16 steps took ~9 s at 256, ~2x longer at 64)",
+    )
+    shortcut_outside_share_max: float = Field(
+        0.5, ge=0, le=1, description="shortcut warning when a map's mean share of evidence outside the lungs "
+        "exceeds this (components.counterfactual.evidence)",
+    )
     seed: int = 0
 
     @model_validator(mode="after")

@@ -1,29 +1,136 @@
-"""Promotion gates: pure functions of recorded metrics (DESIGN.md §4, "audited promotion").
+"""Promotion gates: pure functions of recorded per-case evidence (DESIGN.md §4, "audited promotion").
 
-A gate is a list of rules ``metric -> (op, threshold)``; :func:`evaluate_gate` checks the
-measured values against them. A rule whose metric was not measured is recorded as
-``"not measured"`` and fails the gate (nothing passes silently); gate-specific helpers may
-drop optional rules whose metric is absent before calling it.
+A gate no longer compares point values with thresholds. For every gate metric it records the
+point value and a one-sided 95 % bootstrap lower bound over cases
+(:mod:`components.stats.bootstrap`), and it passes only when every lower bound clears its
+floor. When a champion exists, the challenger must also be non-inferior on the same cases:
+the paired-bootstrap lower bound of ``challenger - champion`` must be >= ``-delta``.
+
+This module builds that evidence (:class:`GateEvidence`) and turns per-metric verdicts into a
+:class:`GateResult`; the verdicts themselves come from MLflow's model-validation API in
+``steps/registry/gate_decision.py`` (``components/`` never imports MLflow). Every gated quantity
+is "greater is better", so the validation inputs are named ``<metric>_lower`` (floor) and
+``<metric>_vs_champion_lower`` (margin ``-delta``).
+
+Gates: ``reconstruction`` (PSNR, SSIM, teacher decision kept; teacher KL reported),
+``agent`` (AUC and F1 of the agent's score against the black box's decision, the agent's
+threshold fixed from training data; KL reported) and ``counterfactual`` (direction agreement;
+flip-rate gain over the random direction on the same cases).
 """
 
 from __future__ import annotations
 
-import math
-import operator
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
 
 from components.config import GateConfig
+from components.metrics.classification import auc_along, f1_along
+from components.stats.bootstrap import Bound, BootstrapSettings, mean_bound, one_sided_bound, paired_difference_bound
 
-__all__ = ["GateResult", "evaluate_gate", "reconstruction_gate", "agent_gate", "OPS"]
+__all__ = [
+    "GATE_NAMES",
+    "MetricEvidence",
+    "GateEvidence",
+    "GateResult",
+    "bootstrap_settings",
+    "reconstruction_evidence",
+    "agent_evidence",
+    "counterfactual_evidence",
+    "finalize_gate",
+    "champion_key",
+    "gates_section",
+]
 
-OPS: dict[str, Callable[[float, float], bool]] = {
-    ">=": operator.ge,
-    ">": operator.gt,
-    "<=": operator.le,
-    "<": operator.lt,
-    "==": operator.eq,
-}
+GATE_NAMES = ("reconstruction", "agent", "counterfactual")
+CHAMPION_SUFFIX = "_vs_champion_lower"
+
+
+def champion_key(metric: str) -> str:
+    """Validation-input name of a non-inferiority bound."""
+    return f"{metric}{CHAMPION_SUFFIX}"
+
+
+@dataclass(frozen=True)
+class MetricEvidence:
+    """Point, one-sided lower bound and floor of one gate metric."""
+
+    point: float | None
+    lower: float | None
+    threshold: float
+    n: int
+    degenerate: bool = False
+
+    @classmethod
+    def from_bound(cls, b: Bound, threshold: float) -> "MetricEvidence":
+        """From a lower :class:`~components.stats.bootstrap.Bound`."""
+        return cls(_num(b.point), _num(b.bound), float(threshold), b.n, b.degenerate)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{point, lower, threshold, n, degenerate}`` (None for nan)."""
+        return {"point": self.point, "lower": self.lower, "threshold": self.threshold, "n": self.n,
+                "degenerate": self.degenerate}
+
+
+def _num(x: float | None) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+@dataclass
+class GateEvidence:
+    """Everything a gate decides on, before the decision.
+
+    Attributes:
+        name: gate name (one of :data:`GATE_NAMES`).
+        metrics: gated metric -> :class:`MetricEvidence` (lower bound vs floor).
+        reported: measured but not gated (e.g. KL), metric -> ``{point, lower|upper, n}``.
+        n: cases the bounds resample.
+        teacher_positives: cases the black box calls positive (agent gate), else None.
+        champion: ``None`` without a champion, else ``{"version", "metrics": {metric:
+            {point, lower, threshold (= -delta), n}}}`` or ``{"version", "compared": False,
+            "reason"}`` when the comparison could not be made.
+        settings: the bootstrap settings used.
+        context: extra facts for the decision record (cohorts, thresholds fixed in training).
+    """
+
+    name: str
+    metrics: dict[str, MetricEvidence]
+    reported: dict[str, dict[str, Any]] = field(default_factory=dict)
+    n: int = 0
+    teacher_positives: int | None = None
+    champion: dict[str, Any] | None = None
+    settings: BootstrapSettings = field(default_factory=BootstrapSettings)
+    context: dict[str, Any] = field(default_factory=dict)
+
+    def validation_inputs(self) -> tuple[dict[str, float | None], dict[str, float]]:
+        """``(candidate values, floors)`` for MLflow's validation API, all greater-is-better.
+
+        A value is None when unmeasured (the validation then fails it as missing).
+        """
+        values: dict[str, float | None] = {}
+        floors: dict[str, float] = {}
+        for metric, ev in self.metrics.items():
+            values[f"{metric}_lower"] = ev.lower
+            floors[f"{metric}_lower"] = ev.threshold
+        for metric, ev in ((self.champion or {}).get("metrics") or {}).items():
+            values[champion_key(metric)] = ev["lower"]
+            floors[champion_key(metric)] = ev["threshold"]
+        return values, floors
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (metrics.json ``gates.<name>`` without the verdict)."""
+        return {
+            "metrics": {m: ev.to_dict() for m, ev in self.metrics.items()},
+            "reported": dict(self.reported),
+            "n": self.n,
+            "teacher_positives": self.teacher_positives,
+            "champion": self.champion,
+            "bootstrap": self.settings.to_dict(),
+            "context": dict(self.context),
+        }
 
 
 @dataclass
@@ -32,105 +139,254 @@ class GateResult:
 
     Attributes:
         name: gate name, e.g. ``"reconstruction"``.
-        passed: every required check passed.
-        checks: one dict per rule: ``{metric, value, op, threshold, passed, status}`` with
-            ``status`` in ``{"passed", "failed", "not measured"}`` and ``value`` None when
-            not measured.
-        message: one line; names every failing or unmeasured metric with value and threshold.
+        passed: every validation input cleared its floor.
+        checks: one dict per validation input: ``{metric, value, point, op, threshold,
+            passed, status}`` (``value`` = the bound decided on; status ``passed``,
+            ``failed`` or ``not measured``).
+        message: one line naming every failing metric with point, bound and floor.
+        evidence: :meth:`GateEvidence.to_dict` (None for records from before bounds).
     """
 
     name: str
     passed: bool
     checks: list[dict[str, Any]] = field(default_factory=list)
     message: str = ""
+    evidence: dict[str, Any] | None = None
+
+    @property
+    def failing(self) -> list[str]:
+        """Names of the validation inputs that failed or were not measured."""
+        return [c["metric"] for c in self.checks if not c["passed"]]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (for MLflow tags / audit records)."""
-        return {"name": self.name, "passed": self.passed, "checks": list(self.checks), "message": self.message}
+        """JSON-ready form (MLflow artifacts, audit records, step outputs)."""
+        return {"name": self.name, "passed": self.passed, "checks": list(self.checks), "message": self.message,
+                "evidence": self.evidence}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "GateResult":
+        """Inverse of :meth:`to_dict`."""
+        return cls(name=d["name"], passed=bool(d["passed"]), checks=list(d.get("checks", [])),
+                   message=d.get("message", ""), evidence=d.get("evidence"))
 
 
-def evaluate_gate(
-    name: str,
-    values: Mapping[str, float],
-    rules: Mapping[str, tuple[str, float]],
-    optional: tuple[str, ...] = (),
-) -> GateResult:
-    """Check ``values`` against ``rules``.
-
-    Args:
-        name: gate name.
-        values: measured metrics.
-        rules: ``metric -> (op, threshold)`` with op in ``>=, >, <=, <, ==``.
-        optional: metrics that may be absent: recorded as ``"not measured"`` but not failing.
-            Required metrics that are absent (or NaN) fail the gate.
-
-    Returns:
-        A :class:`GateResult`.
-    """
-    checks: list[dict[str, Any]] = []
-    problems: list[str] = []
-    unmeasured_optional: list[str] = []
-    for metric, (op, threshold) in rules.items():
-        if op not in OPS:
-            raise ValueError(f"gate {name}: unknown operator {op!r} for {metric}")
-        raw = values.get(metric)
-        value = None if raw is None or (isinstance(raw, float) and math.isnan(raw)) else float(raw)
-        if value is None:
-            required = metric not in optional
-            checks.append({"metric": metric, "value": None, "op": op, "threshold": float(threshold),
-                           "passed": not required, "status": "not measured"})
-            if required:
-                problems.append(f"{metric} not measured (required {op} {threshold:g})")
-            else:
-                unmeasured_optional.append(metric)
-            continue
-        ok = bool(OPS[op](value, float(threshold)))
-        checks.append({"metric": metric, "value": value, "op": op, "threshold": float(threshold),
-                       "passed": ok, "status": "passed" if ok else "failed"})
-        if not ok:
-            problems.append(f"{metric} = {value:.4g} fails {op} {threshold:g}")
-    passed = not problems
-    if passed:
-        message = f"{name} gate passed"
-    else:
-        message = f"{name} gate failed: " + "; ".join(problems)
-    if unmeasured_optional:
-        message += f" (not measured: {', '.join(unmeasured_optional)})"
-    return GateResult(name=name, passed=passed, checks=checks, message=message)
+def bootstrap_settings(cfg: GateConfig) -> BootstrapSettings:
+    """The bootstrap settings a gate config asks for."""
+    return BootstrapSettings(confidence=cfg.confidence, n_resamples=cfg.n_resamples, seed=cfg.bootstrap_seed)
 
 
-def reconstruction_gate(values: Mapping[str, float], cfg: GateConfig) -> GateResult:
-    """Reconstruction gate: ``psnr >= psnr_min``, ``ssim >= ssim_min`` (required) and, when
-    measured, ``decision_kept >= decision_kept_min`` and ``teacher_kl <= teacher_kl_max``.
+def _mean_metric(values: ArrayLike, threshold: float, s: BootstrapSettings) -> MetricEvidence:
+    return MetricEvidence.from_bound(mean_bound(values, s), threshold)
+
+
+def _reported_mean(values: ArrayLike, s: BootstrapSettings, greater_is_better: bool) -> dict[str, Any]:
+    b = mean_bound(values, s, greater_is_better)
+    side = "lower" if greater_is_better else "upper"
+    return {"point": _num(b.point), side: _num(b.bound), "n": b.n}
+
+
+def _noninferiority(
+    statistic: Any, challenger: list[np.ndarray], champion: list[np.ndarray], delta: float, s: BootstrapSettings
+) -> dict[str, Any]:
+    b = paired_difference_bound(statistic, challenger, champion, s, vectorized=True)
+    return {"point": _num(b.point), "lower": _num(b.bound), "threshold": -float(delta), "n": b.n}
+
+
+def _mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.mean(x, axis=axis)
+
+
+def reconstruction_evidence(
+    per_case: Mapping[str, ArrayLike],
+    cfg: GateConfig,
+    champion_per_case: Mapping[str, ArrayLike] | None = None,
+    champion_version: str | None = None,
+    champion_reason: str | None = None,
+) -> GateEvidence:
+    """Evidence of the reconstruction gate.
 
     Args:
-        values: ``{"psnr", "ssim"[, "decision_kept", "teacher_kl"]}`` (PSNR in dB and SSIM
-            on images mapped to [0, 1]).
-        cfg: thresholds.
-
-    Returns:
-        A :class:`GateResult`; absent optional metrics are listed as "not measured".
+        per_case: per patient ``[n]``: ``psnr`` (dB, mean over the 4 slices, images mapped to
+            [0,1]), ``ssim`` (mean over slices), ``decision_kept`` (1.0 if the black box's
+            decision on the reconstruction equals that on the original) and optionally
+            ``teacher_kl`` (reported with its upper bound, not gated).
+        cfg: floors (``psnr_min``, ``ssim_min``, ``decision_kept_min``), deltas, bootstrap.
+        champion_per_case: the champion DiffAE's values on the same patients (same order).
+        champion_version: its registry version (recorded).
+        champion_reason: why no comparison was made although a champion exists (recorded).
     """
-    rules = {
-        "psnr": (">=", cfg.psnr_min),
-        "ssim": (">=", cfg.ssim_min),
-        "decision_kept": (">=", cfg.decision_kept_min),
-        "teacher_kl": ("<=", cfg.teacher_kl_max),
+    s = bootstrap_settings(cfg)
+    floors = {"psnr": cfg.psnr_min, "ssim": cfg.ssim_min, "decision_kept": cfg.decision_kept_min}
+    metrics = {m: _mean_metric(per_case[m], t, s) for m, t in floors.items()}
+    reported = {}
+    if per_case.get("teacher_kl") is not None:
+        reported["teacher_kl"] = _reported_mean(per_case["teacher_kl"], s, greater_is_better=False)
+    champion = _champion_block(champion_version, champion_reason)
+    if champion_per_case is not None:
+        champion = {"version": champion_version, "compared": True, "metrics": {
+            m: _noninferiority(_mean, [np.asarray(per_case[m], float)], [np.asarray(champion_per_case[m], float)],
+                               cfg.noninferiority_delta[m], s)
+            for m in floors if m in cfg.noninferiority_delta
+        }}
+    return GateEvidence("reconstruction", metrics, reported, n=len(np.asarray(per_case["psnr"])),
+                        champion=champion, settings=s)
+
+
+def _champion_block(version: str | None, reason: str | None) -> dict[str, Any] | None:
+    if version is None and reason is None:
+        return None
+    return {"version": version, "compared": False, "reason": reason or "not compared"}
+
+
+def _f1_at(threshold: float):  # noqa: ANN202 - a batched statistic for scipy.stats.bootstrap
+    def f1(y: np.ndarray, score: np.ndarray, axis: int = -1) -> np.ndarray | float:
+        return f1_along(y, score, threshold, axis=axis)
+
+    return f1
+
+
+def agent_evidence(
+    teacher_decision: ArrayLike,
+    agent_score: ArrayLike,
+    agent_threshold: float,
+    kl_per_case: ArrayLike | None,
+    cfg: GateConfig,
+    champion: Mapping[str, Any] | None = None,
+    champion_version: str | None = None,
+    champion_reason: str | None = None,
+    context: Mapping[str, Any] | None = None,
+) -> GateEvidence:
+    """Evidence of the agent gate: how well the agent reproduces the black box's decisions.
+
+    Args:
+        teacher_decision: ``[n]`` 0/1, the black box's decision (its argmax) per case.
+        agent_score: ``[n]`` the agent's ``P(positive class)`` in [0, 1].
+        agent_threshold: the agent's decision threshold on ``agent_score``, fixed from
+            training data before these cases were seen (F1 is measured at it).
+        kl_per_case: ``[n]`` KL(black box ‖ agent) per case (reported, upper bound), or None.
+        cfg: floors ``agent_auc_min`` / ``agent_f1_min``, deltas, bootstrap settings.
+        champion: the champion agent on the same cases: ``{"teacher_decision", "agent_score",
+            "agent_threshold"}`` (its own black box's decisions and its own threshold).
+        champion_version / champion_reason: recorded with the comparison.
+        context: recorded facts (cohorts scored, how the threshold was chosen, ...).
+    """
+    s = bootstrap_settings(cfg)
+    y = np.asarray(teacher_decision).astype(int)
+    p = np.asarray(agent_score, dtype=float)
+    f1 = _f1_at(float(agent_threshold))
+    metrics = {
+        "auc": MetricEvidence.from_bound(one_sided_bound(auc_along, [y, p], s, vectorized=True), cfg.agent_auc_min),
+        "f1": MetricEvidence.from_bound(one_sided_bound(f1, [y, p], s, vectorized=True), cfg.agent_f1_min),
     }
-    return evaluate_gate("reconstruction", values, rules, optional=("decision_kept", "teacher_kl"))
+    reported = {} if kl_per_case is None else {"kl": _reported_mean(kl_per_case, s, greater_is_better=False)}
+    block = _champion_block(champion_version, champion_reason)
+    if champion is not None:
+        yc = np.asarray(champion["teacher_decision"]).astype(int)
+        pc = np.asarray(champion["agent_score"], dtype=float)
+        f1c = _f1_at(float(champion["agent_threshold"]))
+        block = {"version": champion_version, "compared": True, "metrics": {}}
+        for m, stat, stat_c in (("auc", auc_along, auc_along), ("f1", f1, f1c)):
+            if m in cfg.noninferiority_delta:
+
+                def pair(yy, pp, yyc, ppc, axis=-1, _a=stat, _c=stat_c):  # noqa: ANN001, ANN202
+                    return np.asarray(_a(yy, pp, axis=axis)) - np.asarray(_c(yyc, ppc, axis=axis))
+
+                b = one_sided_bound(pair, [y, p, yc, pc], s, vectorized=True)
+                block["metrics"][m] = {"point": _num(b.point), "lower": _num(b.bound),
+                                       "threshold": -float(cfg.noninferiority_delta[m]), "n": b.n}
+    return GateEvidence("agent", metrics, reported, n=len(y), teacher_positives=int(y.sum()), champion=block,
+                        settings=s, context={"agent_threshold": float(agent_threshold), **dict(context or {})})
 
 
-def agent_gate(values: Mapping[str, float], cfg: GateConfig) -> GateResult:
-    """Agent fidelity gate: ``auc >= agent_auc_min`` and ``f1 >= agent_f1_min`` (both required).
+def counterfactual_evidence(
+    direction_agreement: ArrayLike,
+    flips: ArrayLike,
+    random_flips: ArrayLike | None,
+    cfg: GateConfig,
+    champion_version: str | None = None,
+    champion_reason: str | None = None,
+) -> GateEvidence:
+    """Evidence of the counterfactual gate.
 
     Args:
-        values: output of :func:`components.training.distill_agent.alignment_report` on the
-            external cohort (the teacher's predicted class is the ground truth, the agent's
-            probability the score); other keys (``kl``, ``accuracy``, ...) are ignored.
-        cfg: thresholds.
+        direction_agreement: ``[n]`` per explained case, the fraction of (direction, alpha)
+            where the black box's score moves the way the agent's does.
+        flips: ``[m]`` per indeterminate case, 1.0 if the counterfactual toward the other
+            class flips the black box's decision at some alpha of the sweep.
+        random_flips: ``[m]`` the same for the random direction of equal size on the same
+            cases (paired), or None when the control is off (the gain is then unmeasured).
+        cfg: floors ``direction_agreement_min`` / ``flip_gain_min`` and bootstrap settings.
+    """
+    s = bootstrap_settings(cfg)
+    agree = np.asarray(direction_agreement, dtype=float)
+    f = np.asarray(flips, dtype=float)
+    metrics = {"direction_agreement": _mean_metric(agree, cfg.direction_agreement_min, s)}
+    reported = {"flip_rate": _reported_mean(f, s, True)}
+    if random_flips is not None:
+        r = np.asarray(random_flips, dtype=float)
+        metrics["flip_gain"] = _mean_metric(f - r, cfg.flip_gain_min, s)
+        reported["random_control_flip_rate"] = _reported_mean(r, s, False)
+    else:
+        metrics["flip_gain"] = MetricEvidence(None, None, cfg.flip_gain_min, 0)
+    return GateEvidence("counterfactual", metrics, reported, n=int(agree.size), champion=_champion_block(
+        champion_version, champion_reason), settings=s, context={"n_flip_cases": int(f.size)})
+
+
+def finalize_gate(evidence: GateEvidence, verdicts: Mapping[str, bool]) -> GateResult:
+    """Combine evidence with per-input verdicts (from MLflow's validation) into a result.
+
+    Args:
+        evidence: the gate's evidence.
+        verdicts: validation-input name (see :meth:`GateEvidence.validation_inputs`) -> passed.
+            A missing verdict counts as failed.
 
     Returns:
-        A :class:`GateResult` named ``"agent"``.
+        :class:`GateResult`; its message names each failing input with point, bound and floor.
     """
-    rules = {"auc": (">=", cfg.agent_auc_min), "f1": (">=", cfg.agent_f1_min)}
-    return evaluate_gate("agent", values, rules)
+    values, floors = evidence.validation_inputs()
+    champion_metrics = (evidence.champion or {}).get("metrics") or {}
+    checks, problems = [], []
+    for key, floor in floors.items():
+        value = values.get(key)
+        ok = bool(verdicts.get(key, False)) and value is not None
+        if key.endswith(CHAMPION_SUFFIX):
+            metric = key[: -len(CHAMPION_SUFFIX)]
+            point = champion_metrics[metric]["point"]
+        else:
+            metric = key[: -len("_lower")]
+            point = evidence.metrics[metric].point
+        status = "not measured" if value is None else ("passed" if ok else "failed")
+        checks.append({"metric": key, "value": value, "point": point, "op": ">=", "threshold": floor,
+                       "passed": ok, "status": status})
+        if value is None:
+            problems.append(f"{key} not measured (required >= {floor:g})")
+        elif not ok:
+            what = "challenger - champion" if key.endswith(CHAMPION_SUFFIX) else metric
+            problems.append(f"{what}: point {_fmt(point)}, 95% lower bound {value:.4g} < {floor:g}")
+    passed = not problems
+    message = f"{evidence.name} gate passed" if passed else f"{evidence.name} gate failed: " + "; ".join(problems)
+    return GateResult(evidence.name, passed, checks, message, evidence.to_dict())
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4g}"
+
+
+def gates_section(results: list[GateResult | Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``metrics.json`` ``gates``: per gate ``{passed, message, metrics {m: {point, lower,
+    threshold, n}}, champion, reported, n, teacher_positives}``; every gate of
+    :data:`GATE_NAMES` is listed (None when it was not evaluated)."""
+    out: dict[str, dict[str, Any] | None] = {name: None for name in GATE_NAMES}
+    for r in results:
+        g = r if isinstance(r, GateResult) else GateResult.from_dict(r)
+        ev = g.evidence or {}
+        out[g.name] = {
+            "passed": g.passed,
+            "message": g.message,
+            "metrics": ev.get("metrics", {}),
+            "champion": ev.get("champion"),
+            "reported": ev.get("reported", {}),
+            "n": ev.get("n"),
+            "teacher_positives": ev.get("teacher_positives"),
+        }
+    return out  # type: ignore[return-value]

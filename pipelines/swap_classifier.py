@@ -7,11 +7,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from zenml import pipeline
+from zenml import Model, pipeline
 
 from components.config import ExperimentConfig
 from components.errors import UserError
 from pipelines.k8s import with_k8s_settings
+from pipelines.training import ZENML_MODEL
 from steps.agent.distill_agent import distill_agent_step
 from steps.agent.encode_latents import encode_latents_step
 from steps.evaluate.counterfactuals import evaluate_counterfactuals_step
@@ -22,7 +23,7 @@ from steps.swap.resolve_inputs import dataset_ref_step, fetch_diffae_step
 __all__ = ["swap_classifier_pipeline", "run_swap_classifier"]
 
 
-@pipeline(name="swap_classifier", enable_cache=False)
+@pipeline(name="swap_classifier", enable_cache=False, model=Model(name=ZENML_MODEL))
 def swap_classifier_pipeline(config: dict, classifier: str, diffae_spec: str, out_dir: str) -> None:
     """Distil, gate, explain and register an agent for ``classifier``; the DiffAE is only loaded."""
     workdir = config["workdir"]
@@ -36,15 +37,18 @@ def swap_classifier_pipeline(config: dict, classifier: str, diffae_spec: str, ou
     teacher = {"path": classifier}
     agent = distill_agent_step(teacher=teacher, latents=latents, dataset=dataset, external=external,
                                agent_config=config["agent"], gate_config=config["gates"], workdir=out_dir,
-                               experiment=experiment)
+                               experiment=experiment, holdout_fold=config["ingest"]["n_folds"] - 1, diffae=diffae,
+                               tracking_config=config["tracking"])
     gate = reconstruction_gate_step(diffae=diffae, teacher=teacher, dataset=dataset, external=external,
                                     gate_config=config["gates"], ddim_steps=config["diffae"]["ddim_steps"],
-                                    experiment=experiment, cache_dir=workdir)
-    evaluate_counterfactuals_step(diffae=diffae, teacher=teacher, agent=agent, dataset=dataset, external=external,
-                                  recon_gate=gate, counterfactual_config=config["counterfactual"], workdir=out_dir,
-                                  experiment=experiment)
-    register_models_step(diffae=diffae, teacher=teacher, agent=agent, recon_gate=gate, dataset_info=dataset,
-                         tracking_config=config["tracking"], preset=config["preset"],
+                                    experiment=experiment, cache_dir=workdir,
+                                    champion_model=config["tracking"]["diffae_model_name"])
+    _, _, cf_gate = evaluate_counterfactuals_step(
+        diffae=diffae, teacher=teacher, agent=agent, dataset=dataset, external=external,
+        recon_gate=gate, counterfactual_config=config["counterfactual"], workdir=out_dir, experiment=experiment,
+        gate_config=config["gates"])
+    register_models_step(diffae=diffae, teacher=teacher, agent=agent, recon_gate=gate, cf_gate=cf_gate,
+                         dataset_info=dataset, tracking_config=config["tracking"], preset=config["preset"],
                          auto_promote=False, which=("agent",))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from zenml import pipeline
+from zenml import Model, pipeline
 
 from components.config import ExperimentConfig
 from components.data.fingerprint import source_fingerprint
@@ -22,7 +22,11 @@ from steps.teacher.train_teacher import train_teacher_step
 __all__ = ["training_pipeline", "run_training"]
 
 
-@pipeline(name="training", enable_cache=True)
+# The ZenML model whose versions mirror each run's gate decision and audit records.
+ZENML_MODEL = "diffexplainer"
+
+
+@pipeline(name="training", enable_cache=True, model=Model(name=ZENML_MODEL))
 def training_pipeline(
     config: dict,
     train_source: str,
@@ -51,15 +55,18 @@ def training_pipeline(
     latents = encode_latents_step(diffae=diffae, dataset=dataset, external=external, workdir=workdir)
     agent = distill_agent_step(teacher=teacher, latents=latents, dataset=dataset, external=external,
                                agent_config=config["agent"], gate_config=config["gates"], workdir=workdir,
-                               experiment=experiment)
+                               experiment=experiment, holdout_fold=config["ingest"]["n_folds"] - 1, diffae=diffae,
+                               tracking_config=config["tracking"])
     gate = reconstruction_gate_step(diffae=diffae, teacher=teacher, dataset=dataset, external=external,
                                     gate_config=config["gates"], ddim_steps=config["diffae"]["ddim_steps"],
-                                    experiment=experiment, cache_dir=workdir)
-    evaluate_counterfactuals_step(diffae=diffae, teacher=teacher, agent=agent, dataset=dataset, external=external,
-                                  recon_gate=gate, counterfactual_config=config["counterfactual"],
-                                  workdir=workdir, experiment=experiment)
-    register_models_step(diffae=diffae, teacher=teacher, agent=agent, recon_gate=gate, dataset_info=dataset,
-                         tracking_config=config["tracking"], preset=config["preset"],
+                                    experiment=experiment, cache_dir=workdir,
+                                    champion_model=config["tracking"]["diffae_model_name"])
+    _, _, cf_gate = evaluate_counterfactuals_step(
+        diffae=diffae, teacher=teacher, agent=agent, dataset=dataset, external=external,
+        recon_gate=gate, counterfactual_config=config["counterfactual"], workdir=workdir, experiment=experiment,
+        gate_config=config["gates"])
+    register_models_step(diffae=diffae, teacher=teacher, agent=agent, recon_gate=gate, cf_gate=cf_gate,
+                         dataset_info=dataset, tracking_config=config["tracking"], preset=config["preset"],
                          auto_promote=config["tracking"]["auto_promote"])
 
 

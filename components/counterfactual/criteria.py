@@ -27,6 +27,7 @@ __all__ = [
     "reconstruction_criterion",
     "observable_criterion",
     "manipulation_criterion",
+    "per_case_manipulation",
     "nan_to_none",
 ]
 
@@ -156,6 +157,34 @@ def _agreement(teacher: np.ndarray, agent: np.ndarray, t0: np.ndarray, a0: np.nd
     da = agent[:, idx, :, idx].transpose(1, 0, 2) - a0[:, :, None]
     agree = (np.sign(dt) == np.sign(da)) & (dt != 0)
     return float(agree.mean()) if agree.size else None
+
+
+def per_case_manipulation(sweep: SweepResult) -> dict[str, np.ndarray | None]:
+    """Per-case evidence of criterion 3, what the counterfactual gate's bootstrap resamples.
+
+    Returns:
+        ``direction_agreement`` float64 ``[N]`` (per case, the fraction of (direction, alpha)
+        where the teacher's score of the direction's class moves strictly the way the
+        agent's does), ``flips`` / ``random_flips`` float64 ``[M]`` over the M indeterminate
+        cases (1.0 if that direction flips the reconstruction's decision at some alpha;
+        ``random_flips`` None without a random control; paired with ``flips``) and
+        ``flip_cases`` int ``[M]`` (their indices in the sweep).
+    """
+    t0, a0 = sweep.teacher_recon, sweep.agent_q
+    idx = np.arange(sweep.teacher_cf.shape[1])
+    dt = sweep.teacher_cf[:, idx, :, idx].transpose(1, 0, 2) - t0[:, :, None]  # [N,D,A]
+    da = sweep.agent_cf[:, idx, :, idx].transpose(1, 0, 2) - a0[:, :, None]
+    agree = ((np.sign(dt) == np.sign(da)) & (dt != 0)).reshape(len(t0), -1).mean(axis=1)
+    decision = t0.argmax(1)
+    indet = np.flatnonzero(sweep.indeterminate)
+    # one opposite direction per case with two classes; C > 2: mean over the other classes
+    flips = np.array([np.mean(_flips(sweep.teacher_cf, decision, np.array([n]))) for n in indet], dtype=np.float64)
+    random_flips = None
+    if sweep.teacher_random is not None:
+        random_flips = np.array([np.mean(_flips(sweep.teacher_random, decision, np.array([n]))) for n in indet],
+                                dtype=np.float64)
+    return {"direction_agreement": agree.astype(np.float64), "flips": flips, "random_flips": random_flips,
+            "flip_cases": indet}
 
 
 def _spearman(alphas: np.ndarray, teacher: np.ndarray, t0: np.ndarray) -> list[float]:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from monai.metrics import PSNRMetric, SSIMMetric
 
-from components.metrics.classification import prob_kl
+from components.metrics.classification import prob_kl, prob_kl_per_case
 from components.metrics.reconstruction import _ssim_window, to_unit_range
 from components.models.diffae import DiffAE
 
@@ -76,7 +76,9 @@ def score_reconstruction(
     Returns:
         ``{"psnr": dB, "ssim", "decision_kept": fraction of stacks whose black-box argmax is
         unchanged, "teacher_kl": mean KL(p_original ‖ p_reconstruction), "n": stacks}`` (images
-        mapped to [0, 1] for PSNR / SSIM), plus ``samples`` when ``keep_samples`` > 0.
+        mapped to [0, 1] for PSNR / SSIM), ``per_case``: the same four per stack as float64
+        ``[N]`` arrays (PSNR and SSIM averaged over the stack's slices; what the gate's
+        bootstrap resamples), plus ``samples`` when ``keep_samples`` > 0.
     """
     if images.shape != recon.shape:
         raise ValueError(f"images {images.shape} and reconstructions {recon.shape} differ in shape")
@@ -93,12 +95,20 @@ def score_reconstruction(
         p_orig.append(torch.softmax(classifier(x).float(), dim=1))
         p_rec.append(torch.softmax(classifier(r).float(), dim=1))
     po, pr = torch.cat(p_orig).numpy(), torch.cat(p_rec).numpy()
+    psnr_slices = torch.cat(psnrs).double().reshape(n, s).numpy()
+    ssim_slices = torch.cat(ssims).double().reshape(n, s).numpy()
     out: dict[str, Any] = {
         "psnr": float(torch.cat(psnrs).mean()),
         "ssim": float(torch.cat(ssims).mean()),
         "decision_kept": float((po.argmax(1) == pr.argmax(1)).mean()),
         "teacher_kl": prob_kl(po, pr),
         "n": float(n),
+        "per_case": {
+            "psnr": psnr_slices.mean(axis=1),
+            "ssim": ssim_slices.mean(axis=1),
+            "decision_kept": (po.argmax(1) == pr.argmax(1)).astype(np.float64),
+            "teacher_kl": prob_kl_per_case(po, pr),
+        },
     }
     if keep_samples > 0:
         out["samples"] = (np.asarray(images[:keep_samples], np.float32), np.asarray(recon[:keep_samples], np.float32))

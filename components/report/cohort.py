@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +80,7 @@ def write_cohort_report(
     timings_s: Mapping[str, Any] | None = None,
     run_ids: Mapping[str, str] | None = None,
     case_ids: Sequence[str] | None = None,
+    gates: Mapping[str, Any] | None = None,
 ) -> ReportPaths:
     """Write ``WORKDIR/report/{index.html, metrics.json, *.png}``.
 
@@ -96,6 +98,7 @@ def write_cohort_report(
         timings_s: stage -> seconds; ``counterfactual`` is taken from ``evaluation`` if absent.
         run_ids: name -> run id, shown in the header.
         case_ids: cohort patient ids, indexed like the cohort arrays.
+        gates: the ``gates`` section (:func:`components.gates.gates_section`).
 
     Returns:
         :class:`ReportPaths`.
@@ -112,6 +115,7 @@ def write_cohort_report(
         extra["criteria"] = {"reconstruction": m["reconstruction"], "observable": m["observable"]}
         sections["counterfactual"] = m["counterfactual"]
         sections["localization"] = m["localization"]
+        extra["evidence"] = m.get("evidence")
         if reconstruction_gate is None:
             sections["reconstruction"] = {**m["reconstruction"], "passed": None}
         timings.setdefault("counterfactual", evaluation.seconds)
@@ -122,8 +126,11 @@ def write_cohort_report(
         if m["localization"]:
             loc_png = plot_localization(m["localization"], out / "localization.png")
             figures.append(loc_png)
+    bench = Path(workdir) / "faithfulness" / "faithfulness.json"  # from benchmarks/faithfulness.py, if run
+    if bench.is_file():
+        extra["faithfulness"] = json.loads(bench.read_text())
     doc = build_metrics(
-        dataset=dataset, agent_alignment=agent_alignment, timings_s=timings or None, **sections, **extra
+        dataset=dataset, agent_alignment=agent_alignment, timings_s=timings or None, gates=gates, **sections, **extra
     )
     metrics_path = write_metrics(out / "metrics.json", doc)
     cohort_figs = [p for p in figures if p.parent == out]

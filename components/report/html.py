@@ -89,6 +89,35 @@ def _gate(metrics: Mapping[str, Any]) -> str:
     return f"<h2>Reconstruction gate: {verdict}</h2>" + _table(["metric", "value"], rows)
 
 
+def _gates(metrics: Mapping[str, Any]) -> str:
+    gates = metrics.get("gates")
+    if not gates:
+        return '<h2>Promotion gates</h2><p class="na">not decided</p>'
+    rows = []
+    for name, g in gates.items():
+        if not g:
+            rows.append((name, "not evaluated", None, None, None, None))
+            continue
+        for metric, m in (g.get("metrics") or {}).items():
+            ok = m.get("lower") is not None and m["lower"] >= m["threshold"]
+            rows.append((name, metric, m.get("point"), m.get("lower"), m.get("threshold"), ok))
+        champ = g.get("champion") or {}
+        for metric, m in (champ.get("metrics") or {}).items():
+            ok = m.get("lower") is not None and m["lower"] >= m["threshold"]
+            rows.append((name, f"{metric}: challenger - champion v{champ.get('version')}", m.get("point"),
+                         m.get("lower"), m.get("threshold"), ok))
+        if champ and not champ.get("compared", True):
+            rows.append((name, f"champion v{champ.get('version')} not compared: {champ.get('reason')}",
+                         None, None, None, None))
+    verdicts = ", ".join(f"{n}: {'passed' if g and g.get('passed') else 'FAILED' if g else 'n/a'}"
+                         for n, g in gates.items())
+    note = ("<p>Each gate passes when every one-sided 95 % bootstrap lower bound (BCa, resampling cases) "
+            "clears its floor; with a champion, the lower bound of challenger minus champion on the same "
+            f"cases must clear -delta. {html.escape(verdicts)}</p>")
+    table = _table(["gate", "metric", "point", "95% lower bound", "threshold", "passed"], rows)
+    return "<h2>Promotion gates</h2>" + note + table
+
+
 def _agent(metrics: Mapping[str, Any]) -> str:
     table = metrics.get("agent_alignment")
     if not table:
@@ -184,9 +213,15 @@ def render_report(
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
         f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
-        _header(metrics), _gate(metrics), _agent(metrics), _criteria(metrics),
-        _localization(metrics), _timings(metrics),
+        _header(metrics), _gates(metrics), _gate(metrics), _agent(metrics), _criteria(metrics),
+        _localization(metrics),
     ]
+    from components.report.faithfulness import render_evidence, render_faithfulness  # it reuses this module
+
+    parts.append(render_evidence(metrics))
+    if metrics.get("faithfulness"):
+        parts.append(render_faithfulness(metrics["faithfulness"]))
+    parts.append(_timings(metrics))
     if figures:
         parts.append("<h2>Figures</h2>" + "".join(embed_png(p) for p in figures))
     if case_figures:

@@ -26,7 +26,7 @@ __all__ = [
 
 AGENT_OBJECTIVES = ("L1", "MSE", "KL")
 LOCALIZATION_METHODS = (
-    "diffexplainer", "gradcam", "gradcampp", "saliency", "integrated_gradients", "occlusion",
+    "diffexplainer", "attribution", "gradcam", "gradcampp", "saliency", "integrated_gradients", "occlusion",
 )
 _AGENT_FIELDS = ("auc", "accuracy", "sensitivity", "specificity", "f1", "kl")
 _LOC_FIELDS = ("auroc", "pointing_game", "relevance_mass")
@@ -41,6 +41,7 @@ SCHEMA: dict[str, Any] = {
     ),
     "localization": {name: _LOC_FIELDS for name in LOCALIZATION_METHODS},
     "timings_s": ("ingest", "diffae", "teacher", "agent", "counterfactual", "total"),
+    "gates": {name: ("passed", "metrics", "champion") for name in ("reconstruction", "agent", "counterfactual")},
 }
 """Required keys: a tuple lists a section's fields, a dict its named rows."""
 
@@ -80,6 +81,7 @@ def build_metrics(
     counterfactual: Mapping[str, Any] | None = None,
     localization: Mapping[str, Mapping[str, Any]] | None = None,
     timings_s: Mapping[str, Any] | None = None,
+    gates: Mapping[str, Mapping[str, Any] | None] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """Assemble the metrics document.
@@ -95,6 +97,8 @@ def build_metrics(
             ``nfe_per_patient`` (+ anything else).
         localization: method -> ``auroc``, ``pointing_game``, ``relevance_mass``.
         timings_s: ``ingest``, ``diffae``, ``teacher``, ``agent``, ``counterfactual``, ``total``.
+        gates: gate name -> ``{passed, metrics {metric: {point, lower, threshold}}, champion}``
+            (:func:`components.gates.gates_section`).
         **extra: further top-level sections (e.g. ``criteria``, ``run_ids``), kept as given.
 
     Returns:
@@ -109,6 +113,7 @@ def build_metrics(
         "counterfactual": counterfactual,
         "localization": localization,
         "timings_s": timings_s,
+        "gates": gates,
     }
     doc = {name: _fill(spec, given[name]) for name, spec in SCHEMA.items()}
     doc.update({k: json_ready(v) for k, v in extra.items()})

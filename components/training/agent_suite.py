@@ -19,7 +19,8 @@ from numpy.typing import ArrayLike
 from components.blackbox import BlackBox
 from components.config import AgentConfig
 from components.models.agent import Agent
-from components.training.distill_agent import alignment_report, distill_agent
+from components.metrics.classification import prob_kl_per_case
+from components.training.distill_agent import agent_scores, alignment_report, distill_agent
 from components.training.latents import augment_stacks
 
 __all__ = ["AgentSuite", "blackbox_targets", "distill_suite"]
@@ -33,6 +34,11 @@ class AgentSuite:
     alignment: dict[str, dict[str, float]]
     training: dict[str, dict[str, Any]]
     primary: str
+    gate_cases: dict[str, np.ndarray] | None = None
+    """Per case of the gate's evaluation set (external cohort + held-out training rows), for the
+    primary agent: ``teacher_decision`` int ``[M]`` (0/1), ``agent_score`` ``[M]`` (P(positive)),
+    ``kl`` ``[M]`` (KL(black box ‖ agent)), ``cohort`` ``[M]`` (``external`` | ``holdout``) and
+    ``threshold`` (0-d, the agent's decision threshold fixed in training)."""
 
     @property
     def agent(self) -> Agent:
@@ -75,6 +81,7 @@ def distill_suite(
     q_train_aug: dict[str, ArrayLike] | None = None,
     progress: Callable[[float, str], None] | None = None,
     log_metrics: Callable[[dict[str, float], int], None] | None = None,
+    holdout: tuple[ArrayLike, ArrayLike] | None = None,
 ) -> AgentSuite:
     """Distil one agent per objective in ``cfg.report_objectives`` (+ ``cfg.objective``).
 
@@ -87,6 +94,8 @@ def distill_suite(
         cfg: agent config.
         q_train_aug: augmentation name -> ``[N,2048]`` latents of the augmented training stacks
             (see :func:`components.training.latents.augment_stacks`).
+        holdout: ``(images [K,4,H,W], q [K,2048])`` of training-cohort patients the agents are
+            not fitted on; scored with the external cohort in ``gate_cases``.
 
     Returns:
         :class:`AgentSuite`. Output-mode black boxes (no features / head) give KL-only agents.
@@ -118,4 +127,21 @@ def distill_suite(
         alignment[objective] = alignment_report(agent, q_ext, ext_logits)
         training[objective] = metrics
     primary = cfg.objective if cfg.objective in agents else objectives[0]
-    return AgentSuite(agents=agents, alignment=alignment, training=training, primary=primary)
+    q_gate, logits_gate, cohort = np.asarray(q_ext, np.float32), ext_logits, ["external"] * len(ext_logits)
+    if holdout is not None and len(holdout[0]):
+        q_gate = np.concatenate([q_gate, np.asarray(holdout[1], np.float32)])
+        logits_gate = np.concatenate([logits_gate, blackbox_targets(bb, holdout[0])["logits"]])
+        cohort += ["holdout"] * len(holdout[0])
+    gate_cases = _gate_cases(agents[primary], q_gate, logits_gate, training[primary].get("decision_threshold", 0.5))
+    gate_cases["cohort"] = np.asarray(cohort)
+    return AgentSuite(agents=agents, alignment=alignment, training=training, primary=primary, gate_cases=gate_cases)
+
+
+def _gate_cases(agent: Agent, q: np.ndarray, teacher_logits: np.ndarray, threshold: float) -> dict[str, np.ndarray]:
+    """Per-case arrays of :attr:`AgentSuite.gate_cases` (positive class 1)."""
+    score = agent_scores(agent, q)
+    with torch.no_grad():
+        a_prob = torch.softmax(agent(torch.as_tensor(q)).float(), dim=1).numpy()
+    t_prob = torch.softmax(torch.as_tensor(teacher_logits).float(), dim=1).numpy()
+    return {"teacher_decision": (t_prob.argmax(1) == 1).astype(np.int64), "agent_score": score,
+            "kl": prob_kl_per_case(t_prob, a_prob), "threshold": np.asarray(float(threshold))}

@@ -43,10 +43,10 @@ from torch import nn
 
 from components.config import AgentConfig
 from components.errors import UserError
-from components.metrics.classification import binary_metrics, prob_kl
+from components.metrics.classification import binary_metrics, f1_threshold, prob_kl
 from components.models.agent import Agent
 
-__all__ = ["distill_agent", "alignment_report", "objective_loss", "Objective"]
+__all__ = ["distill_agent", "alignment_report", "agent_scores", "decision_threshold", "objective_loss", "Objective"]
 
 Objective = Literal["L1", "MSE", "KL"]
 ProgressFn = Callable[[float, str], None]
@@ -247,6 +247,8 @@ def distill_agent(
         ridge = copy.deepcopy(probe)
         ridge.load_state_dict(info["start_state"])
         metrics["val_ridge"] = alignment_report(ridge, val[0], val[2])
+        if cfg.threshold_rule == "validation_f1":
+            metrics["decision_threshold"] = decision_threshold(probe, val[0], val[2])
     if progress is not None:
         progress(0.5, f"agent ({objective}): final fit, ridge start + {epochs} epochs on {n + n_aug} rows")
 
@@ -255,6 +257,7 @@ def distill_agent(
             log_metrics({f"agent_{objective}_train_loss": train_loss}, epoch)
 
     agent, info = _fit(*rows(np.arange(n), np.arange(n_aug)), head, cfg, objective, epochs, None, on_epoch)
+    metrics.setdefault("decision_threshold", 0.5)
     metrics.update(
         mode=agent.mode,
         ridge_alpha=info["ridge_alpha"],
@@ -265,6 +268,29 @@ def distill_agent(
     if progress is not None:
         progress(1.0, f"agent ({objective}): done in {metrics['seconds']:.1f} s")
     return agent, metrics
+
+
+@torch.no_grad()
+def agent_scores(agent: nn.Module, q: ArrayLike | torch.Tensor, positive_class: int = 1) -> np.ndarray:
+    """The agent's ``P(positive_class)`` ``[M]`` in [0, 1] for latents ``q [M,D]``."""
+    was_training = agent.training
+    agent.eval()
+    prob = torch.softmax(agent(_tensor(q)).float(), dim=1)[:, positive_class].numpy()
+    agent.train(was_training)
+    return prob
+
+
+def decision_threshold(
+    agent: nn.Module, q_val: ArrayLike | torch.Tensor, teacher_logits_val: ArrayLike | torch.Tensor, positive_class: int = 1
+) -> float:
+    """The agent's decision threshold, fixed from held-out training rows before any external case.
+
+    The F1-maximising threshold on the agent's ``P(positive_class)`` against the black box's
+    decisions on rows the agent was not fitted on (the epoch-selection rows). A ridge-fitted
+    agent's margins shrink toward the majority class out of sample; the threshold corrects that.
+    """
+    y = (_tensor(teacher_logits_val).argmax(1) == positive_class).numpy().astype(int)
+    return f1_threshold(y, agent_scores(agent, q_val, positive_class))
 
 
 @torch.no_grad()

@@ -14,9 +14,12 @@ from steps.registry.loaders import load_classifier
 from components.blackbox import check_contract
 from components.config import AgentConfig, GateConfig
 from components.data.dataset import load_dataset
-from components.gates import agent_gate
+from components.gates import agent_evidence
+from components.models.diffae import load_diffae
 from components.models.agent import save_agent
 from components.training.agent_suite import distill_suite
+from steps.registry.champion import champion_agent
+from steps.registry.gate_decision import decide
 from steps.tracking import log_dict_artifact, step_run
 
 __all__ = ["distill_agent_step"]
@@ -32,35 +35,71 @@ def distill_agent_step(
     gate_config: dict,
     workdir: str,
     experiment: str,
+    holdout_fold: int = -1,
+    diffae: dict | None = None,
+    tracking_config: dict | None = None,
 ) -> Annotated[dict, "agent"]:
     """One agent per objective (paper Table 1); the configured one is saved and gated.
 
+    With ``gates.agent_holdout_fold`` the training cohort's ``holdout_fold`` (the DiffAE's
+    held-out fold) is left out of distillation and scored with the external cohort. With
+    ``tracking_config`` and ``diffae`` the champion agent is re-scored on the same cases for
+    non-inferiority.
+
     Returns:
-        {path, run_id, objective, blackbox_hash, alignment {objective: metrics}, gate {...}}.
+        {path, run_id, objective, blackbox_hash, alignment {objective: metrics}, threshold, gate {...}}.
     """
     cfg = AgentConfig.model_validate(agent_config)
+    gcfg = GateConfig.model_validate(gate_config)
     t0 = time.time()
     bb = load_classifier(teacher["path"])
     ds, ext = load_dataset(dataset["path"]), load_dataset(external["path"])
     check_contract(bb, channels=ds.images.shape[1], image_size=ds.images.shape[-1])
+    held = (np.asarray(ds.folds) == holdout_fold) if gcfg.agent_holdout_fold and holdout_fold >= 0 \
+        else np.zeros(len(ds.folds), bool)
+    fit = ~held
+    q_train = np.load(latents["train"])
     with step_run(experiment, "distill-agent", tags={"stage": "agent", "dataset_hash": ds.hash,
                   "blackbox_hash": bb.content_hash}, params={"agent": agent_config}) as run:
         suite = distill_suite(
-            bb, ds.images, np.load(latents["train"]), ext.images, np.load(latents["external"]), cfg,
-            q_train_aug={a: np.load(latents[f"train_{a}"]) for a in latents["augmentations"]},
+            bb, np.asarray(ds.images)[fit], q_train[fit], ext.images, np.load(latents["external"]), cfg,
+            q_train_aug={a: np.load(latents[f"train_{a}"])[fit] for a in latents["augmentations"]},
             progress=lambda frac, msg: print(f"[agent {100 * frac:5.1f}%] {msg}", flush=True),
+            holdout=(np.asarray(ds.images)[held], q_train[held]) if held.any() else None,
         )
         for objective, m in suite.alignment.items():
             mlflow.log_metrics({f"{objective}_{k}": float(v) for k, v in m.items()})
-        gate = agent_gate(suite.alignment[suite.primary], GateConfig.model_validate(gate_config))
+        cases = suite.gate_cases
+        threshold = float(cases["threshold"])
+        champ = None
+        if tracking_config is not None and diffae is not None:
+            gate_images = np.concatenate([np.asarray(ext.images), np.asarray(ds.images)[held]])
+            q_gate = np.concatenate([np.load(latents["external"]), q_train[held]])
+            champ = champion_agent(tracking_config["agent_model_name"], tracking_config["teacher_model_name"],
+                                   tracking_config["diffae_model_name"], load_diffae(diffae["path"]), q_gate,
+                                   gate_images)
+        evidence = agent_evidence(
+            cases["teacher_decision"], cases["agent_score"], threshold, cases["kl"], gcfg,
+            champion=None if champ is None else champ.per_case,
+            champion_version=None if champ is None else champ.version,
+            champion_reason=None if champ is None else champ.reason,
+            context={"cohorts": {c: int((cases["cohort"] == c).sum()) for c in ("external", "holdout")},
+                     "holdout_fold": int(holdout_fold) if held.any() else None,
+                     "external_dataset_hash": ext.hash, "dataset_hash": ds.hash,
+                     "threshold_rule": cfg.threshold_rule, "objective": suite.primary})
+        gate = decide(evidence)
+        mlflow.log_metrics({f"gate_{m}_lower": float(ev.lower) for m, ev in evidence.metrics.items()
+                            if ev.lower is not None})
         mlflow.log_metric("gate_agent_passed", float(gate.passed))
+        mlflow.log_metric("agent_threshold", threshold)
         log_dict_artifact({"alignment": suite.alignment, "training": suite.training, "gate": gate.to_dict()},
                           "agent_alignment.json")
         path = Path(workdir) / "models" / "agent.pt"
         path.parent.mkdir(parents=True, exist_ok=True)
         save_agent(suite.agent, path, extra={"objective": suite.primary, "blackbox_hash": bb.content_hash,
-                                             "dataset_hash": ds.hash, "alignment": suite.alignment[suite.primary]})
+                                             "dataset_hash": ds.hash, "alignment": suite.alignment[suite.primary],
+                                             "threshold": threshold})
     print(f"[agent] gate: {gate.message}", flush=True)
     log_metadata({"agent_alignment": suite.alignment})
-    return {"path": str(path), "run_id": run.info.run_id, "objective": suite.primary,
+    return {"path": str(path), "run_id": run.info.run_id, "objective": suite.primary, "threshold": threshold,
             "blackbox_hash": bb.content_hash, "alignment": suite.alignment, "gate": gate.to_dict(), "wall_s": time.time() - t0}

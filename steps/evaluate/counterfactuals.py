@@ -13,12 +13,15 @@ from zenml import log_metadata, step
 from zenml.types import HTMLString
 
 from steps.registry.loaders import load_classifier, weights_sha256
-from components.config import CounterfactualConfig
+from components.config import CounterfactualConfig, GateConfig
+from components.counterfactual.criteria import per_case_manipulation
 from components.counterfactual.evaluate import evaluate_cohort
+from components.gates import counterfactual_evidence, gates_section
 from components.data.dataset import load_dataset
 from components.models.agent import load_agent
 from components.models.diffae import DiffAE, load_diffae
 from components.report.cohort import write_cohort_report
+from steps.registry.gate_decision import decide
 from steps.tracking import step_run
 
 __all__ = ["evaluate_counterfactuals_step"]
@@ -56,13 +59,17 @@ def evaluate_counterfactuals_step(
     counterfactual_config: dict,
     workdir: str,
     experiment: str,
-) -> tuple[Annotated[dict, "metrics"], Annotated[HTMLString, "report"]]:
-    """Run the counterfactual sweep on the external cohort and write ``workdir/report``.
+    gate_config: dict | None = None,
+) -> tuple[Annotated[dict, "metrics"], Annotated[HTMLString, "report"], Annotated[dict, "counterfactual_gate"]]:
+    """Run the counterfactual sweep on the external cohort, decide the counterfactual gate and
+    write ``workdir/report`` (its ``gates`` section holds all three gates).
 
     Returns:
-        the report's metrics.json dict and the HTML page (a ZenML HTML artifact).
+        the report's metrics.json dict, the HTML page (a ZenML HTML artifact) and the
+        counterfactual gate (GateResult dict).
     """
     cfg = CounterfactualConfig.model_validate(counterfactual_config)
+    gcfg = GateConfig.model_validate(gate_config or {})
     model = load_diffae(diffae["path"])
     bb = load_classifier(teacher["path"])
     agent_model, _ = load_agent(agent["path"])
@@ -77,8 +84,15 @@ def evaluate_counterfactuals_step(
                   "external_dataset_hash": ext.hash}, params={"counterfactual": counterfactual_config}) as run:
         evaluation = evaluate_cohort(model, agent_model, bb, np.asarray(ext.images), np.asarray(ext.lung_masks), cfg,
                                      masks=None if ext.masks is None else np.asarray(ext.masks),
+                                     distractor=None if ext.distractor is None else np.asarray(ext.distractor),
+                                     marker=None if ext.marker is None else np.asarray(ext.marker),
                                      inversions=_gate_inversions(recon_gate, cfg, ext.hash, model),
                                      progress=lambda msg: print(f"[counterfactual {time.time() - t0:6.0f} s] {msg}", flush=True))
+        per_case = per_case_manipulation(evaluation.sweep)
+        cf_gate = decide(counterfactual_evidence(per_case["direction_agreement"], per_case["flips"],
+                                                 per_case["random_flips"], gcfg))
+        print(f"[counterfactual] {cf_gate.message}", flush=True)
+        mlflow.log_metric("gate_counterfactual_passed", float(cf_gate.passed))
         timings = {**timings_s, "counterfactual": time.time() - t0}
         timings["total"] = sum(v for v in timings.values() if v is not None)
         paths = write_cohort_report(
@@ -92,9 +106,10 @@ def evaluate_counterfactuals_step(
             run_ids={"diffae": diffae["run_id"], "teacher": teacher.get("run_id", teacher["path"]), "agent": agent["run_id"],
                      "counterfactuals": run.info.run_id},
             case_ids=list(ext.patients["patient"]),
+            gates=gates_section([recon_gate, agent["gate"], cf_gate]),
         )
         metrics = json.loads(paths.metrics_json.read_text())
         mlflow.log_metrics(_flat("", {k: metrics.get(k) or {} for k in ("counterfactual", "localization")}))
         mlflow.log_artifacts(str(paths.index_html.parent), artifact_path="report")
     log_metadata({"counterfactual": metrics.get("counterfactual") or {}})
-    return metrics, HTMLString(paths.index_html.read_text())
+    return metrics, HTMLString(paths.index_html.read_text()), cf_gate.to_dict()

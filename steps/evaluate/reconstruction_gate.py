@@ -14,10 +14,12 @@ from zenml import log_metadata, step
 from steps.registry.loaders import load_classifier, weights_sha256
 from components.config import GateConfig
 from components.data.dataset import Dataset, load_dataset
-from components.gates import reconstruction_gate
+from components.gates import reconstruction_evidence
 from components.metrics.reconstruction_eval import evaluate_reconstruction, reconstruct_cohort, score_reconstruction
 from components.models.diffae import DiffAE, load_diffae
 from components.report.figures import plot_reconstructions
+from steps.registry.champion import champion_reconstruction
+from steps.registry.gate_decision import decide
 from steps.tracking import log_dict_artifact, step_run
 
 __all__ = ["reconstruction_gate_step", "cached_reconstructions"]
@@ -60,16 +62,19 @@ def reconstruction_gate_step(
     ddim_steps: int,
     experiment: str,
     cache_dir: str | None = None,
+    champion_model: str | None = None,
 ) -> Annotated[dict, "reconstruction_gate"]:
     """PSNR/SSIM (windowed image mapped to [0,1]) and teacher agreement of DDIM-inversion
-    reconstructions; gated on the external cohort, the training cohort's held-out fold reported.
+    reconstructions; gated on the external cohort's one-sided bootstrap lower bounds (and, when
+    ``champion_model`` has a champion, non-inferiority to it on the same patients), the
+    training cohort's held-out fold reported.
 
     The external cohort's reconstructions (and DDIM codes) are cached under ``cache_dir`` (see
     :func:`cached_reconstructions`); only the black box's scoring is redone for a new one.
 
     Returns:
-        the gate dict (name, passed, checks, message) plus the measured values per cohort and
-        ``inversions`` ({path, reused, key fields}) for the counterfactual step.
+        the gate dict (name, passed, checks, message, evidence) plus the measured values per
+        cohort and ``inversions`` ({path, reused, key fields}) for the counterfactual step.
     """
     gcfg = GateConfig.model_validate(gate_config)
     model = load_diffae(diffae["path"])
@@ -81,6 +86,7 @@ def reconstruction_gate_step(
         arrays, inversions = cached_reconstructions(model, ext, ddim_steps, cache_dir)
         per_cohort = {"external": score_reconstruction(bb, np.asarray(ext.images), arrays["recon"], keep_samples=4)}
         originals, recons = per_cohort["external"].pop("samples")
+        per_case = per_cohort["external"].pop("per_case")
         with tempfile.TemporaryDirectory() as tmp:
             png = plot_reconstructions(originals, recons, Path(tmp) / "reconstructions.png",
                                        title=f"external cohort, DDIM inversion, {ddim_steps} steps")
@@ -88,10 +94,19 @@ def reconstruction_gate_step(
         if holdout >= 0 and (np.asarray(ds.folds) == holdout).any():
             per_cohort["osic_holdout"] = evaluate_reconstruction(
                 model, bb, np.asarray(ds.images)[np.asarray(ds.folds) == holdout], ddim_steps)
-        values = per_cohort["external"]
-        gate = reconstruction_gate(values, gcfg)
+            per_cohort["osic_holdout"].pop("per_case", None)
+        champ = champion_reconstruction(champion_model, model, bb, np.asarray(ext.images), ddim_steps, per_case) \
+            if champion_model else None
+        evidence = reconstruction_evidence(
+            per_case, gcfg, champion_per_case=None if champ is None else champ.per_case,
+            champion_version=None if champ is None else champ.version,
+            champion_reason=None if champ is None else champ.reason)
+        evidence.context.update(cohort="external", dataset_hash=ext.hash, ddim_steps=ddim_steps)
+        gate = decide(evidence)
         for cohort, vals in per_cohort.items():
             mlflow.log_metrics({f"{cohort}_{k}": float(v) for k, v in vals.items()})
+        mlflow.log_metrics({f"gate_{m}_lower": float(ev.lower) for m, ev in evidence.metrics.items()
+                            if ev.lower is not None})
         mlflow.log_metric("gate_reconstruction_passed", float(gate.passed))
         result = {**gate.to_dict(), "values": per_cohort, "ddim_steps": ddim_steps, "inversions": inversions,
                   "window_hu": list(gcfg.psnr_window_hu), "range": "[0, 1]"}

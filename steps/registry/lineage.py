@@ -40,12 +40,28 @@ def _run_summary(client: MlflowClient, run_id: str) -> dict[str, Any]:
     }
 
 
+def _decision_record(client: MlflowClient, tags: dict[str, str]) -> dict[str, Any] | None:
+    """The gate decision record logged at registration (None for versions registered before it)."""
+    uri = tags.get("gate_decision.artifact")
+    if not uri:
+        return None
+    run_id, _, path = uri.removeprefix("runs:/").partition("/")
+    try:
+        with open(client.download_artifacts(run_id, path)) as fh:
+            return json.load(fh)
+    except (MlflowException, OSError, ValueError) as exc:
+        return {"verdict": tags.get("gate_decision.verdict"), "failing": tags.get("gate_decision.failing"),
+                "error": f"decision record {uri} unreadable: {type(exc).__name__}"}
+
+
 def lineage(spec: str) -> dict[str, Any]:
     """Everything recorded about one model version, newest data first.
 
     Returns:
         {model, version, aliases, dataset {hash, ingest runs, validation success},
-        training_run {...}, gates {name: passed|failed + message}, code_version,
+        training_run {...}, gates {name: passed|failed + message}, gate_decision (the full
+        decision record: bounds, thresholds, champion, cohort hashes, library versions,
+        verdict, failing metrics), code_version,
         related_runs [...] (all runs of the same pipeline run), audit [...]}.
 
     Raises:
@@ -67,6 +83,7 @@ def lineage(spec: str) -> dict[str, Any]:
             if k.startswith("gate.") and not k.endswith(".message")
         },
         "gates_passed": tags.get("gates_passed"),
+        "gate_decision": _decision_record(client, tags),
         "code_version": tags.get("git_commit"),
         "config_preset": tags.get("preset"),
     }

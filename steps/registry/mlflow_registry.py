@@ -40,7 +40,12 @@ __all__ = [
     "audit_log_path",
     "read_audit_log",
     "resolve_version",
+    "current_champion",
+    "record_decision",
+    "DECISION_ARTIFACT",
 ]
+
+DECISION_ARTIFACT = "gate_decision"
 
 CHAMPION = "champion"
 
@@ -58,6 +63,7 @@ class AuditRecord:
     previous_champion: str | None
     metrics: dict[str, float]
     failing_gates: list[str]
+    decision: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, sort_keys=True)
@@ -123,7 +129,9 @@ def resolve_version(client: MlflowClient, name: str, spec: str | None) -> str:
         raise UserError(f"model {name!r} version/alias {spec!r} not found in the registry") from exc
 
 
-def _current_champion(client: MlflowClient, name: str) -> str | None:
+def current_champion(name: str, client: MlflowClient | None = None) -> str | None:
+    """The version behind ``name@champion``, or None when there is no champion."""
+    client = client or MlflowClient()
     try:
         return str(client.get_model_version_by_alias(name, CHAMPION).version)
     except MlflowException:
@@ -138,7 +146,11 @@ def _metrics_of(client: MlflowClient, name: str, version: str) -> dict[str, floa
 
 
 def _write_audit(client: MlflowClient, record: AuditRecord) -> None:
-    client.set_model_version_tag(record.model, record.version, f"audit.{record.timestamp}", record.to_json())
+    brief = json.loads(record.to_json())
+    if brief.get("decision"):  # tags are size-limited: the full record is the gate_decision artifact
+        brief["decision"] = {"verdict": brief["decision"]["verdict"], "failing": brief["decision"]["failing"]}
+    client.set_model_version_tag(record.model, record.version, f"audit.{record.timestamp}",
+                                 json.dumps(brief, sort_keys=True)[:5000])
     path = audit_log_path()
     with path.open("a") as fh:
         fh.write(record.to_json() + "\n")
@@ -177,7 +189,7 @@ def promote(name: str, version: str, reason: str, actor: str | None = None) -> A
                      and not k.endswith(".message") and v != "passed")
     if mv.tags.get("gates_passed") != "true" and not failing:
         failing = ["no gate results recorded"]
-    previous = _current_champion(client, name)
+    previous = current_champion(name, client)
     record = AuditRecord(
         model=name,
         version=version,
@@ -199,12 +211,38 @@ def promote(name: str, version: str, reason: str, actor: str | None = None) -> A
     return record
 
 
+def record_decision(name: str, version: str, run_id: str, record: dict[str, Any], actor: str | None = None) -> AuditRecord:
+    """Record a gate decision for ``name``/``version`` in every sink.
+
+    The full record goes to the version's run as the artifact
+    ``gate_decision/<name>-v<version>.json``; the version gets the tags ``gate_decision.verdict``,
+    ``gate_decision.failing`` and ``gate_decision.artifact``; an audit record with action
+    ``decide`` carrying the decision is appended to the JSONL log, the version's tags and the
+    ZenML model version's metadata (see :func:`_write_audit`).
+    """
+    client = MlflowClient()
+    artifact = f"{DECISION_ARTIFACT}/{name}-v{version}.json"
+    client.log_dict(run_id, record, artifact)
+    client.set_model_version_tag(name, version, "gate_decision.verdict", record["verdict"])
+    client.set_model_version_tag(name, version, "gate_decision.failing", ",".join(record["failing"]) or "none")
+    client.set_model_version_tag(name, version, "gate_decision.artifact", f"runs:/{run_id}/{artifact}")
+    audit = AuditRecord(
+        model=name, version=str(version), action="decide", actor=_actor(actor),
+        timestamp=datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ"),
+        reason=f"gate decision at registration: {record['verdict']}",
+        previous_champion=current_champion(name, client), metrics={}, failing_gates=list(record["failing"]),
+        decision=record,
+    )
+    _write_audit(client, audit)
+    return audit
+
+
 def rollback(name: str, reason: str, actor: str | None = None) -> AuditRecord:
     """Move the champion alias back to the champion before the current one (audited)."""
     if not reason.strip():
         raise UserError("rollback needs a non-empty --reason for the audit record")
     client = MlflowClient()
-    current = _current_champion(client, name)
+    current = current_champion(name, client)
     if current is None:
         raise UserError(f"model {name!r} has no champion to roll back")
     promotions = [r for r in read_audit_log(name) if r["action"] in ("promote", "rollback")]

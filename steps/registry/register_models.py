@@ -11,14 +11,11 @@ from components.errors import UserError
 from components.gates import GateResult
 from components.models.agent import load_agent
 from components.models.diffae import load_diffae
-from steps.registry.mlflow_registry import gate_tags, promote, register_model
+from steps.registry.gate_decision import decision_record
+from steps.registry.mlflow_registry import current_champion, gate_tags, promote, record_decision, register_model
 from steps.tracking import ensure_experiment, git_commit
 
 __all__ = ["register_models_step"]
-
-
-def _gate(d: dict) -> GateResult:
-    return GateResult(name=d["name"], passed=bool(d["passed"]), checks=list(d["checks"]), message=d["message"])
 
 
 @step(enable_cache=False)
@@ -27,23 +24,29 @@ def register_models_step(
     teacher: dict,
     agent: dict,
     recon_gate: dict,
+    cf_gate: dict | None,
     dataset_info: dict,
     tracking_config: dict,
     preset: str,
     auto_promote: bool = True,
     which: tuple[str, ...] = ("diffae", "teacher", "agent"),
 ) -> Annotated[dict, "registration"]:
-    """Register the three models; promote them to champion only if every gate passed.
+    """Register the models; promote them to champion only if every gate passed.
 
     Every version carries: dataset_hash, external_dataset_hash, git_commit, preset, the ZenML
-    pipeline run and model version ids, and one ``gate.*`` tag per gate. A refusal is audited
-    like a promotion (see :mod:`steps.registry.mlflow_registry`).
+    pipeline run and model version ids, and one ``gate.*`` tag per gate (reconstruction, agent,
+    counterfactual). The decision record (bounds, thresholds, champion compared against,
+    cohort hashes, library versions, verdict, failing metrics) is logged as an artifact of each
+    version, mirrored in the ZenML model version's metadata and appended to the audit log. A
+    refusal is audited like a promotion (see :mod:`steps.registry.mlflow_registry`).
 
     Returns:
         {model name: {version, promoted, message}}.
     """
     ensure_experiment(tracking_config["experiment"])
-    gates = [_gate(recon_gate), _gate(agent["gate"])]
+    gates = [GateResult.from_dict(recon_gate), GateResult.from_dict(agent["gate"])]
+    if cf_gate is not None:
+        gates.append(GateResult.from_dict(cf_gate))
     ctx = get_step_context()
     base_tags = {
         "dataset_hash": dataset_info["hash"],
@@ -61,20 +64,28 @@ def register_models_step(
                             teacher["run_id"], {}),
         "agent": lambda: (tracking_config["agent_model_name"], load_agent(agent["path"])[0], agent["run_id"],
                           {"blackbox_hash": agent["blackbox_hash"], "agent_objective": agent["objective"],
+                           "agent_threshold": f"{float(agent.get('threshold', 0.5)):.6g}",
                            "blackbox_source": str(teacher["path"])[:250], "diffae_run_id": str(diffae["run_id"])}),
     }
     entries = [loaders[k]() for k in which]
+    champions = {name: current_champion(name) for name, *_ in entries}
+    record = decision_record(gates, {"dataset": dataset_info["hash"], "external": dataset_info.get("external_hash", "")},
+                             champions)
+    if ctx.model_version is not None:
+        log_metadata({"gate_decision": record}, model_version_id=ctx.model_version.id)
     out: dict[str, dict] = {}
     for name, model, run_id, extra in entries:
         version = register_model(model, name, run_id, {**base_tags, **extra})
+        record_decision(name, version, run_id, record, actor="pipeline")
         promoted, message = False, "auto-promotion disabled"
         if auto_promote:
             try:
-                promote(name, version, "training pipeline: all gates passed", actor="pipeline")
+                promote(name, version, "automatic promotion after the gate decision", actor="pipeline")
                 promoted, message = True, "promoted to champion"
             except UserError as exc:
                 message = str(exc)
-        out[name] = {"version": version, "promoted": promoted, "message": message}
+        out[name] = {"version": version, "promoted": promoted, "message": message, "verdict": record["verdict"],
+                     "failing": record["failing"]}
         print(f"[register] {name} v{version}: {message}", flush=True)
     log_metadata({"registration": out})
     return out

@@ -1,54 +1,142 @@
-"""Promotion gates are pure functions of measured values."""
+"""Promotion gates: bootstrap bounds with known answers and the evidence gates decide on."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from scipy.stats import binomtest
 
 from components.config import GateConfig
-from components.gates import GateResult, evaluate_gate, reconstruction_gate
+from components.gates import (
+    GATE_NAMES,
+    GateResult,
+    agent_evidence,
+    counterfactual_evidence,
+    finalize_gate,
+    gates_section,
+    reconstruction_evidence,
+)
+from components.stats.bootstrap import BootstrapSettings, mean_bound, paired_difference_bound
 
 
-def test_reconstruction_gate_passes_on_good_values() -> None:
-    res = reconstruction_gate({"psnr": 37.0, "ssim": 0.97, "decision_kept": 0.95, "teacher_kl": 0.02}, GateConfig())
-    assert isinstance(res, GateResult) and res.passed
-    assert all(c["status"] == "passed" for c in res.checks)
+@pytest.mark.parametrize(("k", "n"), [(60, 200), (150, 200), (25, 120)])
+def test_proportion_bound_matches_binomial_interval(k: int, n: int) -> None:
+    x = np.zeros(n)
+    x[:k] = 1.0
+    b = mean_bound(x, BootstrapSettings(seed=1))
+    # a one-sided 95 % bound = the lower end of a two-sided 90 % interval
+    exact = binomtest(k, n).proportion_ci(0.90, method="exact").low
+    wilson = binomtest(k, n).proportion_ci(0.90, method="wilson").low
+    assert b.point == pytest.approx(k / n)
+    assert b.lower == pytest.approx(exact, abs=0.012) and b.lower == pytest.approx(wilson, abs=0.012)
+    assert b.lower < b.point and not b.degenerate
 
 
-def test_gate_fails_when_threshold_above_measured_and_names_metric() -> None:
-    cfg = GateConfig(psnr_min=40.0, ssim_min=0.5)
-    res = reconstruction_gate({"psnr": 37.2, "ssim": 0.96}, cfg)
-    assert not res.passed
-    assert "psnr" in res.message and "37.2" in res.message and "40" in res.message
-    assert "ssim" not in res.message.split("not measured")[0].split("failed:")[1]
-    failed = [c["metric"] for c in res.checks if c["status"] == "failed"]
-    assert failed == ["psnr"]
+def test_bound_is_seeded_and_upper_side_for_lower_is_better() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(1.0, 1.0, 80)
+    a, b = mean_bound(x, BootstrapSettings(seed=3)), mean_bound(x, BootstrapSettings(seed=3))
+    assert a == b
+    up = mean_bound(x, BootstrapSettings(seed=3), greater_is_better=False)
+    assert up.upper is not None and up.lower is None and up.upper > x.mean() > a.lower
 
 
-def test_optional_metrics_recorded_as_not_measured() -> None:
-    res = reconstruction_gate({"psnr": 36.0, "ssim": 0.96}, GateConfig())
-    assert res.passed
-    status = {c["metric"]: c["status"] for c in res.checks}
-    assert status["decision_kept"] == "not measured" and status["teacher_kl"] == "not measured"
-    assert "not measured: decision_kept, teacher_kl" in res.message
+def test_degenerate_sample_bound_equals_point_and_is_flagged() -> None:
+    b = mean_bound(np.ones(120))
+    assert b.point == 1.0 and b.lower == 1.0 and b.degenerate
 
 
-def test_optional_metric_failing_when_present() -> None:
-    res = reconstruction_gate({"psnr": 36.0, "ssim": 0.96, "teacher_kl": 0.5}, GateConfig(teacher_kl_max=0.1))
-    assert not res.passed and "teacher_kl = 0.5 fails <= 0.1" in res.message
+def test_paired_difference_cancels_case_difficulty() -> None:
+    rng = np.random.default_rng(0)
+    difficulty = rng.normal(40.0, 5.0, 60)  # large spread between cases
+    champion = difficulty
+    challenger = difficulty - 0.3 + rng.normal(0.0, 0.05, 60)
+    b = paired_difference_bound(lambda v: float(np.mean(v)), [challenger], [champion])
+    assert b.point == pytest.approx(-0.3, abs=0.02)
+    assert -0.35 < b.lower < -0.3  # narrow: the 5 dB spread between cases cancels
 
 
-def test_required_metric_missing_fails() -> None:
-    res = reconstruction_gate({"ssim": 0.99}, GateConfig())
-    assert not res.passed and "psnr not measured" in res.message
+def _recon_cases(psnr: np.ndarray) -> dict[str, np.ndarray]:
+    n = len(psnr)
+    return {"psnr": psnr, "ssim": np.full(n, 0.99), "decision_kept": np.ones(n), "teacher_kl": np.full(n, 0.01)}
 
 
-@pytest.mark.parametrize(("op", "value", "ok"), [(">=", 1.0, True), (">", 1.0, False), ("<=", 1.0, True),
-                                                 ("<", 0.5, True), ("==", 2.0, False)])
-def test_evaluate_gate_ops(op: str, value: float, ok: bool) -> None:
-    res = evaluate_gate("g", {"m": value}, {"m": (op, 1.0)})
-    assert res.passed is ok
-    assert res.to_dict()["checks"][0]["op"] == op
+def test_reconstruction_bound_below_floor_although_point_above() -> None:
+    rng = np.random.default_rng(0)
+    psnr = 35.5 + rng.normal(0.0, 3.0, 40)
+    psnr += 35.5 - psnr.mean()
+    ev = reconstruction_evidence(_recon_cases(psnr), GateConfig())
+    m = ev.metrics["psnr"]
+    assert m.point == pytest.approx(35.5) and m.point >= m.threshold == 35.0
+    assert m.lower < 35.0
+    values, floors = ev.validation_inputs()
+    assert values["psnr_lower"] == m.lower and floors["psnr_lower"] == 35.0
+    assert ev.reported["teacher_kl"]["upper"] >= 0.01 and ev.champion is None
 
 
-def test_nan_counts_as_not_measured() -> None:
-    assert not evaluate_gate("g", {"m": float("nan")}, {"m": (">=", 0.0)}).passed
+def test_finalize_gate_names_the_failing_metric_with_point_bound_and_floor() -> None:
+    rng = np.random.default_rng(0)
+    psnr = 35.5 + rng.normal(0.0, 3.0, 40)
+    ev = reconstruction_evidence(_recon_cases(psnr), GateConfig())
+    res = finalize_gate(ev, {"psnr_lower": False, "ssim_lower": True, "decision_kept_lower": True})
+    assert not res.passed and res.failing == ["psnr_lower"]
+    assert "psnr: point" in res.message and "< 35" in res.message
+    assert GateResult.from_dict(res.to_dict()) == res
+    # a verdict MLflow did not give counts as failed
+    assert not finalize_gate(ev, {"psnr_lower": True, "ssim_lower": True}).passed
+
+
+def test_agent_evidence_uses_the_fixed_threshold_and_counts_positives() -> None:
+    rng = np.random.default_rng(0)
+    y = (rng.random(200) < 0.25).astype(int)
+    score = np.clip(0.35 * y + rng.normal(0.3, 0.1, 200), 0, 1)
+    at_half = agent_evidence(y, score, 0.5, None, GateConfig())
+    at_fit = agent_evidence(y, score, 0.48, None, GateConfig())
+    assert at_half.teacher_positives == int(y.sum()) and at_half.n == 200
+    assert at_half.metrics["auc"].point == at_fit.metrics["auc"].point  # AUC is threshold-free
+    assert at_half.metrics["f1"].point != at_fit.metrics["f1"].point
+    assert at_fit.context["agent_threshold"] == 0.48
+    assert at_half.metrics["auc"].lower < at_half.metrics["auc"].point
+
+
+def test_agent_noninferiority_refuses_worse_and_accepts_equal() -> None:
+    rng = np.random.default_rng(1)
+    y = (rng.random(200) < 0.3).astype(int)
+    good = np.clip(0.5 * y + rng.normal(0.25, 0.12, 200), 0, 1)
+    bad = np.where(rng.random(200) < 0.25, 1 - good, good)  # a quarter of the cases scrambled
+    champion = {"teacher_decision": y, "agent_score": good, "agent_threshold": 0.5}
+    equal = agent_evidence(y, good, 0.5, None, GateConfig(), champion=champion, champion_version="3")
+    worse = agent_evidence(y, bad, 0.5, None, GateConfig(), champion=champion, champion_version="3")
+    eq = equal.champion["metrics"]
+    assert eq["auc"]["point"] == 0.0 and eq["auc"]["lower"] >= eq["auc"]["threshold"] == -0.02
+    assert eq["f1"]["lower"] >= -0.05
+    w = worse.champion["metrics"]
+    assert w["auc"]["lower"] < -0.02 and w["f1"]["lower"] < -0.05
+    values, floors = worse.validation_inputs()
+    assert values["auc_vs_champion_lower"] == w["auc"]["lower"] and floors["auc_vs_champion_lower"] == -0.02
+
+
+def test_counterfactual_flip_gain_is_paired() -> None:
+    flips = np.array([1, 1, 1, 0, 1, 1, 1, 1, 0, 1] * 3, float)
+    random = np.array([0, 0, 1, 0, 0, 0, 0, 0, 0, 0] * 3, float)
+    ev = counterfactual_evidence(np.ones(30), flips, random, GateConfig())
+    assert ev.metrics["flip_gain"].point == pytest.approx(0.7)
+    assert 0.15 < ev.metrics["flip_gain"].lower < 0.7
+    assert ev.metrics["direction_agreement"].lower == 1.0
+    off = counterfactual_evidence(np.ones(30), flips, None, GateConfig())
+    assert off.metrics["flip_gain"].lower is None
+    assert not finalize_gate(off, {"direction_agreement_lower": True, "flip_gain_lower": True}).passed
+
+
+def test_gates_section_lists_every_gate() -> None:
+    ev = counterfactual_evidence(np.ones(5), np.ones(5), np.zeros(5), GateConfig(n_resamples=200))
+    res = finalize_gate(ev, {"direction_agreement_lower": True, "flip_gain_lower": True})
+    sec = gates_section([res.to_dict()])
+    assert set(sec) == set(GATE_NAMES) and sec["agent"] is None
+    assert sec["counterfactual"]["passed"] is True
+    assert set(sec["counterfactual"]["metrics"]["flip_gain"]) >= {"point", "lower", "threshold"}
+
+
+def test_noninferiority_config_rejects_unknown_metric() -> None:
+    with pytest.raises(ValueError, match="unknown metric"):
+        GateConfig(noninferiority_delta={"psnrr": 0.5})

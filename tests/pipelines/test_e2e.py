@@ -41,6 +41,12 @@ def test_demo_writes_report_with_all_sections(demo_run: tuple[dict, Path, object
     assert metrics["counterfactual"]["nfe_per_patient"] > 0
     for stage in ("ingest", "diffae", "teacher", "agent", "counterfactual", "total"):
         assert metrics["timings_s"][stage] is not None and metrics["timings_s"][stage] >= 0
+    for name in ("reconstruction", "agent", "counterfactual"):  # each gate measured, with its bound
+        g = metrics["gates"][name]
+        assert isinstance(g["passed"], bool) and g["metrics"], name
+        for m in g["metrics"].values():  # an unmeasured metric must fail its gate, never pass silently
+            assert m["threshold"] is not None and (isinstance(m["point"], float) or not g["passed"])
+    assert metrics["gates"]["agent"]["n"] > metrics["agent_alignment"]["L1"]["n"]  # external + held-out fold
     html = report.read_text()
     assert "data:image/png;base64," in html
 
@@ -58,8 +64,17 @@ def test_registration_matches_gates_and_lineage(demo_run: tuple[dict, Path, obje
         assert entry["promoted"] == all_passed
         assert mv.tags["gate.reconstruction"] == ("passed" if gate["passed"] else "failed")
         actions = [r["action"] for r in read_audit_log(name) if r["version"] == entry["version"]]
-        assert actions == ["promote" if all_passed else "refuse"]
+        assert actions == ["decide", "promote" if all_passed else "refuse"]
         info = lineage(f"{name}/{entry['version']}")
+        decision = info["gate_decision"]
+        assert decision["verdict"] == ("pass" if all_passed else "fail") == entry["verdict"]
+        assert set(decision["gates"]) == {"reconstruction", "agent", "counterfactual"}
+        assert decision["cohort_hashes"]["dataset"] == mv.tags["dataset_hash"]
+        for g in decision["gates"].values():  # every gate decided on numbers, not on missing values
+            for m in g["evidence"]["metrics"].values():
+                assert m["threshold"] is not None and (isinstance(m["point"], float) or not g["passed"])
+        assert all(f.split(".")[0] in decision["gates"] for f in decision["failing"])
+        assert (not decision["failing"]) == all_passed
         assert info["dataset"]["hash"] == mv.tags["dataset_hash"]
         assert info["dataset"]["ingest_runs"], "lineage must reach the ingest run"
         assert info["pipeline_run"] == summary["pipeline_run"]

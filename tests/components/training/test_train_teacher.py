@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
 
 from components.config import TeacherConfig
 from components.errors import UserError
+from components.metrics.classification import binary_metrics
 from components.training.train_teacher import (
     evaluate_teacher,
     fold_threshold_into_head,
@@ -55,12 +58,19 @@ def test_train_teacher_cv_and_selection() -> None:
     x_ext, y_ext = _tiny_cohort(40, 1)
     ext = evaluate_teacher(model, x_ext, y_ext)
     assert ext["auc"] > 0.8 and ext["n"] == 40
-    # the selected fold's metrics are reproduced by the returned model's argmax decisions
-    sel = next(f for f in m["folds"] if f["fold"] == m["selected_fold"])
+    # the decision threshold comes from the pooled out-of-fold predictions of both folds, and
+    # it is what the returned model's argmax decides at
+    assert m["threshold_rule"] == "youden_pooled_out_of_fold" and m["threshold_n_patients"] == 24
+    assert 0.0 < m["threshold"] < 1.0 and 0.0 <= m["threshold_pooled_sens_plus_spec"] <= 2.0
     va = folds == m["selected_fold"]
+    with torch.no_grad():
+        logits = model(torch.as_tensor(x[va])).double()
+    t = m["threshold"]
+    raw_p1 = torch.sigmoid(logits[:, 1] - logits[:, 0] + math.log(t / (1 - t))).numpy()  # undo the folded bias
     again = evaluate_teacher(model, x[va], y[va])
-    assert again["sensitivity"] == pytest.approx(sel["sensitivity"])
-    assert again["specificity"] == pytest.approx(sel["specificity"])
+    expect = binary_metrics(y[va], raw_p1, t)
+    assert again["sensitivity"] == pytest.approx(expect["sensitivity"])
+    assert again["specificity"] == pytest.approx(expect["specificity"])
 
 
 def test_time_budget_and_errors() -> None:

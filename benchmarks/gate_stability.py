@@ -1,0 +1,207 @@
+"""Gate stability: do the promotion gates decide the same way when only the seed changes?
+
+On a finished ``make demo`` workdir (its datasets, cached DiffAE latents and cached DDIM
+inversions of the external cohort; the DiffAE is never retrained) this script retrains the
+teacher with seeds 0..K-1 and, for each, distils the configured agent exactly as the pipeline
+does (held-out fold, augmentation latents, ridge start, fine-tuning, threshold fixed from
+training rows) and decides every gate through the pipeline's own decision path
+(:mod:`components.gates` evidence -> ``mlflow.validate_evaluation_results``):
+
+* ``reconstruction``: the cached reconstructions scored with this seed's teacher;
+* ``agent``: the agent against this seed's teacher on external + held-out training patients;
+* ``counterfactual``: a sweep of the borderline external cases with this seed's agent and
+  teacher (the costliest part: only the first ``--cf-seeds`` seeds).
+
+Negative controls that must fail every time: an agent distilled from shuffled teacher outputs,
+the agent with its weights negated (both per seed), and a reconstruction by the DiffAE with
+Gaussian noise on its weights (``--recon-control-runs`` noise seeds; the demo keeps only its
+latest DiffAE checkpoint, so there is no early one to use).
+
+Last line: one JSON object with ``seeds``, ``gates.<gate>.{pass_rate, agreement, runs}``
+(agreement = share of runs that decide as the majority does), ``negative_controls.<name>.{runs,
+passed}``, ``all_gates_pass_rate`` (seeds with every gate measured) and per-seed details.
+About 2 minutes per seed plus ~4 minutes per counterfactual seed on 2 CPU cores (cpu-small).
+
+Usage: ``python benchmarks/gate_stability.py --workdir .diffexplainer/demo [--seeds 10] [--cf-seeds 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from components.blackbox import from_module  # noqa: E402
+from components.config import ExperimentConfig, load_config  # noqa: E402
+from components.counterfactual.criteria import per_case_manipulation  # noqa: E402
+from components.counterfactual.decoding import teacher_probabilities  # noqa: E402
+from components.counterfactual.evaluate import select_cases  # noqa: E402
+from components.counterfactual.sweep import run_sweep  # noqa: E402
+from components.data.dataset import load_dataset  # noqa: E402
+from components.errors import UserError  # noqa: E402
+from components.gates import GateResult, agent_evidence, counterfactual_evidence, reconstruction_evidence  # noqa: E402
+from components.metrics.reconstruction_eval import reconstruct_cohort, score_reconstruction  # noqa: E402
+from components.models.diffae import DiffAE, load_diffae  # noqa: E402
+from components.training.agent_suite import blackbox_targets, distill_suite  # noqa: E402
+from components.training.distill_agent import agent_scores, decision_threshold, distill_agent  # noqa: E402
+from components.training.train_teacher import train_teacher  # noqa: E402
+from steps.registry.gate_decision import decide  # noqa: E402
+
+
+def _say(msg: str) -> None:
+    print(f"[gate-stability] {msg}", file=sys.stderr, flush=True)
+
+
+def _inputs(workdir: Path, cfg: ExperimentConfig) -> dict[str, Any]:
+    lat, inv = workdir / "latents", workdir / "reconstructions" / "external.npz"
+    for p in (lat / "train.npy", inv, workdir / "models" / "diffae.pt"):
+        if not p.is_file():
+            raise UserError(f"{p} not found: run `make demo` (WORKDIR={workdir}) first")
+    ds, ext = load_dataset(workdir / "datasets" / "osic"), load_dataset(workdir / "datasets" / "external")
+    with np.load(inv) as z:
+        recon, x_t, q_inv = (z[k] for k in ("recon", "x_T", "q"))
+    held = np.asarray(ds.folds) == cfg.ingest.n_folds - 1 if cfg.gates.agent_holdout_fold else np.zeros(len(ds), bool)
+    aug = {a: np.load(lat / f"train_{a}.npy") for a in cfg.agent.augmentations if (lat / f"train_{a}.npy").is_file()}
+    return {"ds": ds, "ext": ext, "x": np.array(ds.images, np.float32), "x_ext": np.array(ext.images, np.float32),
+            "q": np.load(lat / "train.npy"), "q_ext": np.load(lat / "external.npy"), "q_aug": aug, "held": held,
+            "recon": recon, "x_T": x_t, "q_inv": q_inv, "diffae": load_diffae(workdir / "models" / "diffae.pt").eval()}
+
+
+def _brief(g: GateResult) -> dict[str, Any]:
+    metrics = (g.evidence or {}).get("metrics", {})
+    return {"passed": g.passed, "failing": g.failing,
+            "metrics": {m: {"point": v["point"], "lower": v["lower"]} for m, v in metrics.items()}}
+
+
+def _agent_gate(cfg: ExperimentConfig, agent: torch.nn.Module, threshold: float, logits_gate: np.ndarray,
+                q_gate: np.ndarray) -> GateResult:
+    y = (logits_gate.argmax(1) == 1).astype(int)
+    return decide(agent_evidence(y, agent_scores(agent, q_gate), threshold, None, cfg.gates))
+
+
+def _perturbed(model: DiffAE, scale: float, seed: int) -> DiffAE:
+    """A copy of ``model`` with N(0, (scale * std of each tensor)^2) noise on every weight."""
+    out = copy.deepcopy(model)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in out.parameters():
+            if p.numel() > 1:
+                p.add_(torch.randn(p.shape, generator=gen) * scale * p.std())
+    return out.eval()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workdir", default=".diffexplainer/demo")
+    ap.add_argument("--preset", default="cpu-small")
+    ap.add_argument("--config", default=None, help="a run config YAML (default: the preset)")
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--cf-seeds", type=int, default=3, help="seeds whose counterfactual gate is measured")
+    ap.add_argument("--recon-control-runs", type=int, default=2)
+    ap.add_argument("--noise-scale", type=float, default=0.05, help="perturbed DiffAE: noise std / weight std")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    start = time.monotonic()
+    cfg = load_config(args.config, args.preset, {})
+    d = _inputs(Path(args.workdir), cfg)
+    fit, held = ~d["held"], d["held"]
+    agent_cfg = cfg.agent.model_copy(update={"report_objectives": [cfg.agent.objective]})
+    q_gate = np.concatenate([d["q_ext"], d["q"][held]])
+    x_gate = np.concatenate([d["x_ext"], d["x"][held]])
+    runs: list[dict[str, Any]] = []
+    first_bb = None
+    controls: dict[str, list[bool]] = {"shuffled_teacher_agent": [], "negated_agent": [], "perturbed_diffae": []}
+    for seed in range(args.seeds):
+        t0 = time.monotonic()
+        teacher, tm = train_teacher(d["x"], d["ds"].labels, d["ds"].folds, cfg.teacher.model_copy(update={"seed": seed}))
+        bb = from_module(teacher, source=f"teacher seed {seed}")
+        if first_bb is None:
+            first_bb = bb
+        row: dict[str, Any] = {"seed": seed, "teacher_threshold": tm["threshold"]}
+        per_case = score_reconstruction(bb, d["x_ext"], d["recon"])["per_case"]
+        recon_gate = decide(reconstruction_evidence(per_case, cfg.gates))
+        suite = distill_suite(bb, d["x"][fit], d["q"][fit], d["x_ext"], d["q_ext"], agent_cfg,
+                              q_train_aug={a: v[fit] for a, v in d["q_aug"].items()},
+                              holdout=(d["x"][held], d["q"][held]) if held.any() else None)
+        cases = suite.gate_cases
+        threshold = float(cases["threshold"])
+        agent_gate = decide(agent_evidence(cases["teacher_decision"], cases["agent_score"], threshold, cases["kl"],
+                                           cfg.gates))
+        row["gates"] = {"reconstruction": _brief(recon_gate), "agent": _brief(agent_gate)}
+        row["agent_threshold"] = threshold
+        row["teacher_positives_gate_cases"] = int(cases["teacher_decision"].sum())
+        logits_gate = blackbox_targets(bb, x_gate)["logits"]
+        # negative control 1: the agent distilled from teacher outputs shuffled across patients
+        targets = blackbox_targets(bb, d["x"][fit])
+        perm = np.random.default_rng(1000 + seed).permutation(int(fit.sum()))
+        shuffled = {k: None if v is None else v[perm] for k, v in targets.items()}
+        bad, info = distill_agent(d["q"][fit], shuffled, bb.head if bb.mode == "feature" else None, agent_cfg)
+        controls["shuffled_teacher_agent"].append(
+            _agent_gate(cfg, bad, info["decision_threshold"], logits_gate, q_gate).passed)
+        # negative control 2: the agent with its weights negated
+        neg = copy.deepcopy(suite.agent)
+        with torch.no_grad():
+            neg.linear.weight.neg_()
+            neg.linear.bias.neg_()
+        controls["negated_agent"].append(_agent_gate(cfg, neg, threshold, logits_gate, q_gate).passed)
+        if seed < args.cf_seeds:
+            probs = teacher_probabilities(bb, torch.as_tensor(d["x_ext"]), cfg.counterfactual.batch_size).numpy()
+            idx = select_cases(probs, cfg.counterfactual)
+            pre = tuple(torch.as_tensor(d[k][idx]) for k in ("recon", "x_T", "q_inv"))
+            sweep = run_sweep(d["diffae"], suite.agent, bb, torch.as_tensor(d["x_ext"][idx]), cfg.counterfactual,
+                              precomputed=pre)
+            pc = per_case_manipulation(sweep)
+            cf_gate = decide(counterfactual_evidence(pc["direction_agreement"], pc["flips"], pc["random_flips"],
+                                                     cfg.gates))
+            row["gates"]["counterfactual"] = _brief(cf_gate)
+            row["gates"]["counterfactual"]["n_flip_cases"] = int(pc["flips"].size)
+        row["seconds"] = round(time.monotonic() - t0, 1)
+        runs.append(row)
+        _say(f"seed {seed}: " + ", ".join(f"{g} {'pass' if v['passed'] else 'FAIL ' + ','.join(v['failing'])}"
+                                          for g, v in row["gates"].items())
+             + f"; controls passed: shuffled {controls['shuffled_teacher_agent'][-1]}, "
+             f"negated {controls['negated_agent'][-1]} ({row['seconds']:.0f} s)")
+    # negative control 3: reconstructions by a DiffAE with noisy weights, scored with seed 0's teacher
+    for k in range(args.recon_control_runs if first_bb is not None else 0):
+        noisy = _perturbed(d["diffae"], args.noise_scale, seed=k)
+        rec = reconstruct_cohort(noisy, d["x_ext"], cfg.diffae.ddim_steps)["recon"]
+        pc = score_reconstruction(first_bb, d["x_ext"], rec)["per_case"]
+        g = decide(reconstruction_evidence(pc, cfg.gates))
+        controls["perturbed_diffae"].append(g.passed)
+        _say(f"perturbed DiffAE {k}: PSNR {np.mean(pc['psnr']):.1f} dB, gate {'pass' if g.passed else 'fail'}")
+    gates: dict[str, dict[str, Any]] = {}
+    for name in ("reconstruction", "agent", "counterfactual"):
+        decided = [r["gates"][name]["passed"] for r in runs if name in r["gates"]]
+        if not decided:
+            gates[name] = {"pass_rate": None, "agreement": None, "runs": 0}
+            continue
+        rate = float(np.mean(decided))
+        gates[name] = {"pass_rate": rate, "agreement": float(max(rate, 1.0 - rate)), "runs": len(decided)}
+    full = [r for r in runs if len(r["gates"]) == 3]
+    print(json.dumps({
+        "benchmark": "gate_stability", "workdir": str(args.workdir), "preset": args.preset, "seeds": args.seeds,
+        "cf_seeds": min(args.cf_seeds, args.seeds),
+        "gates": gates,
+        "negative_controls": {k: {"runs": len(v), "passed": int(sum(v))} for k, v in controls.items()},
+        "all_gates_pass_rate": float(np.mean([all(g["passed"] for g in r["gates"].values()) for r in full]))
+        if full else None,
+        "noise_scale": args.noise_scale, "per_seed": runs, "seconds": round(time.monotonic() - start, 1),
+    }))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except UserError as exc:
+        sys.exit(f"error: {exc}")

@@ -1,0 +1,1 @@
+"""Statistics shared by gates and benchmarks (framework-free)."""
