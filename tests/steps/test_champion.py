@@ -1,0 +1,101 @@
+"""The champion re-scored on a challenger's cases (non-inferiority inputs), on a real MLflow registry."""
+
+from __future__ import annotations
+
+import uuid
+
+import mlflow
+import numpy as np
+import pytest
+import torch
+from mlflow import MlflowClient
+
+from components.blackbox import from_module
+from components.config import DiffAEConfig
+from components.models.agent import Agent
+from components.models.diffae import build_diffae
+from components.training.latents import encode_latents
+from steps.registry.champion import champion_agent, champion_reconstruction
+from steps.registry.mlflow_registry import CHAMPION, register_model
+from steps.tracking import step_run
+
+TINY = DiffAEConfig(image_size=16, base_channels=8, channel_mults=[1, 2], num_res_blocks=1, attention_resolutions=[8],
+                    z_dim=16, encoder_channels=4, timesteps=50, ddim_steps=2, inversion_fixed_point_iters=0,
+                    device="cpu", seed=0)
+
+
+class _Stack(torch.nn.Module):
+    """A tiny feature-mode black box on [B,4,16,16]."""
+
+    head_name = "head"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Conv2d(4, 4, 3, padding=1), torch.nn.AdaptiveAvgPool2d(1),
+                                        torch.nn.Flatten())
+        self.head = torch.nn.Linear(4, 2)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def _champion(model: torch.nn.Module, name: str, tags: dict[str, str] | None = None) -> str:
+    with step_run("champion-test", "train", tags={"stage": "test"}) as run:
+        mlflow.log_metric("x", 1.0)
+    version = register_model(model, name, run.info.run_id, tags or {})
+    MlflowClient().set_registered_model_alias(name, CHAMPION, version)
+    return version
+
+
+@pytest.fixture()
+def images() -> np.ndarray:
+    return np.random.default_rng(0).uniform(-1, 1, (5, 4, 16, 16)).astype(np.float32)
+
+
+def test_no_champion_means_no_comparison(images: np.ndarray) -> None:
+    torch.manual_seed(0)
+    res = champion_reconstruction(f"d-{uuid.uuid4().hex[:6]}", build_diffae(TINY).eval(), from_module(_Stack()),
+                                  images, 2, {"psnr": np.zeros(5)})
+    assert res.version is None and res.per_case is None and res.reason is None
+
+
+def test_champion_diffae_same_weights_reuses_and_other_weights_reconstruct(images: np.ndarray) -> None:
+    torch.manual_seed(0)
+    champion = build_diffae(TINY).eval()
+    name = f"d-{uuid.uuid4().hex[:6]}"
+    version = _champion(champion, name)
+    bb = from_module(_Stack())
+    mine = {"psnr": np.full(5, 40.0), "ssim": np.ones(5), "decision_kept": np.ones(5)}
+    same = champion_reconstruction(name, champion, bb, images, 2, mine)
+    assert same.version == version and same.per_case["psnr"].tolist() == [40.0] * 5  # same weights: exact reuse
+    torch.manual_seed(1)
+    other = champion_reconstruction(name, build_diffae(TINY).eval(), bb, images, 2, mine)
+    assert other.version == version and other.per_case["psnr"].shape == (5,)
+    assert not np.allclose(other.per_case["psnr"], 40.0)  # really re-reconstructed by the champion
+
+
+def test_champion_agent_scores_its_own_black_box_on_the_challenger_cases(images: np.ndarray) -> None:
+    torch.manual_seed(0)
+    diffae, teacher = build_diffae(TINY).eval(), _Stack().eval()
+    agent = Agent(latent_dim=4 * TINY.z_dim, feature_dim=4, num_classes=2, head=teacher.head).eval()
+    suffix = uuid.uuid4().hex[:6]
+    names = {k: f"{k}-{suffix}" for k in ("agent", "teacher", "diffae")}
+    _champion(diffae, names["diffae"])
+    _champion(teacher, names["teacher"])
+    version = _champion(agent, names["agent"], {"agent_threshold": "0.4"})
+    q = encode_latents(diffae, images)
+    res = champion_agent(names["agent"], names["teacher"], names["diffae"], diffae, q, images)
+    assert res.version == version and res.reason is None
+    assert res.per_case["agent_threshold"] == pytest.approx(0.4)
+    with torch.no_grad():
+        expect = torch.softmax(agent(torch.as_tensor(q)), 1)[:, 1].numpy()
+        decision = (teacher(torch.as_tensor(images)).argmax(1) == 1).numpy().astype(int)
+    assert np.allclose(res.per_case["agent_score"], expect, atol=1e-6)
+    assert res.per_case["teacher_decision"].tolist() == decision.tolist()
+    # a champion agent without a champion teacher is recorded, not fatal
+    lonely = f"agent-{uuid.uuid4().hex[:6]}"
+    _champion(agent, lonely)
+    assert "without a champion teacher" in champion_agent(lonely, "nope", names["diffae"], diffae, q, images).reason
