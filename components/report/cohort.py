@@ -16,7 +16,7 @@ from components.report.figures import plot_case_panel, plot_heatmaps, plot_local
 from components.report.html import render_report
 from components.report.metrics_json import build_metrics, write_metrics
 
-__all__ = ["ReportPaths", "case_figures", "write_cohort_report"]
+__all__ = ["ReportPaths", "case_figures", "write_cohort_report", "add_report_sections"]
 
 
 @dataclass
@@ -136,3 +136,28 @@ def write_cohort_report(
     cohort_figs = [p for p in figures if p.parent == out]
     index = render_report(doc, out / "index.html", per_case, cohort_figs)
     return ReportPaths(index, metrics_path, figures)
+
+
+_CASE_FIGURES = ("panel", "heatmaps", "scores")
+
+
+def add_report_sections(workdir: str | Path, **sections: Any) -> ReportPaths:
+    """Add (or replace) top-level sections of an existing ``WORKDIR/report`` and re-render it.
+
+    For results computed after the run, e.g. ``benchmarks/faithfulness.py``'s ``faithfulness``
+    section. The figures already in the report folder are kept.
+
+    Raises:
+        FileNotFoundError: the workdir has no ``report/metrics.json`` yet.
+    """
+    out = Path(workdir) / "report"
+    doc = json.loads((out / "metrics.json").read_text())
+    doc.update(sections)
+    metrics_path = write_metrics(out / "metrics.json", doc)
+    per_case: dict[str, list[Path]] = {}
+    for png in sorted((out / "cases").glob("*_panel.png")):
+        case = png.name[: -len("_panel.png")]
+        per_case[case] = [p for p in (out / "cases" / f"{case}_{k}.png" for k in _CASE_FIGURES) if p.is_file()]
+    cohort_figs = sorted(out.glob("*.png"))
+    index = render_report(json.loads(metrics_path.read_text()), out / "index.html", per_case, cohort_figs)
+    return ReportPaths(index, metrics_path, cohort_figs + [p for v in per_case.values() for p in v])

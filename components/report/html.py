@@ -219,8 +219,11 @@ def render_report(
     from components.report.faithfulness import render_evidence, render_faithfulness  # it reuses this module
 
     parts.append(render_evidence(metrics))
-    if metrics.get("faithfulness"):
-        parts.append(render_faithfulness(metrics["faithfulness"]))
+    faith = metrics.get("faithfulness")
+    if faith:
+        pictures = {f"black box {b}": v["figure"] for b, v in (faith.get("black_boxes") or {}).items()
+                    if isinstance(v, Mapping) and v.get("figure") and Path(v["figure"]).is_file()}
+        parts.append(render_faithfulness(faith, pictures))
     parts.append(_timings(metrics))
     if figures:
         parts.append("<h2>Figures</h2>" + "".join(embed_png(p) for p in figures))

@@ -80,3 +80,15 @@ def test_cohort_report_and_explain(standins, tmp_path):
     assert on_disk["nfe"]["diffae_total"] > 0
     for name in ("panel.png", "heatmaps.png", "scores.png"):
         assert (out / name).is_file()
+
+
+def test_add_report_sections_rerenders_with_the_new_section(tmp_path) -> None:
+    import json
+
+    from components.report.cohort import add_report_sections, write_cohort_report
+
+    write_cohort_report(tmp_path, dataset={"hash": "h", "patients_ok": 1, "patients_quarantined": 0})
+    paths = add_report_sections(tmp_path, faithfulness={"n_cases": 3, "maps": {}, "probe_auc_marker": 0.97})
+    doc = json.loads(paths.metrics_json.read_text())
+    assert doc["faithfulness"]["probe_auc_marker"] == 0.97 and doc["dataset"]["hash"] == "h"
+    assert "0.97" in paths.index_html.read_text()
