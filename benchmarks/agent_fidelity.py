@@ -1,8 +1,8 @@
 """Agent fidelity across teacher trainings: how reliably does the L1 agent pass its gate?
 
-The agent gate (AUC >= 0.95, F1 >= 0.85 against the teacher's decisions on the external
-cohort) is measured once per run, against one trained teacher. This script asks how much of
-the run-to-run spread comes from the teacher: on the DiffAE latents a finished ``make demo``
+The agent gate (one-sided 95 % lower bounds of AUC and F1 against the teacher's decisions, floors
+in ``gates``; here on the external cohort alone, without the held-out fold) is measured once per
+run, against one trained teacher. This script asks how much of the run-to-run spread comes from the teacher: on the DiffAE latents a finished ``make demo``
 cached (``WORKDIR/latents``, ``WORKDIR/datasets``), it trains ``--teachers`` teachers with the
 preset's teacher section and seeds 0..K-1, distils the configured agent for each exactly as
 the pipeline does (same augmentation latents, ridge start, fine-tuning), and scores it with
@@ -43,7 +43,9 @@ from components.errors import UserError  # noqa: E402
 from components.counterfactual.code_swap import decision_swap  # noqa: E402
 from components.models.diffae import load_diffae  # noqa: E402
 from components.training.agent_suite import blackbox_targets  # noqa: E402
-from components.training.distill_agent import alignment_report, distill_agent  # noqa: E402
+from components.gates import agent_evidence  # noqa: E402
+from components.training.distill_agent import agent_scores, alignment_report, distill_agent  # noqa: E402
+from steps.registry.gate_decision import decide  # noqa: E402
 from components.training.latents import augment_stacks  # noqa: E402
 from components.training.train_teacher import evaluate_teacher, train_teacher  # noqa: E402
 
@@ -71,7 +73,7 @@ def main() -> None:
     ds, ext = load_dataset(workdir / "datasets" / "osic"), load_dataset(workdir / "datasets" / "external")
     q, q_aug, q_ext = _load_latents(workdir, list(cfg.agent.augmentations))
     x, x_ext = np.array(ds.images, np.float32), np.array(ext.images, np.float32)
-    gate_auc, gate_f1 = cfg.gates.agent_auc_min, cfg.gates.agent_f1_min
+    gate_auc, gate_f1 = cfg.gates.agent_auc_min, cfg.gates.agent_f1_min  # floors on lower bounds (issue 11)
     inversions = workdir / "reconstructions" / "external.npz"
     swap = None
     if args.swap_cases > 0 and inversions.is_file():
@@ -107,7 +109,9 @@ def main() -> None:
             "z_share": None,
             "ridge_alpha": info["ridge_alpha"],
             "fine_tune_epochs": info["epochs"],
-            "passes_gate": bool(report["auc"] >= gate_auc and report["f1"] >= gate_f1),
+            # the pipeline's gate: bootstrap lower bounds on the external cohort, F1 at the agent's fixed threshold
+            "passes_gate": decide(agent_evidence((ext_logits.argmax(1) == 1).astype(int), agent_scores(agent, q_ext),
+                                                 info["decision_threshold"], None, cfg.gates)).passed,
             "teacher_s": round(teacher_s, 1),
         }
         if swap is not None:

@@ -389,6 +389,13 @@ class ExperimentConfig(StrictModel):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
     @model_validator(mode="after")
+    def _gate_needs_random_control(self) -> "ExperimentConfig":
+        if not self.counterfactual.random_control:
+            raise ValueError("counterfactual.random_control is false, but the counterfactual gate decides on the "
+                             "flip-rate gain over the random direction: it would always fail")
+        return self
+
+    @model_validator(mode="after")
     def _sizes_agree(self) -> "ExperimentConfig":
         if self.diffae.image_size != self.ingest.image_size:
             raise ValueError(

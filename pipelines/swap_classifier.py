@@ -46,9 +46,10 @@ def swap_classifier_pipeline(config: dict, classifier: str, diffae_spec: str, ou
     _, _, cf_gate = evaluate_counterfactuals_step(
         diffae=diffae, teacher=teacher, agent=agent, dataset=dataset, external=external,
         recon_gate=gate, counterfactual_config=config["counterfactual"], workdir=out_dir, experiment=experiment,
-        gate_config=config["gates"])
+        gate_config=config["gates"], champion_model=config["tracking"]["agent_model_name"])
     register_models_step(diffae=diffae, teacher=teacher, agent=agent, recon_gate=gate, cf_gate=cf_gate,
-                         dataset_info=dataset, tracking_config=config["tracking"], preset=config["preset"],
+                         dataset_info=dataset, external_info=external, tracking_config=config["tracking"],
+                         preset=config["preset"],
                          auto_promote=False, which=("agent",))
 
 

@@ -64,9 +64,10 @@ def training_pipeline(
     _, _, cf_gate = evaluate_counterfactuals_step(
         diffae=diffae, teacher=teacher, agent=agent, dataset=dataset, external=external,
         recon_gate=gate, counterfactual_config=config["counterfactual"], workdir=workdir, experiment=experiment,
-        gate_config=config["gates"])
+        gate_config=config["gates"], champion_model=config["tracking"]["agent_model_name"])
     register_models_step(diffae=diffae, teacher=teacher, agent=agent, recon_gate=gate, cf_gate=cf_gate,
-                         dataset_info=dataset, tracking_config=config["tracking"], preset=config["preset"],
+                         dataset_info=dataset, external_info=external, tracking_config=config["tracking"],
+                         preset=config["preset"],
                          auto_promote=config["tracking"]["auto_promote"])
 
 

@@ -13,6 +13,7 @@ direction, attribution) are computed for that.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 
 from components.config import CounterfactualConfig
+from components.errors import UserError
 from components.counterfactual.attribution import counterfactual_attribution
 from components.counterfactual.baselines import attribution_maps
 from components.counterfactual.criteria import (
@@ -93,9 +95,12 @@ def localization_maps(
     if sweep.random_cf is not None:
         maps["random_direction"] = difference_relevance(sweep.random_cf[:, healthy], sweep.recon)
     if cfg.attribution_map:
-        maps["attribution"] = counterfactual_attribution(
-            bb, sweep.recon, sweep.counterfactuals[:, healthy], healthy, cfg.attribution_steps,
-            cfg.attribution_batch_size)
+        try:
+            maps["attribution"] = counterfactual_attribution(
+                bb, sweep.recon, sweep.counterfactuals[:, healthy], healthy, cfg.attribution_steps,
+                cfg.attribution_batch_size)
+        except (UserError, RuntimeError) as exc:  # e.g. no module to differentiate: skip it, say why
+            warnings.warn(f"attribution map skipped: {exc}", stacklevel=2)
     if baselines:
         x = torch.as_tensor(sweep.original)
         maps.update(attribution_maps(bb, x, 1 - healthy, cfg))
@@ -170,14 +175,14 @@ def evaluate_cohort(
 
     localization = None
     evidence = None
-    if sweep.n_classes == 2 or masks is not None:  # localisation with other than 2 classes raises
+    if sweep.n_classes == 2:  # the maps move toward "healthy": two classes only (evidence None otherwise)
         if progress is not None:
             extra = f", {', '.join(cfg.baselines)}" if masks is not None else ""
             progress(f"relevance maps: diffexplainer, random direction{', attribution' if cfg.attribution_map else ''}{extra}")
         maps = localization_maps(sweep, bb, cfg, baselines=masks is not None)
     else:
         maps = {}
-    if masks is not None:
+    if masks is not None and maps:
         localization = localization_table(
             maps, np.asarray(masks)[idx], lungs, cfg.mask_threshold, cfg.pointing_tolerance_px
         )

@@ -34,6 +34,9 @@ __all__ = [
 COMPONENT_KEYS = ("disease", "distractor", "marker")
 EVIDENCE_KEYS = ("lungs", "outside_lungs", *COMPONENT_KEYS, "rest_of_lungs")
 
+CONTROL_MAPS = frozenset({"random_direction"})
+"""Maps that do not depend on the classifier: listed, never flagged as a shortcut."""
+
 
 def _cases(a: np.ndarray | None, shape: tuple[int, ...], name: str) -> np.ndarray | None:
     if a is None:
@@ -116,7 +119,8 @@ def evidence_shares(
         maps: map name -> ``[K,4,H,W]`` relevance.
         lung_masks: ``[K,4,H,W]`` nonzero inside the lungs.
         components: as in :func:`component_masses`.
-        outside_share_max: ``shortcut_warning`` when the mean outside-lung share exceeds it.
+        outside_share_max: ``shortcut_warning`` when the mean outside-lung share exceeds it
+            (never for :data:`CONTROL_MAPS`).
 
     Returns:
         Per map: :data:`EVIDENCE_KEYS` (mean over cases in [0,1]; None where no mask or no
@@ -127,7 +131,8 @@ def evidence_shares(
         masses = component_masses(rel, lung_masks, components)
         row: dict[str, float | bool | int | None] = {k: _mean(masses[k]) if k in masses else None for k in EVIDENCE_KEYS}
         outside = row["outside_lungs"]
-        row["shortcut_warning"] = bool(outside is not None and outside > outside_share_max)
+        # the random direction is a control that does not depend on the classifier: never a warning
+        row["shortcut_warning"] = bool(name not in CONTROL_MAPS and outside is not None and outside > outside_share_max)
         row["n_cases"] = int(np.asarray(rel).shape[0])
         table[name] = row
     return table

@@ -127,8 +127,11 @@ def write_cohort_report(
             loc_png = plot_localization(m["localization"], out / "localization.png")
             figures.append(loc_png)
     bench = Path(workdir) / "faithfulness" / "faithfulness.json"  # from benchmarks/faithfulness.py, if run
-    if bench.is_file():
-        extra["faithfulness"] = json.loads(bench.read_text())
+    if bench.is_file():  # only when it was measured on these cohorts (an older run's numbers are not shown)
+        result = json.loads(bench.read_text())
+        ds = dict(dataset or {})
+        if result.get("dataset_hash") == ds.get("hash") and result.get("external_hash") == ds.get("external_hash"):
+            extra["faithfulness"] = result
     doc = build_metrics(
         dataset=dataset, agent_alignment=agent_alignment, timings_s=timings or None, gates=gates, **sections, **extra
     )

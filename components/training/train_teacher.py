@@ -340,6 +340,7 @@ def train_teacher(
         "threshold_rule": "youden_pooled_out_of_fold",
         "threshold_pooled_sens_plus_spec": pooled_j,
         "threshold_n_patients": int(sum(len(v) for v in oof_y)),
+        "pooled_out_of_fold": binary_metrics(np.concatenate(oof_y), np.concatenate(oof_prob), pooled_threshold),
         "selected_fold_threshold": results[best]["threshold"],
         "threshold_folded_into_head": model.head.out_features == 2,
         "seconds": time.monotonic() - start,

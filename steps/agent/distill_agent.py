@@ -25,7 +25,8 @@ from steps.tracking import log_dict_artifact, step_run
 __all__ = ["distill_agent_step"]
 
 
-@step
+# not cached: the decision depends on the registry's current champion, not only on the inputs
+@step(enable_cache=False)
 def distill_agent_step(
     teacher: dict,
     latents: dict,

@@ -22,6 +22,7 @@ from components.models.agent import load_agent
 from components.models.diffae import DiffAE, load_diffae
 from components.report.cohort import write_cohort_report
 from steps.registry.gate_decision import decide
+from steps.registry.mlflow_registry import current_champion
 from steps.tracking import step_run
 
 __all__ = ["evaluate_counterfactuals_step"]
@@ -60,6 +61,7 @@ def evaluate_counterfactuals_step(
     workdir: str,
     experiment: str,
     gate_config: dict | None = None,
+    champion_model: str | None = None,
 ) -> tuple[Annotated[dict, "metrics"], Annotated[HTMLString, "report"], Annotated[dict, "counterfactual_gate"]]:
     """Run the counterfactual sweep on the external cohort, decide the counterfactual gate and
     write ``workdir/report`` (its ``gates`` section holds all three gates).
@@ -89,8 +91,12 @@ def evaluate_counterfactuals_step(
                                      inversions=_gate_inversions(recon_gate, cfg, ext.hash, model),
                                      progress=lambda msg: print(f"[counterfactual {time.time() - t0:6.0f} s] {msg}", flush=True))
         per_case = per_case_manipulation(evaluation.sweep)
-        cf_gate = decide(counterfactual_evidence(per_case["direction_agreement"], per_case["flips"],
-                                                 per_case["random_flips"], gcfg))
+        champion = current_champion(champion_model) if champion_model else None
+        cf_gate = decide(counterfactual_evidence(
+            per_case["direction_agreement"], per_case["flips"], per_case["random_flips"], gcfg,
+            champion_version=champion,
+            champion_reason=None if champion is None else "not compared: it needs the champion's own counterfactual "
+            "sweep on the same cases (floors only)"))
         print(f"[counterfactual] {cf_gate.message}", flush=True)
         mlflow.log_metric("gate_counterfactual_passed", float(cf_gate.passed))
         timings = {**timings_s, "counterfactual": time.time() - t0}

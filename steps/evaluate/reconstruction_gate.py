@@ -52,7 +52,8 @@ def cached_reconstructions(model: DiffAE, ext: Dataset, steps: int, cache_dir: s
     return arrays, {"path": str(path), "reused": False, **key}
 
 
-@step
+# not cached: the decision depends on the registry's current champion, not only on the inputs
+@step(enable_cache=False)
 def reconstruction_gate_step(
     diffae: dict,
     teacher: dict,

@@ -77,7 +77,7 @@ def decision_record(
         cohort_hashes, library_versions, decided_at}``; ``failing`` lists ``gate.metric``.
     """
     failing = [f"{g.name}.{m}" for g in gates for m in g.failing]
-    bootstrap = next((g.evidence or {}).get("bootstrap") for g in gates if g.evidence)
+    bootstrap = next(((g.evidence or {}).get("bootstrap") for g in gates if g.evidence), None)
     thresholds = {g.name: {c["metric"]: c["threshold"] for c in g.checks} for g in gates}
     return {
         "verdict": "pass" if gates and all(g.passed for g in gates) else "fail",

@@ -27,6 +27,7 @@ def register_models_step(
     cf_gate: dict | None,
     dataset_info: dict,
     tracking_config: dict,
+    external_info: dict | None = None,
     preset: str,
     auto_promote: bool = True,
     which: tuple[str, ...] = ("diffae", "teacher", "agent"),
@@ -44,13 +45,14 @@ def register_models_step(
         {model name: {version, promoted, message}}.
     """
     ensure_experiment(tracking_config["experiment"])
+    external_hash = (external_info or {}).get("hash") or dataset_info.get("external_hash", "")
     gates = [GateResult.from_dict(recon_gate), GateResult.from_dict(agent["gate"])]
     if cf_gate is not None:
         gates.append(GateResult.from_dict(cf_gate))
     ctx = get_step_context()
     base_tags = {
         "dataset_hash": dataset_info["hash"],
-        "external_dataset_hash": dataset_info.get("external_hash", ""),
+        "external_dataset_hash": external_hash,
         "git_commit": git_commit(),
         "preset": preset,
         "zenml_pipeline_run": str(ctx.pipeline_run.id),
@@ -69,8 +71,7 @@ def register_models_step(
     }
     entries = [loaders[k]() for k in which]
     champions = {name: current_champion(name) for name, *_ in entries}
-    record = decision_record(gates, {"dataset": dataset_info["hash"], "external": dataset_info.get("external_hash", "")},
-                             champions)
+    record = decision_record(gates, {"dataset": dataset_info["hash"], "external": external_hash}, champions)
     if ctx.model_version is not None:
         log_metadata({"gate_decision": record}, model_version_id=ctx.model_version.id)
     out: dict[str, dict] = {}

@@ -70,6 +70,8 @@ def test_registration_matches_gates_and_lineage(demo_run: tuple[dict, Path, obje
         assert decision["verdict"] == ("pass" if all_passed else "fail") == entry["verdict"]
         assert set(decision["gates"]) == {"reconstruction", "agent", "counterfactual"}
         assert decision["cohort_hashes"]["dataset"] == mv.tags["dataset_hash"]
+        assert decision["cohort_hashes"]["external"] == mv.tags["external_dataset_hash"] == \
+            summary["ingest_external.dataset"]["hash"]
         for g in decision["gates"].values():  # every gate decided on numbers, not on missing values
             for m in g["evidence"]["metrics"].values():
                 assert m["threshold"] is not None and (isinstance(m["point"], float) or not g["passed"])
