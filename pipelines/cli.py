@@ -127,7 +127,7 @@ def _cmd_swap(args: argparse.Namespace) -> int:
 
     t0 = time.time()
     summary = run_swap_classifier(cfg, args.classifier, args.out, diffae_spec=args.diffae_version,
-                                  max_cases=args.max_cases)
+                                  max_cases=args.max_cases, workdir_given=bool(args.workdir))
     print(json.dumps(summary, indent=2, default=str))
     print(f"swap-classifier finished in {time.time() - t0:.0f} s; report: {summary['report']}")
     return 0

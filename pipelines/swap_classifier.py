@@ -53,10 +53,60 @@ def swap_classifier_pipeline(config: dict, classifier: str, diffae_spec: str, ou
                          auto_promote=False, which=("agent",))
 
 
+def resolve_workdir(cfg: ExperimentConfig, diffae_spec: str, workdir_given: bool) -> Path:
+    """The training run's workdir (ingested datasets, cached latents) for a swap-in.
+
+    Without ``--workdir``: the config's workdir when it holds the ingested datasets, else the
+    workdir recorded on the registered DiffAE version that will be used (tag ``workdir``).
+
+    Raises:
+        UserError: no ingested datasets found (one line naming where it looked).
+    """
+    wanted = Path(cfg.workdir)
+    if workdir_given or (wanted / "datasets" / "external").is_dir():
+        if not (wanted / "datasets" / "external").is_dir():
+            raise UserError(f"{wanted}: no ingested external dataset (datasets/external); pass the training run's "
+                            "--workdir (e.g. .diffexplainer/demo after `make demo`)")
+        return wanted
+    from steps.registry.loaders import registered_version
+
+    tag = registered_version(cfg.tracking.diffae_model_name, diffae_spec).tags.get("workdir")
+    if tag and (Path(tag) / "datasets" / "external").is_dir():
+        print(f"[swap] using the workdir of the registered DiffAE ({diffae_spec}): {tag}", flush=True)
+        return Path(tag)
+    raise UserError(f"no ingested datasets under {wanted} and the DiffAE {cfg.tracking.diffae_model_name}@{diffae_spec} "
+                    "records no usable workdir: pass --workdir (the training run's, e.g. .diffexplainer/demo)")
+
+
+def preflight_classifier(spec: str, workdir: Path) -> None:
+    """Load the classifier and check its contract before any pipeline step starts.
+
+    Raises:
+        UserError: not loadable (e.g. not a model file), the wrong input shape, or not two
+            classes (the explanations move toward a healthy class: two-class black boxes only).
+    """
+    import numpy as np
+
+    from components.blackbox import check_contract
+    from steps.registry.loaders import load_classifier
+
+    images = np.load(workdir / "datasets" / "osic" / "images.npy", mmap_mode="r")
+    bb = load_classifier(spec)
+    info = check_contract(bb, channels=int(images.shape[1]), image_size=int(images.shape[-1]))
+    if info["num_classes"] != 2:
+        raise UserError(f"{spec}: the classifier has {info['num_classes']} output classes; DiffExplainer explains "
+                        "two-class black boxes (healthy vs disease): wrap it to output [B,2] logits")
+
+
 def run_swap_classifier(
-    cfg: ExperimentConfig, classifier: str, out_dir: str, diffae_spec: str = "champion", max_cases: int | None = None
+    cfg: ExperimentConfig, classifier: str, out_dir: str, diffae_spec: str = "champion", max_cases: int | None = None,
+    workdir_given: bool = True,
 ) -> dict[str, Any]:
     """Run the pipeline; writes ``out_dir/metrics.json`` and ``out_dir/report/index.html``.
+
+    Before the pipeline starts, the workdir is resolved (:func:`resolve_workdir`) and the
+    classifier is loaded and checked (:func:`preflight_classifier`): a bad classifier is one
+    ``UserError`` line, not a failed pipeline step.
 
     The counterfactual evaluation covers ``max_cases`` borderline external cases (default
     ``cfg.counterfactual.swap_max_cases``, fewer than the training pipeline's ``max_cases``:
@@ -66,10 +116,12 @@ def run_swap_classifier(
     if n_cases < 1:
         raise UserError(f"--max-cases must be >= 1, got {n_cases}")
     cfg = cfg.model_copy(update={"counterfactual": cfg.counterfactual.model_copy(update={"max_cases": n_cases})})
-    out = Path(out_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
     spec = classifier if "://" in classifier or ":" in classifier and not Path(classifier).exists() \
         else str(Path(classifier).resolve())
+    cfg = cfg.model_copy(update={"workdir": str(resolve_workdir(cfg, diffae_spec, workdir_given))})
+    preflight_classifier(spec, Path(cfg.workdir))
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
     run = with_k8s_settings(swap_classifier_pipeline)(config=cfg.model_dump(mode="json"), classifier=spec, diffae_spec=diffae_spec,
                                    out_dir=str(out))
     shutil.copyfile(out / "report" / "metrics.json", out / "metrics.json")

@@ -82,6 +82,7 @@ def attribution_maps(
     target_class: int,
     cfg: CounterfactualConfig,
     methods: Sequence[str] | None = None,
+    skipped: dict[str, str] | None = None,
 ) -> dict[str, np.ndarray]:
     """Relevance maps of the teacher for ``target_class``.
 
@@ -92,6 +93,9 @@ def attribution_maps(
         cfg: ``gradcam_target_layer``, ``ig_steps``, ``occlusion_window`` / ``_stride``,
             ``attribution_baseline``, ``batch_size``.
         methods: subset of :data:`BASELINES` (default ``cfg.baselines``).
+        skipped: when given, a method that cannot run on this black box (e.g. Grad-CAM's
+            forward hooks on a TorchScript module) is left out and ``skipped[method]`` says
+            why; when None its error propagates.
 
     Returns:
         Method name -> ``[N,4,H,W]`` float32 non-negative relevance.
@@ -103,28 +107,37 @@ def attribution_maps(
     module = teacher_module(bb)
     x = x.detach().to(module_device(module)).float()
     per_call = max(1, cfg.batch_size // 4)
-    out: dict[str, Tensor] = {}
-    if {"gradcam", "gradcampp"} & set(methods):
-        layer = cfg.gradcam_target_layer or last_spatial_layer(module, x[:1])
-        if "gradcam" in methods:
-            out["gradcam"] = _cam(GradCAM, module, layer, x, target_class, per_call)
-        if "gradcampp" in methods:
-            out["gradcampp"] = _cam(GradCAMpp, module, layer, x, target_class, per_call)
     base = float(cfg.attribution_baseline)
-    for name in methods:
+    out: dict[str, Tensor] = {}
+    layer: str | None = None
+
+    def compute(name: str) -> Tensor:
+        nonlocal layer
+        if name in ("gradcam", "gradcampp"):
+            layer = layer or cfg.gradcam_target_layer or last_spatial_layer(module, x[:1])
+            return _cam(GradCAM if name == "gradcam" else GradCAMpp, module, layer, x, target_class, per_call)
         if name == "saliency":
-            out[name] = Saliency(module).attribute(x.clone().requires_grad_(True), target=target_class, abs=True)
-        elif name == "integrated_gradients":
+            return Saliency(module).attribute(x.clone().requires_grad_(True), target=target_class, abs=True)
+        if name == "integrated_gradients":
             ig = IntegratedGradients(module)
-            out[name] = torch.cat([
+            return torch.cat([
                 ig.attribute(x[i : i + per_call], baselines=base, target=target_class,
                              n_steps=cfg.ig_steps, internal_batch_size=per_call).abs()
                 for i in range(0, x.shape[0], per_call)
             ])
-        elif name == "occlusion":
-            k, s = cfg.occlusion_window, cfg.occlusion_stride
-            out[name] = Occlusion(module).attribute(
-                x, sliding_window_shapes=(1, k, k), strides=(1, s, s), baselines=base,
-                target=target_class, perturbations_per_eval=per_call,
-            ).abs()
+        k, s = cfg.occlusion_window, cfg.occlusion_stride
+        return Occlusion(module).attribute(
+            x, sliding_window_shapes=(1, k, k), strides=(1, s, s), baselines=base,
+            target=target_class, perturbations_per_eval=per_call,
+        ).abs()
+
+    for name in methods:
+        try:
+            out[name] = compute(name)
+        except Exception as exc:  # noqa: BLE001 - one baseline that cannot run must not sink the run
+            if skipped is None:
+                raise
+            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            skipped[name] = f"{type(exc).__name__}: {reason}"
+    methods = [m for m in methods if m in out]
     return {name: out[name].detach().float().cpu().numpy() for name in methods}

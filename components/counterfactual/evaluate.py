@@ -13,7 +13,6 @@ direction, attribution) are computed for that.
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -78,7 +77,8 @@ def select_cases(teacher_probs: np.ndarray, cfg: CounterfactualConfig) -> np.nda
 
 
 def localization_maps(
-    sweep: SweepResult, bb: BlackBoxLike, cfg: CounterfactualConfig, baselines: bool = True
+    sweep: SweepResult, bb: BlackBoxLike, cfg: CounterfactualConfig, baselines: bool = True,
+    skipped: dict[str, str] | None = None,
 ) -> dict[str, np.ndarray]:
     """Relevance maps ``[K,4,H,W]`` on the sweep's cases.
 
@@ -87,6 +87,8 @@ def localization_maps(
     gradients of the black box's disease margin from the healthy counterfactuals to the
     reconstruction (signed, logit units, positive = disease evidence the counterfactual
     removed; mean over alphas); with ``baselines`` the teacher baselines for the disease class.
+    With ``skipped`` a map that cannot be computed for this black box is left out and the
+    reason recorded there (otherwise its error propagates).
     """
     healthy = cfg.healthy_class
     if sweep.n_classes != 2:
@@ -100,10 +102,12 @@ def localization_maps(
                 bb, sweep.recon, sweep.counterfactuals[:, healthy], healthy, cfg.attribution_steps,
                 cfg.attribution_batch_size)
         except (UserError, RuntimeError) as exc:  # e.g. no module to differentiate: skip it, say why
-            warnings.warn(f"attribution map skipped: {exc}", stacklevel=2)
+            if skipped is None:
+                raise
+            skipped["attribution"] = f"{type(exc).__name__}: {str(exc).strip()[:200]}"
     if baselines:
         x = torch.as_tensor(sweep.original)
-        maps.update(attribution_maps(bb, x, 1 - healthy, cfg))
+        maps.update(attribution_maps(bb, x, 1 - healthy, cfg, skipped=skipped))
     return maps
 
 
@@ -175,13 +179,15 @@ def evaluate_cohort(
 
     localization = None
     evidence = None
+    skipped: dict[str, str] = {}  # maps that cannot run on this black box, with the reason
     if sweep.n_classes == 2:  # the maps move toward "healthy": two classes only (evidence None otherwise)
         if progress is not None:
             extra = f", {', '.join(cfg.baselines)}" if masks is not None else ""
             progress(f"relevance maps: diffexplainer, random direction{', attribution' if cfg.attribution_map else ''}{extra}")
-        maps = localization_maps(sweep, bb, cfg, baselines=masks is not None)
+        maps = localization_maps(sweep, bb, cfg, baselines=masks is not None, skipped=skipped)
     else:
         maps = {}
+        skipped["all maps"] = f"{sweep.n_classes} classes: the maps move toward the healthy class (two classes only)"
     if masks is not None and maps:
         localization = localization_table(
             maps, np.asarray(masks)[idx], lungs, cfg.mask_threshold, cfg.pointing_tolerance_px
@@ -196,5 +202,6 @@ def evaluate_cohort(
         "counterfactual": manip,
         "localization": localization,
         "evidence": evidence,
+        "maps_skipped": skipped or None,
     }
     return CohortEvaluation(metrics, sweep, idx, maps, time.perf_counter() - start)

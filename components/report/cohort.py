@@ -116,6 +116,7 @@ def write_cohort_report(
         sections["counterfactual"] = m["counterfactual"]
         sections["localization"] = m["localization"]
         extra["evidence"] = m.get("evidence")
+        extra["maps_skipped"] = m.get("maps_skipped")
         if reconstruction_gate is None:
             sections["reconstruction"] = {**m["reconstruction"], "passed": None}
         timings.setdefault("counterfactual", evaluation.seconds)

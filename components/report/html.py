@@ -173,14 +173,21 @@ def _criteria(metrics: Mapping[str, Any]) -> str:
     )
 
 
+def _skipped(metrics: Mapping[str, Any]) -> str:
+    skipped = metrics.get("maps_skipped") or {}
+    items = "".join(f"<li>{html.escape(str(k))}: {html.escape(str(v))}</li>" for k, v in skipped.items())
+    return f"<p>Maps not computed for this black box:</p><ul>{items}</ul>" if items else ""
+
+
 def _localization(metrics: Mapping[str, Any]) -> str:
     table = metrics.get("localization")
     if not table:
-        return '<h2>Localisation</h2><p class="na">not evaluated (no ground-truth masks)</p>'
+        return '<h2>Localisation</h2><p class="na">not evaluated (no ground-truth masks)</p>' + _skipped(metrics)
     names = list(LOCALIZATION_METHODS) + [k for k in table if k not in LOCALIZATION_METHODS]
     cols = ["auroc", "pointing_game", "relevance_mass", "n_cases"]
     rows = [[n] + [_get(table, n, c) for c in cols] for n in names]
-    return "<h2>Localisation vs planted lesions (inside lungs)</h2>" + _table(["method"] + cols, rows)
+    return ("<h2>Localisation vs planted lesions (inside lungs)</h2>" + _table(["method"] + cols, rows)
+            + _skipped(metrics))
 
 
 def _timings(metrics: Mapping[str, Any]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import torch
@@ -27,10 +28,10 @@ def register_models_step(
     cf_gate: dict | None,
     dataset_info: dict,
     tracking_config: dict,
-    external_info: dict | None = None,
     preset: str,
     auto_promote: bool = True,
     which: tuple[str, ...] = ("diffae", "teacher", "agent"),
+    external_info: dict | None = None,
 ) -> Annotated[dict, "registration"]:
     """Register the models; promote them to champion only if every gate passed.
 
@@ -56,6 +57,7 @@ def register_models_step(
         "git_commit": git_commit(),
         "preset": preset,
         "zenml_pipeline_run": str(ctx.pipeline_run.id),
+        "workdir": str(Path(dataset_info["path"]).resolve().parents[1])[:250],  # WORKDIR/datasets/osic
         **gate_tags(gates),
     }
     if ctx.model_version is not None:

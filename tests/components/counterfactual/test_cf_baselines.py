@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from cf_standins import NoGradBlackBox, TinyTeacher, lesion_map, lung_map
 from monai.networks.nets import DenseNet
@@ -40,3 +41,18 @@ def test_gradcam_on_monai_densenet_finds_spatial_layer():
     for m in maps.values():
         assert m.shape == (2, 4, 16, 16) and np.isfinite(m).all()
         np.testing.assert_array_equal(m[:, 0], m[:, 3])  # one map per stack, on every slice
+
+
+def test_a_baseline_that_cannot_run_is_skipped_with_its_reason():
+    lesion = lesion_map()
+    scripted = torch.jit.script(TinyTeacher(lesion, scale=2.0).eval())  # no forward hooks on ScriptModules
+    bb = NoGradBlackBox(scripted)
+    x = torch.rand(2, 4, 16, 16) - 0.5
+    cfg = CounterfactualConfig(ig_steps=4, occlusion_window=4, occlusion_stride=4, batch_size=8)
+    skipped: dict[str, str] = {}
+    maps = attribution_maps(bb, x, target_class=1, cfg=cfg, skipped=skipped)
+    assert {"saliency", "integrated_gradients", "occlusion"} <= set(maps)  # gradient / perturbation ones still run
+    assert set(maps) | set(skipped) == set(BASELINES) and not set(maps) & set(skipped)
+    assert {"gradcam", "gradcampp"} <= set(skipped) and all(reason.strip() for reason in skipped.values())
+    with pytest.raises(Exception):  # without a `skipped` dict the failure is not swallowed
+        attribution_maps(bb, x, target_class=1, cfg=cfg, methods=["gradcam"])
