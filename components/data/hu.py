@@ -177,4 +177,14 @@ def check_hu(
         return HUCheck(False, air, lung, 0, f"HU sanity failed, ambiguous intercept ({found}; {expected})")
     if no_lung:
         return HUCheck(False, air, lung, 0, "no lung found inside the body")
-    return HUCheck(False, air, lung, 0, f"HU sanity failed: {found} ({expected}); wrong RescaleIntercept?")
+    # say what was observed; no intercept offset fits, so do not blame the intercept
+    valid = ~(pad | (hu < -1500))
+    body, _, _ = segment(hu, ~valid, close=False)
+    body_share = float(body.sum() / max(int(valid.sum()), 1))
+    seen = [found, f"body fills {100 * body_share:.0f} % of the field of view"]
+    if body_share > 0.9 or not _inside(air, air_range):  # what lies outside the body is not air
+        seen.append("no air around the body in the field of view")
+    if not np.isfinite(lung) or not _inside(lung, lung_range):
+        seen.append("no lung-density region inside the body" if not np.isfinite(lung) else "no lung in the expected range")
+    return HUCheck(False, air, lung, 0, f"not a chest CT as expected: {'; '.join(seen)} ({expected}; "
+                                        "no RescaleIntercept offset fits)")

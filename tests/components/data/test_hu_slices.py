@@ -47,7 +47,9 @@ def test_plausible_volume_untouched_and_implausible_lung_rejected() -> None:
     assert res.ok and res.correction == 0 and res.reason == ""
     dense = chest_volume(10, lung_hu=-520.0)  # lungs far too dense: not fixable by an offset
     bad = check_hu(dense, pad, AIR, LUNG)
-    assert not bad.ok and "HU sanity failed" in bad.reason
+    assert not bad.ok and bad.reason.startswith("not a chest CT as expected: ")
+    assert "lung median -520 HU" in bad.reason and "no lung in the expected range" in bad.reason
+    assert "RescaleIntercept?" not in bad.reason  # observed facts, not a guessed cause
 
 
 def test_no_lung_is_reported() -> None:

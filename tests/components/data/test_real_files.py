@@ -61,7 +61,9 @@ def test_real_cohort_quarantined_with_reasons(osic_layout: Path) -> None:
     p = pd.read_csv(root / "out" / "patients.csv").set_index("patient")
     assert p.loc["CT5N", "n_slices"] == 5 and p.loc["CT5N", "slice_spacing_mm"] == pytest.approx(2.5)
     assert p.loc["CT5N", "sort_method"] == "ImagePositionPatient"
-    assert p.loc["CT5N", "reason"].startswith("HU sanity failed: air median -789 HU")  # a 16 px crop
+    reason = p.loc["CT5N", "reason"]  # a 16 px crop of a CT: no air around the body, no lung
+    assert reason.startswith("not a chest CT as expected: air median -789 HU") and "RescaleIntercept?" not in reason
+    assert "no air around the body in the field of view" in reason
     assert p.loc["CHEST", "reason"] == "too few slices (1 < 4)"
     assert p.loc["NECK", "reason"] == "too few slices (1 < 4)"
     cq = files[files.patient == "CQ500"].set_index("path")
