@@ -145,6 +145,9 @@ def main() -> None:
         agent_gate = decide(agent_evidence(cases["teacher_decision"], cases["agent_score"], threshold, cases["kl"],
                                            cfg.gates))
         row["gates"] = {"reconstruction": _brief(recon_gate), "agent": _brief(agent_gate)}
+        # the same agent decided at threshold 0.5 (agent.threshold_rule: half), for comparison only
+        row["agent_at_half"] = _brief(decide(agent_evidence(cases["teacher_decision"], cases["agent_score"], 0.5,
+                                                            None, cfg.gates)))
         row["agent_threshold"] = threshold
         row["teacher_positives_gate_cases"] = int(cases["teacher_decision"].sum())
         logits_gate = blackbox_targets(bb, x_gate)["logits"]
@@ -195,12 +198,14 @@ def main() -> None:
             continue
         rate = float(np.mean(decided))
         gates[name] = {"pass_rate": rate, "agreement": float(max(rate, 1.0 - rate)), "runs": len(decided)}
+    half = [r["agent_at_half"]["passed"] for r in runs]
     full = [r for r in runs if len(r["gates"]) == 3]
     print(json.dumps({
         "benchmark": "gate_stability", "workdir": str(args.workdir), "preset": args.preset, "seeds": args.seeds,
         "cf_seeds": min(args.cf_seeds, args.seeds),
         "gates": gates,
         "negative_controls": {k: {"runs": len(v), "passed": int(sum(v))} for k, v in controls.items()},
+        "agent_gate_pass_rate_at_threshold_half": float(np.mean(half)) if half else None,
         "all_gates_pass_rate": float(np.mean([all(g["passed"] for g in r["gates"].values()) for r in full]))
         if full else None,
         "noise_scale": args.noise_scale, "per_seed": runs, "seconds": round(time.monotonic() - start, 1),
