@@ -10,6 +10,7 @@ decision record written at registration (:func:`decision_record`).
 
 from __future__ import annotations
 
+import logging
 import platform
 from datetime import UTC, datetime
 from importlib import metadata
@@ -31,10 +32,15 @@ def _validate_one(name: str, value: float | None, floor: float) -> bool:
     """One bound through MLflow's validation: True when it clears ``floor``."""
     metrics = {} if value is None else {name: float(value)}  # absent -> MLflow reports it missing
     thresholds = {name: MetricThreshold(threshold=float(floor), greater_is_better=True)}
+    log = logging.getLogger("mlflow.models.evaluation.validation")
+    level = log.level
+    log.setLevel(logging.WARNING)  # two INFO lines per bound otherwise; the verdicts are recorded by us
     try:
         mlflow.validate_evaluation_results(thresholds, EvaluationResult(metrics=metrics, artifacts={}))
     except ModelValidationFailedException:
         return False
+    finally:
+        log.setLevel(level)
     return True
 
 
