@@ -348,8 +348,9 @@ class CounterfactualConfig(StrictModel):
         "(cpu-small: 30 cases x 4 alphas x 16 steps took ~9 s at 256, ~2x longer at 64)",
     )
     shortcut_outside_share_max: float = Field(
-        0.5, ge=0, le=1, description="shortcut warning when a map's mean share of evidence outside the lungs "
-        "exceeds this (components.counterfactual.evidence)",
+        0.75, ge=0, le=1, description="shortcut warning when the attribution map's mean share of evidence outside "
+        "the lungs exceeds this (components.counterfactual.evidence). Lungs cover about a quarter of a 32 px slice; "
+        "measured on the cpu-small demo: mortality teacher 0.56-0.65, a marker-shortcut classifier 0.84",
     )
     seed: int = 0
 

@@ -141,8 +141,15 @@ def test_component_masses_and_shortcut_warning() -> None:
     even[2] = 0
     s2 = component_masses(even, lung, comps2)
     assert np.isnan(s2["marker"][1]) and np.isnan(s2["lungs"][2]) and np.isfinite(s2["marker"][0])
-    table = evidence_shares({"marker_map": on_marker, "even": np.ones_like(on_marker)}, lung, comps, 0.5)
-    assert table["marker_map"]["shortcut_warning"] is True and table["even"]["shortcut_warning"] is False
+    # the attribution map decides the warning; other maps (here the difference map) are listed, not flagged
+    table = evidence_shares({"attribution": on_marker, "diffexplainer": on_marker, "even": np.ones_like(on_marker)},
+                            lung, comps, 0.5)
+    assert table["attribution"]["shortcut_warning"] is True
+    assert table["diffexplainer"]["shortcut_warning"] is False and table["even"]["shortcut_warning"] is False
+    fallback = evidence_shares({"diffexplainer": on_marker}, lung, comps, 0.5)  # no attribution map: difference map
+    assert fallback["diffexplainer"]["shortcut_warning"] is True
+    assert not evidence_shares({"attribution": np.ones_like(on_marker)}, lung, comps, 0.5)["attribution"][
+        "shortcut_warning"]  # 112 / 256 outside < 0.5
     assert set(EVIDENCE_KEYS) <= set(table["even"]) and table["even"]["n_cases"] == 4
     no_masks = evidence_shares({"even": np.ones_like(on_marker)}, lung)
     assert no_masks["even"]["disease"] is None and no_masks["even"]["lungs"] == pytest.approx(144 / 256)
