@@ -334,7 +334,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     cfg = load_config(args.config, args.preset, {})
     alphas = [float(a) for a in args.alphas.split(",") if a.strip()] or None
     result = run_benchmark(args.workdir, cfg, args.cases, args.seed, args.out, alphas)
-    if (Path(args.workdir) / "report" / "metrics.json").is_file():  # the demo's report gets a Faithfulness section
+    # the demo's report gets a Faithfulness section (from the default run; an --out elsewhere is an experiment)
+    if args.out is None and (Path(args.workdir) / "report" / "metrics.json").is_file():
         paths = add_report_sections(args.workdir, faithfulness=result)
         print(f"[faithfulness] report updated: {paths.index_html}", file=sys.stderr, flush=True)
     print(json.dumps({k: v for k, v in result.items() if k != "black_boxes"} | {
