@@ -40,7 +40,7 @@ SCHEMA: dict[str, Any] = {
         "direction_agreement", "n_cases", "nfe_per_patient",
     ),
     "localization": {name: _LOC_FIELDS for name in LOCALIZATION_METHODS},
-    "timings_s": ("ingest", "diffae", "teacher", "agent", "counterfactual", "total"),
+    "timings_s": ("ingest", "diffae", "teacher", "agent", "reconstruction_gate", "counterfactual", "total"),
     "gates": {name: ("passed", "metrics", "champion") for name in ("reconstruction", "agent", "counterfactual")},
 }
 """Required keys: a tuple lists a section's fields, a dict its named rows."""

@@ -81,7 +81,8 @@ def evaluate_counterfactuals_step(
                     "patients_quarantined": dataset["patients_quarantined"], "external_hash": external["hash"],
                     "external_patients_ok": external["patients_ok"]}
     timings_s = {"ingest": dataset.get("wall_s", 0.0) + external.get("wall_s", 0.0),
-                 "diffae": diffae.get("stage_wall_s"), "teacher": teacher.get("seconds"), "agent": agent.get("wall_s")}
+                 "diffae": diffae.get("stage_wall_s"), "teacher": teacher.get("seconds"), "agent": agent.get("wall_s"),
+                 "reconstruction_gate": recon_gate.get("wall_s")}
     with step_run(experiment, "counterfactuals", tags={"stage": "counterfactual", "dataset_hash": dataset_info["hash"],
                   "external_dataset_hash": ext.hash}, params={"counterfactual": counterfactual_config}) as run:
         evaluation = evaluate_cohort(model, agent_model, bb, np.asarray(ext.images), np.asarray(ext.lung_masks), cfg,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -77,6 +78,7 @@ def reconstruction_gate_step(
         the gate dict (name, passed, checks, message, evidence) plus the measured values per
         cohort and ``inversions`` ({path, reused, key fields}) for the counterfactual step.
     """
+    t0 = time.time()
     gcfg = GateConfig.model_validate(gate_config)
     model = load_diffae(diffae["path"])
     bb = load_classifier(teacher["path"])
@@ -110,7 +112,7 @@ def reconstruction_gate_step(
                             if ev.lower is not None})
         mlflow.log_metric("gate_reconstruction_passed", float(gate.passed))
         result = {**gate.to_dict(), "values": per_cohort, "ddim_steps": ddim_steps, "inversions": inversions,
-                  "window_hu": list(gcfg.psnr_window_hu), "range": "[0, 1]"}
+                  "window_hu": list(gcfg.psnr_window_hu), "range": "[0, 1]", "wall_s": time.time() - t0}
         log_dict_artifact(result, "reconstruction_gate.json")
     print(f"[gate] {gate.message}", flush=True)
     log_metadata({"reconstruction_gate": result})

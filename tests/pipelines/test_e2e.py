@@ -39,7 +39,7 @@ def test_demo_writes_report_with_all_sections(demo_run: tuple[dict, Path, object
     assert set(metrics["agent_alignment"]) == {"L1", "MSE", "KL"}
     assert metrics["counterfactual"]["n_cases"] >= 1
     assert metrics["counterfactual"]["nfe_per_patient"] > 0
-    for stage in ("ingest", "diffae", "teacher", "agent", "counterfactual", "total"):
+    for stage in ("ingest", "diffae", "teacher", "agent", "reconstruction_gate", "counterfactual", "total"):
         assert metrics["timings_s"][stage] is not None and metrics["timings_s"][stage] >= 0
     for name in ("reconstruction", "agent", "counterfactual"):  # each gate measured, with its bound
         g = metrics["gates"][name]
