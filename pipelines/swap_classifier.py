@@ -11,13 +11,10 @@ from zenml import Model, pipeline
 
 from components.config import ExperimentConfig
 from components.errors import UserError
+from pipelines.agent_tail import distil_explain_register
 from pipelines.k8s import with_k8s_settings
 from pipelines.training import ZENML_MODEL
-from steps.agent.distill_agent import distill_agent_step
 from steps.agent.encode_latents import encode_latents_step
-from steps.evaluate.counterfactuals import evaluate_counterfactuals_step
-from steps.evaluate.reconstruction_gate import reconstruction_gate_step
-from steps.registry.register_models import register_models_step
 from steps.swap.resolve_inputs import dataset_ref_step, fetch_diffae_step
 
 __all__ = ["swap_classifier_pipeline", "run_swap_classifier"]
@@ -27,7 +24,6 @@ __all__ = ["swap_classifier_pipeline", "run_swap_classifier"]
 def swap_classifier_pipeline(config: dict, classifier: str, diffae_spec: str, out_dir: str) -> None:
     """Distil, gate, explain and register an agent for ``classifier``; the DiffAE is only loaded."""
     workdir = config["workdir"]
-    experiment = config["tracking"]["experiment"]
     dataset = dataset_ref_step(path=str(Path(workdir) / "datasets" / "osic"), cohort="osic", id="dataset_osic")
     external = dataset_ref_step(path=str(Path(workdir) / "datasets" / "external"), cohort="external",
                                 id="dataset_external")
@@ -35,22 +31,8 @@ def swap_classifier_pipeline(config: dict, classifier: str, diffae_spec: str, ou
                                out_path=str(Path(out_dir) / "diffae.pt"), dataset=dataset)
     latents = encode_latents_step(diffae=diffae, dataset=dataset, external=external, workdir=workdir)
     teacher = {"path": classifier}
-    agent = distill_agent_step(teacher=teacher, latents=latents, dataset=dataset, external=external,
-                               agent_config=config["agent"], gate_config=config["gates"], workdir=out_dir,
-                               experiment=experiment, holdout_fold=config["ingest"]["n_folds"] - 1, diffae=diffae,
-                               tracking_config=config["tracking"])
-    gate = reconstruction_gate_step(diffae=diffae, teacher=teacher, dataset=dataset, external=external,
-                                    gate_config=config["gates"], ddim_steps=config["diffae"]["ddim_steps"],
-                                    experiment=experiment, cache_dir=workdir,
-                                    champion_model=config["tracking"]["diffae_model_name"])
-    _, _, cf_gate = evaluate_counterfactuals_step(
-        diffae=diffae, teacher=teacher, agent=agent, dataset=dataset, external=external,
-        recon_gate=gate, counterfactual_config=config["counterfactual"], workdir=out_dir, experiment=experiment,
-        gate_config=config["gates"], champion_model=config["tracking"]["agent_model_name"])
-    register_models_step(diffae=diffae, teacher=teacher, agent=agent, recon_gate=gate, cf_gate=cf_gate,
-                         dataset_info=dataset, external_info=external, tracking_config=config["tracking"],
-                         preset=config["preset"],
-                         auto_promote=False, which=("agent",))
+    distil_explain_register(config, diffae, teacher, latents, dataset, external, workdir, out_dir,
+                            auto_promote=False, which=("agent",))
 
 
 def resolve_workdir(cfg: ExperimentConfig, diffae_spec: str, workdir_given: bool) -> Path:

@@ -9,14 +9,11 @@ from zenml import Model, pipeline
 
 from components.config import ExperimentConfig
 from components.data.fingerprint import source_fingerprint
+from pipelines.agent_tail import distil_explain_register
 from pipelines.k8s import with_k8s_settings
-from steps.agent.distill_agent import distill_agent_step
 from steps.agent.encode_latents import encode_latents_step
 from steps.diffae.train_diffae import train_diffae_step
-from steps.evaluate.counterfactuals import evaluate_counterfactuals_step
-from steps.evaluate.reconstruction_gate import reconstruction_gate_step
 from steps.ingest.ingest_cohort import ingest_cohort
-from steps.registry.register_models import register_models_step
 from steps.teacher.train_teacher import train_teacher_step
 
 __all__ = ["training_pipeline", "run_training"]
@@ -53,22 +50,8 @@ def training_pipeline(
     teacher = train_teacher_step(dataset=dataset, external=external, teacher_config=config["teacher"],
                                  workdir=workdir, experiment=experiment)
     latents = encode_latents_step(diffae=diffae, dataset=dataset, external=external, workdir=workdir)
-    agent = distill_agent_step(teacher=teacher, latents=latents, dataset=dataset, external=external,
-                               agent_config=config["agent"], gate_config=config["gates"], workdir=workdir,
-                               experiment=experiment, holdout_fold=config["ingest"]["n_folds"] - 1, diffae=diffae,
-                               tracking_config=config["tracking"])
-    gate = reconstruction_gate_step(diffae=diffae, teacher=teacher, dataset=dataset, external=external,
-                                    gate_config=config["gates"], ddim_steps=config["diffae"]["ddim_steps"],
-                                    experiment=experiment, cache_dir=workdir,
-                                    champion_model=config["tracking"]["diffae_model_name"])
-    _, _, cf_gate = evaluate_counterfactuals_step(
-        diffae=diffae, teacher=teacher, agent=agent, dataset=dataset, external=external,
-        recon_gate=gate, counterfactual_config=config["counterfactual"], workdir=workdir, experiment=experiment,
-        gate_config=config["gates"], champion_model=config["tracking"]["agent_model_name"])
-    register_models_step(diffae=diffae, teacher=teacher, agent=agent, recon_gate=gate, cf_gate=cf_gate,
-                         dataset_info=dataset, external_info=external, tracking_config=config["tracking"],
-                         preset=config["preset"],
-                         auto_promote=config["tracking"]["auto_promote"])
+    distil_explain_register(config, diffae, teacher, latents, dataset, external, workdir, workdir,
+                            auto_promote=config["tracking"]["auto_promote"])
 
 
 def run_training(
