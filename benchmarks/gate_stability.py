@@ -13,9 +13,10 @@ training rows) and decides every gate through the pipeline's own decision path
   teacher (the costliest part: only the first ``--cf-seeds`` seeds).
 
 Negative controls that must fail every time: an agent distilled from shuffled teacher outputs,
-the agent with its weights negated (both per seed), and a reconstruction by the DiffAE with
-Gaussian noise on its weights (``--recon-control-runs`` noise seeds; the demo keeps only its
-latest DiffAE checkpoint, so there is no early one to use).
+the agent with its weights negated (both per seed), and the external cohort reconstructed by an
+under-trained DiffAE, scored with every seed's teacher: the early checkpoint the DiffAE trainer
+keeps (``WORKDIR/checkpoints/diffae_early.pt``, EMA weights at ``diffae.early_checkpoint_step``)
+or, when the workdir has none, the DiffAE with Gaussian noise on its weights (``--noise-scale``).
 
 Last line: one JSON object with ``seeds``, ``gates.<gate>.{pass_rate, agreement, runs}``
 (agreement = share of runs that decide as the majority does), ``negative_controls.<name>.{runs,
@@ -52,6 +53,7 @@ from components.errors import UserError  # noqa: E402
 from components.gates import GateResult, agent_evidence, counterfactual_evidence, reconstruction_evidence  # noqa: E402
 from components.metrics.reconstruction_eval import reconstruct_cohort, score_reconstruction  # noqa: E402
 from components.models.diffae import DiffAE, load_diffae  # noqa: E402
+from components.training.train_diffae import EARLY_CHECKPOINT  # noqa: E402
 from components.training.agent_suite import blackbox_targets, distill_suite  # noqa: E402
 from components.training.distill_agent import agent_scores, decision_threshold, distill_agent  # noqa: E402
 from components.training.train_teacher import train_teacher  # noqa: E402
@@ -113,8 +115,8 @@ def main() -> None:
     ap.add_argument("--config", default=None, help="a run config YAML (default: the preset)")
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--cf-seeds", type=int, default=3, help="seeds whose counterfactual gate is measured")
-    ap.add_argument("--recon-control-runs", type=int, default=2)
-    ap.add_argument("--noise-scale", type=float, default=0.05, help="perturbed DiffAE: noise std / weight std")
+    ap.add_argument("--noise-scale", type=float, default=0.5,
+                    help="perturbed DiffAE (only without an early checkpoint): noise std / weight std")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -126,14 +128,13 @@ def main() -> None:
     q_gate = np.concatenate([d["q_ext"], d["q"][held]])
     x_gate = np.concatenate([d["x_ext"], d["x"][held]])
     runs: list[dict[str, Any]] = []
-    first_bb = None
-    controls: dict[str, list[bool]] = {"shuffled_teacher_agent": [], "negated_agent": [], "perturbed_diffae": []}
+    teachers = []
+    controls: dict[str, list[bool]] = {"shuffled_teacher_agent": [], "negated_agent": []}
     for seed in range(args.seeds):
         t0 = time.monotonic()
         teacher, tm = train_teacher(d["x"], d["ds"].labels, d["ds"].folds, cfg.teacher.model_copy(update={"seed": seed}))
         bb = from_module(teacher, source=f"teacher seed {seed}")
-        if first_bb is None:
-            first_bb = bb
+        teachers.append(bb)
         row: dict[str, Any] = {"seed": seed, "teacher_threshold": tm["threshold"]}
         per_case = score_reconstruction(bb, d["x_ext"], d["recon"])["per_case"]
         recon_gate = decide(reconstruction_evidence(per_case, cfg.gates))
@@ -182,14 +183,25 @@ def main() -> None:
                                           for g, v in row["gates"].items())
              + f"; controls passed: shuffled {controls['shuffled_teacher_agent'][-1]}, "
              f"negated {controls['negated_agent'][-1]} ({row['seconds']:.0f} s)")
-    # negative control 3: reconstructions by a DiffAE with noisy weights, scored with seed 0's teacher
-    for k in range(args.recon_control_runs if first_bb is not None else 0):
-        noisy = _perturbed(d["diffae"], args.noise_scale, seed=k)
-        rec = reconstruct_cohort(noisy, d["x_ext"], cfg.diffae.ddim_steps)["recon"]
-        pc = score_reconstruction(first_bb, d["x_ext"], rec)["per_case"]
-        g = decide(reconstruction_evidence(pc, cfg.gates))
-        controls["perturbed_diffae"].append(g.passed)
-        _say(f"perturbed DiffAE {k}: PSNR {np.mean(pc['psnr']):.1f} dB, gate {'pass' if g.passed else 'fail'}")
+    # negative control 3: the external cohort reconstructed by an under-trained DiffAE (once), the
+    # reconstruction gate decided with every seed's teacher
+    early = Path(args.workdir) / "checkpoints" / EARLY_CHECKPOINT
+    if early.is_file():
+        name, bad_model = "early_checkpoint_diffae", load_diffae(early).eval()
+        recon_control = {"source": str(early), "step": (torch.load(early, weights_only=True).get("extra") or {}).get("step")}
+    else:
+        name, bad_model = "perturbed_diffae", _perturbed(d["diffae"], args.noise_scale, seed=0)
+        recon_control = {"source": "perturbed weights", "noise_scale": args.noise_scale}
+    controls[name] = []
+    if teachers:
+        rec = reconstruct_cohort(bad_model, d["x_ext"], cfg.diffae.ddim_steps)["recon"]
+        for bb in teachers:
+            pc = score_reconstruction(bb, d["x_ext"], rec)["per_case"]
+            g = decide(reconstruction_evidence(pc, cfg.gates))
+            controls[name].append(g.passed)
+        recon_control.update(psnr=float(np.mean(pc["psnr"])), last_gate=_brief(g))
+        _say(f"{name}: PSNR {np.mean(pc['psnr']):.1f} dB, gate passed for {sum(controls[name])} of {len(teachers)} "
+             "teachers")
     gates: dict[str, dict[str, Any]] = {}
     for name in ("reconstruction", "agent", "counterfactual"):
         decided = [r["gates"][name]["passed"] for r in runs if name in r["gates"]]
@@ -208,7 +220,7 @@ def main() -> None:
         "agent_gate_pass_rate_at_threshold_half": float(np.mean(half)) if half else None,
         "all_gates_pass_rate": float(np.mean([all(g["passed"] for g in r["gates"].values()) for r in full]))
         if full else None,
-        "noise_scale": args.noise_scale, "per_seed": runs, "seconds": round(time.monotonic() - start, 1),
+        "reconstruction_control": recon_control, "per_seed": runs, "seconds": round(time.monotonic() - start, 1),
     }))
 
 

@@ -135,6 +135,10 @@ class DiffAEConfig(StrictModel):
     max_steps: int = Field(3000, ge=1)
     max_minutes: float = Field(10.0, gt=0)
     checkpoint_every: int = Field(250, ge=1)
+    early_checkpoint_step: int = Field(
+        200, ge=0, description="also keep the EMA weights at this step as diffae_early.pt beside the checkpoint: "
+        "the reconstruction gate's negative control in benchmarks/gate_stability.py (issue #11); 0 = off",
+    )
     ddim_steps: int = Field(50, ge=1)
     augment_flip: bool = True
     lr_schedule: Literal["constant", "cosine"] = Field(
@@ -308,6 +312,14 @@ class CounterfactualConfig(StrictModel):
         "borderline", description="borderline: the cases whose teacher probability is nearest 0.5"
     )
     ddim_steps: int = Field(50, ge=1)
+    ddim_depth: float = Field(
+        1.0, gt=0, le=1, description="fraction of the DDIM path inverted and decoded (1 = to x_T; < 1 = partial "
+        "inversion to t0 = depth*T, the counterfactual decoded from there); costs ceil(depth*ddim_steps) per decode",
+    )
+    random_control_alphas: Literal["all", "largest"] = Field(
+        "all", description="alphas at which the random-direction control is decoded: every alpha of the sweep, "
+        "or only the largest (its flip rate is 'any alpha', which the largest step decides in practice)",
+    )
     batch_size: int = Field(64, ge=1, description="slices per DiffAE / teacher call")
     change_threshold: float = Field(
         0.05, gt=0, description="|counterfactual - reconstruction| (in [-1,1] units) counted as changed"

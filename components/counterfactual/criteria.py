@@ -229,7 +229,7 @@ def manipulation_criterion(sweep: SweepResult) -> dict[str, object]:
     }
     rnd_t, rnd_a = sweep.teacher_random, sweep.agent_random
     if rnd_t is not None and rnd_a is not None:
-        rho_r = _spearman(sweep.alphas, rnd_t, t0)
+        rho_r = _spearman(sweep.alphas if sweep.random_alphas is None else sweep.random_alphas, rnd_t, t0)
         out.update({
             "random_control_direction_agreement": _agreement(rnd_t, rnd_a, t0, a0),
             "random_control_flip_rate": _nanmean(_flips(rnd_t, decision, indet)),

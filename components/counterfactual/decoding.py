@@ -8,6 +8,7 @@ with).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -20,6 +21,7 @@ __all__ = [
     "StackLatents",
     "encode_stacks",
     "inversion_nfe",
+    "path_length",
     "decode_stacks",
     "teacher_probabilities",
     "agent_probabilities",
@@ -84,15 +86,23 @@ def _chunks(n: int, size: int) -> list[slice]:
     return [slice(i, min(i + size, n)) for i in range(0, n, max(1, size))]
 
 
-def inversion_nfe(model: DiffAELike, steps: int) -> NFECount:
+def path_length(steps: int, depth: float = 1.0) -> int:
+    """UNet evaluations of one decoding with ``steps`` DDIM steps at ``depth``: ``ceil(depth*steps)``
+    (the same rule as :func:`components.diffusion.ddim.ddim_path`)."""
+    if not 0.0 < depth <= 1.0:
+        raise ValueError(f"depth must be in (0, 1], got {depth}")
+    return max(1, math.ceil(depth * steps - 1e-9))
+
+
+def inversion_nfe(model: DiffAELike, steps: int, depth: float = 1.0) -> NFECount:
     """Cost of encoding, inverting and reconstructing one patient's 4 slices.
 
-    4 encoder evaluations; per slice ``(1 + k) * steps`` UNet evaluations for the inversion
-    (``k`` = the model's fixed-point refinements per step, 0 when it has no config) and
-    ``steps`` for the reconstruction.
+    4 encoder evaluations; per slice ``(1 + k) * L`` UNet evaluations for the inversion
+    (``k`` = the model's fixed-point refinements per step, 0 when it has no config;
+    ``L`` = :func:`path_length`) and ``L`` for the reconstruction.
     """
     k = int(getattr(getattr(model, "config", None), "inversion_fixed_point_iters", 0) or 0)
-    return NFECount(encoder=N_SLICES, unet=(2 + k) * N_SLICES * steps)
+    return NFECount(encoder=N_SLICES, unet=(2 + k) * N_SLICES * path_length(steps, depth))
 
 
 @torch.no_grad()
@@ -102,6 +112,7 @@ def encode_stacks(
     steps: int,
     batch_size: int,
     precomputed: tuple[Tensor, Tensor, Tensor] | None = None,
+    depth: float = 1.0,
 ) -> StackLatents:
     """Encode, invert and reconstruct patients with ``model.reconstruct_stack``.
 
@@ -114,6 +125,7 @@ def encode_stacks(
             an earlier ``reconstruct_stack`` with the same model and ``steps`` (e.g. the
             reconstruction gate's cache); used instead of recomputing. Their cost is still
             counted, once, in the NFE of each patient.
+        depth: fraction of the DDIM path inverted and decoded (``x_T`` is then ``x_{t0}``).
 
     Returns:
         :class:`StackLatents` on the model's device; NFE per patient as :func:`inversion_nfe`.
@@ -129,11 +141,11 @@ def encode_stacks(
         per_call = max(1, batch_size // N_SLICES)
         recons, codes, latents = [], [], []
         for part in _chunks(x.shape[0], per_call):
-            recon, x_t, q = model.reconstruct_stack(x[part].to(device), steps)
+            recon, x_t, q = model.reconstruct_stack(x[part].to(device), steps, depth=depth)
             recons.append(recon)
             codes.append(x_t)
             latents.append(q)
-    nfe = [inversion_nfe(model, steps) for _ in range(x.shape[0])]
+    nfe = [inversion_nfe(model, steps, depth) for _ in range(x.shape[0])]
     return StackLatents(
         original=x.to(device),
         recon=torch.cat(recons),
@@ -144,7 +156,9 @@ def encode_stacks(
 
 
 @torch.no_grad()
-def decode_stacks(model: DiffAELike, x_T: Tensor, q: Tensor, steps: int, batch_size: int) -> Tensor:
+def decode_stacks(
+    model: DiffAELike, x_T: Tensor, q: Tensor, steps: int, batch_size: int, depth: float = 1.0
+) -> Tensor:
     """Decode 4-slice stacks from their stochastic codes and (shifted) latents.
 
     Slice ``k`` of row ``n`` is rendered from ``x_T[n, k]`` with ``z = q[n, k*Z:(k+1)*Z]``.
@@ -155,9 +169,10 @@ def decode_stacks(model: DiffAELike, x_T: Tensor, q: Tensor, steps: int, batch_s
         q: ``[M,4*Z]`` latents.
         steps: DDIM steps.
         batch_size: slices per ``render`` call.
+        depth: the codes' depth (as the inversion that made them).
 
     Returns:
-        ``[M,4,H,W]`` in [-1,1] (costs ``4*steps`` UNet evaluations per row).
+        ``[M,4,H,W]`` in [-1,1] (costs ``4 * path_length(steps, depth)`` UNet evaluations per row).
     """
     m, s, h, w = x_T.shape
     if q.shape[0] != m or q.shape[1] % s:
@@ -166,7 +181,7 @@ def decode_stacks(model: DiffAELike, x_T: Tensor, q: Tensor, steps: int, batch_s
     codes = x_T.reshape(m * s, 1, h, w)
     z = q.reshape(m * s, q.shape[1] // s)
     out = [
-        model.render(codes[part].to(device), z[part].to(device), steps)
+        model.render(codes[part].to(device), z[part].to(device), steps, depth=depth)
         for part in _chunks(m * s, batch_size)
     ]
     if not out:

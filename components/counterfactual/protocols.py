@@ -22,15 +22,16 @@ class DiffAELike(Protocol):
         """``x: [B,4,H,W] in [-1,1]`` -> ``q: [B,4*Z]``, slice latents concatenated in order."""
         ...
 
-    def invert(self, x0: Tensor, z: Tensor, steps: int) -> Tensor:
-        """``x0: [B,1,H,W]``, ``z: [B,Z]`` -> stochastic code ``x_T: [B,1,H,W]`` (DDIM inversion)."""
+    def invert(self, x0: Tensor, z: Tensor, steps: int, depth: float = 1.0) -> Tensor:
+        """``x0: [B,1,H,W]``, ``z: [B,Z]`` -> stochastic code ``x_T: [B,1,H,W]`` (DDIM inversion;
+        ``depth < 1``: partial, to ``x_{t0}``)."""
         ...
 
-    def render(self, x_T: Tensor, z: Tensor, steps: int) -> Tensor:
+    def render(self, x_T: Tensor, z: Tensor, steps: int, depth: float = 1.0) -> Tensor:
         """``x_T: [B,1,H,W]``, ``z: [B,Z]`` -> ``x0: [B,1,H,W] in [-1,1]`` (deterministic DDIM)."""
         ...
 
-    def reconstruct_stack(self, x: Tensor, steps: int) -> tuple[Tensor, Tensor, Tensor]:
+    def reconstruct_stack(self, x: Tensor, steps: int, depth: float = 1.0) -> tuple[Tensor, Tensor, Tensor]:
         """``x: [B,4,H,W]`` -> ``(recon [B,4,H,W], x_T [B,4,H,W], q [B,4*Z])``."""
         ...
 

@@ -22,6 +22,7 @@ from components.counterfactual.decoding import (
     agent_probabilities,
     decode_stacks,
     encode_stacks,
+    path_length,
     teacher_probabilities,
 )
 from components.counterfactual.manipulation import agent_gradient, random_directions, shift_latents, step_frame
@@ -48,8 +49,10 @@ class SweepResult:
         teacher_cf: ``[N,D,A,C]``.
         agent_q: ``[N,C]`` agent probabilities at ``q``.
         agent_cf: ``[N,D,A,C]``.
-        random_cf, teacher_random, agent_random: the random-direction control (same shapes
-            as the counterfactual arrays) or ``None`` when disabled.
+        random_cf, teacher_random, agent_random: the random-direction control (shapes as the
+            counterfactual arrays with ``A_r`` alphas) or ``None`` when disabled.
+        random_alphas: ``[A_r]`` the control's step sizes (all of ``alphas`` or the largest),
+            ``None`` when disabled.
         indeterminate: ``[N]`` bool, reconstruction's teacher probability within the band.
         searches: per patient, ``{class: AlphaSearchResult}`` (empty when determinate).
         nfe: per patient :class:`NFECount`.
@@ -71,6 +74,7 @@ class SweepResult:
     indeterminate: np.ndarray
     searches: list[dict[int, AlphaSearchResult]]
     nfe: list[NFECount]
+    random_alphas: np.ndarray | None = None
 
     @property
     def n_classes(self) -> int:
@@ -115,13 +119,13 @@ def run_sweep(
     Returns:
         :class:`SweepResult`.
     """
-    steps, bs = cfg.ddim_steps, cfg.batch_size
+    steps, bs, depth = cfg.ddim_steps, cfg.batch_size, cfg.ddim_depth
+    path = path_length(steps, depth)
     say = progress or (lambda _msg: None)
     say(f"{'reusing' if precomputed is not None else 'computing'} DDIM inversions of {x.shape[0]} cases")
-    lat = encode_stacks(model, x, steps, bs, precomputed)
+    lat = encode_stacks(model, x, steps, bs, precomputed, depth=depth)
     n = lat.q.shape[0]
     alphas = torch.tensor(cfg.alphas, dtype=torch.float32)
-    n_alpha = alphas.numel()
     gen = torch.Generator().manual_seed(cfg.seed)
 
     t_orig = teacher_probabilities(bb, lat.original, bs)
@@ -134,27 +138,37 @@ def run_sweep(
     grads = [agent_gradient(agent, u, d, cfg.agent_score, to_latent) for d in range(n_cls)]
 
     @torch.no_grad()
-    def shifted(directions: list[Tensor]) -> Tensor:  # -> [N,D,A,4Z] latents
+    def shifted(directions: list[Tensor], steps_at: Tensor) -> Tensor:  # -> [N,D,A',4Z] latents
         return torch.stack(
-            [to_latent(shift_latents(u, g, alphas, cfg.normalized_direction)) for g in directions], dim=1
+            [to_latent(shift_latents(u, g, steps_at, cfg.normalized_direction)) for g in directions], dim=1
         )
 
-    q_cf = shifted(grads)
-    groups = [q_cf]
+    # the random control at every alpha, or only at the largest (its flips are "any alpha",
+    # which the largest step decides in practice; issue #13 measured the difference)
+    r_alphas = alphas if cfg.random_control_alphas == "all" else alphas[-1:]
+    groups = [shifted(grads, alphas)]
     if cfg.random_control:
         rand = [random_directions(u, gen) * g.norm(dim=1, keepdim=True) for g in grads]
-        groups.append(shifted(rand))
-    q_all = torch.cat(groups, dim=1)  # [N, G*D, A, 4Z]
-    rows = q_all.shape[1] * n_alpha
-    say(f"sweep: decoding {n} cases x {rows} (direction, alpha) stacks, {steps} DDIM steps each")
+        groups.append(shifted(rand, r_alphas))
+    flat = [grp.reshape(n, -1, grp.shape[-1]) for grp in groups]  # [N, D*A', 4Z] each
+    q_all = torch.cat(flat, dim=1)
+    rows = q_all.shape[1]
+    say(f"sweep: decoding {n} cases x {rows} (direction, alpha) stacks, {path} DDIM steps each")
     x_t_rep = lat.x_T[:, None].expand(n, rows, *lat.x_T.shape[1:]).reshape(n * rows, *lat.x_T.shape[1:])
-    imgs = decode_stacks(model, x_t_rep, q_all.reshape(n * rows, -1), steps, bs)
-    probs_t = teacher_probabilities(bb, imgs, bs).reshape(n, -1, n_alpha, n_cls)
-    probs_a = agent_probabilities(agent, q_all.reshape(n * rows, -1)).reshape(n, -1, n_alpha, n_cls)
-    imgs = imgs.reshape(n, -1, n_alpha, *imgs.shape[1:])
+    imgs_all = decode_stacks(model, x_t_rep, q_all.reshape(n * rows, -1), steps, bs, depth=depth)
+    probs_t_all = teacher_probabilities(bb, imgs_all, bs).reshape(n, rows, n_cls)
+    probs_a_all = agent_probabilities(agent, q_all.reshape(n * rows, -1)).reshape(n, rows, n_cls)
+    imgs_all = imgs_all.reshape(n, rows, *imgs_all.shape[1:])
+
+    def split(t: Tensor) -> list[Tensor]:  # rows -> one [N,D,A',...] per group
+        sizes = [f.shape[1] for f in flat]
+        return [part.reshape(n, n_cls, -1, *t.shape[2:]) for part in torch.split(t, sizes, dim=1)]
+
+    imgs_g, probs_t_g, probs_a_g = split(imgs_all), split(probs_t_all), split(probs_a_all)
+    probs_t = probs_t_g[0]
 
     for c in lat.nfe:
-        c.unet += rows * 4 * steps
+        c.unet += rows * 4 * path
         c.teacher += 2 + rows
         c.agent += 1 + n_cls + rows
 
@@ -182,31 +196,33 @@ def run_sweep(
                                   torch.tensor([a], dtype=torch.float32), cfg.normalized_direction)[:, 0]
                     for (i, d), a in zip(idx, alpha_values)
                 ]))
-            cand = decode_stacks(model, lat.x_T[[i for i, _ in idx]], q_rows, steps, bs)
+            cand = decode_stacks(model, lat.x_T[[i for i, _ in idx]], q_rows, steps, bs, depth=depth)
             p = teacher_probabilities(bb, cand, bs)
             for i, _ in idx:
-                lat.nfe[i].unet += 4 * steps
+                lat.nfe[i].unet += 4 * path
                 lat.nfe[i].teacher += 1
             return np.array([p[k, d].item() for k, (_, d) in enumerate(idx)])
 
         for (i, d), res in zip(jobs, run_searches(state, evaluate)):
             searches[i][d] = res
 
-    d_cls = n_cls
+    rnd = cfg.random_control
     return SweepResult(
         alphas=np.asarray(cfg.alphas, dtype=np.float64),
         original=_np(lat.original),
         recon=_np(lat.recon),
         q=_np(lat.q),
-        counterfactuals=_np(imgs[:, :d_cls]),
+        counterfactuals=_np(imgs_g[0]),
         teacher_original=_np(t_orig),
         teacher_recon=_np(t_recon),
-        teacher_cf=_np(probs_t[:, :d_cls]),
+        teacher_cf=_np(probs_t_g[0]),
         agent_q=_np(a_q),
-        agent_cf=_np(probs_a[:, :d_cls]),
-        random_cf=_np(imgs[:, d_cls:]) if cfg.random_control else None,
-        teacher_random=_np(probs_t[:, d_cls:]) if cfg.random_control else None,
-        agent_random=_np(probs_a[:, d_cls:]) if cfg.random_control else None,
+        agent_cf=_np(probs_a_g[0]),
+        random_cf=_np(imgs_g[1]) if rnd else None,
+        teacher_random=_np(probs_t_g[1]) if rnd else None,
+        agent_random=_np(probs_a_g[1]) if rnd else None,
+        random_alphas=np.asarray(cfg.alphas if cfg.random_control_alphas == "all" else cfg.alphas[-1:],
+                                 dtype=np.float64) if rnd else None,
         indeterminate=indet,
         searches=searches,
         nfe=lat.nfe,

@@ -14,13 +14,14 @@ fixed-point iterations (see :func:`ddim_invert`).
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
 
 from components.diffusion.schedule import NoiseSchedule, ddim_timesteps
 
-__all__ = ["EpsModel", "ddim_step", "ddim_sample", "ddim_invert", "stochastic_x_T"]
+__all__ = ["EpsModel", "ddim_step", "ddim_sample", "ddim_invert", "stochastic_x_T", "ddim_path"]
 
 EpsModel = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -64,6 +65,30 @@ def ddim_step(
     return alpha_prod_t_prev.sqrt() * pred_original_sample + pred_sample_direction
 
 
+def ddim_path(num_train_timesteps: int, steps: int, depth: float = 1.0) -> list[int]:
+    """The timesteps an inversion climbs and a decoding descends: the first ``ceil(depth*S)``
+    of the S-step DDIM grid.
+
+    ``depth = 1`` is the full path to ``x_T``; ``depth < 1`` is partial inversion / decoding:
+    the code is ``x_{t0}`` at ``t0 = τ_k`` instead of ``x_T`` (SDEdit-style; the decoder then
+    redraws only the content the remaining noise level governs). The number of network
+    evaluations of one decoding is the length of the path.
+
+    Args:
+        num_train_timesteps: T.
+        steps: S, the DDIM grid size.
+        depth: fraction of the grid used, in (0, 1].
+
+    Returns:
+        Ascending timesteps ``[τ_1, …, τ_k]``, ``1 <= k <= S``.
+    """
+    if not 0.0 < depth <= 1.0:
+        raise ValueError(f"depth must be in (0, 1], got {depth}")
+    taus = ddim_timesteps(num_train_timesteps, steps).tolist()
+    k = max(1, math.ceil(depth * len(taus) - 1e-9))
+    return taus[:k]
+
+
 def _batched_t(t: int, like: torch.Tensor) -> torch.Tensor:
     return torch.full((like.shape[0],), int(t), dtype=torch.long, device=like.device)
 
@@ -75,6 +100,7 @@ def ddim_sample(
     z: torch.Tensor,
     schedule: NoiseSchedule,
     steps: int,
+    depth: float = 1.0,
 ) -> torch.Tensor:
     """Decode ``x_T`` to ``x_0`` with ``steps`` deterministic DDIM steps conditioned on ``z``.
 
@@ -83,12 +109,14 @@ def ddim_sample(
         x_T: start noise (or an inverted code), ``[B,C,H,W]``.
         z: semantic code, ``[B,Z]``.
         schedule: the training schedule.
-        steps: number of DDIM steps S (network evaluations).
+        steps: number of DDIM steps S (network evaluations at ``depth = 1``).
+        depth: start from ``τ_k`` of :func:`ddim_path` (``x_T`` is then a partial
+            inversion's ``x_{τ_k}``); ``ceil(depth*S)`` network evaluations.
 
     Returns:
         ``x_0`` estimate ``[B,C,H,W]`` (not clamped).
     """
-    taus = ddim_timesteps(schedule.num_train_timesteps, steps).tolist()
+    taus = ddim_path(schedule.num_train_timesteps, steps, depth)
     alphas = schedule.alpha_prod(torch.tensor([-1] + taus)).tolist()  # ᾱ_{τ_0} = 1 (clean)
     x = x_T
     for i in range(len(taus), 0, -1):
@@ -105,6 +133,7 @@ def ddim_invert(
     schedule: NoiseSchedule,
     steps: int,
     fixed_point_iters: int = 0,
+    depth: float = 1.0,
 ) -> torch.Tensor:
     """Deterministic DDIM inversion ``x_0 -> x_T`` (diffae's "stochastic encoding").
 
@@ -126,11 +155,13 @@ def ddim_invert(
         schedule: the training schedule.
         steps: number of DDIM steps S.
         fixed_point_iters: refinement iterations per step (0 = plain DDIM inversion).
+        depth: stop at ``τ_k`` of :func:`ddim_path` (partial inversion); decode the result
+            with the same ``steps`` and ``depth``.
 
     Returns:
-        ``x_T`` ``[B,C,H,W]`` (approximately unit-variance noise).
+        ``x_T`` ``[B,C,H,W]`` (approximately unit-variance noise at ``depth = 1``).
     """
-    taus = ddim_timesteps(schedule.num_train_timesteps, steps).tolist()
+    taus = ddim_path(schedule.num_train_timesteps, steps, depth)
     alphas = schedule.alpha_prod(torch.tensor([-1] + taus)).tolist()
     x = x_0
     for i in range(1, len(taus) + 1):

@@ -78,31 +78,34 @@ class DiffAE(nn.Module):
 
     @torch.no_grad()
     def invert(
-        self, x0: torch.Tensor, z: torch.Tensor, steps: int, fixed_point_iters: int | None = None
+        self, x0: torch.Tensor, z: torch.Tensor, steps: int, fixed_point_iters: int | None = None,
+        depth: float = 1.0,
     ) -> torch.Tensor:
         """DDIM inversion ("stochastic encoding"): ``x0: [B,1,H,W] in [-1,1], z: [B,Z] -> x_T: [B,1,H,W]``.
 
-        ``fixed_point_iters`` defaults to ``config.inversion_fixed_point_iters`` (see
-        :func:`components.diffusion.ddim.ddim_invert`).
+        ``fixed_point_iters`` defaults to ``config.inversion_fixed_point_iters``; ``depth < 1``
+        stops part-way (see :func:`components.diffusion.ddim.ddim_invert`).
         """
         if fixed_point_iters is None:
             fixed_point_iters = self.config.inversion_fixed_point_iters if self.config is not None else 0
-        return ddim_invert(self._eps, x0, z, self.schedule, steps, fixed_point_iters)
+        return ddim_invert(self._eps, x0, z, self.schedule, steps, fixed_point_iters, depth=depth)
 
     @torch.no_grad()
-    def render(self, x_T: torch.Tensor, z: torch.Tensor, steps: int) -> torch.Tensor:
-        """DDIM decoding: ``x_T: [B,1,H,W], z: [B,Z] -> x0: [B,1,H,W]`` clamped to [-1, 1]."""
-        return ddim_sample(self._eps, x_T, z, self.schedule, steps).clamp(-1.0, 1.0)
+    def render(self, x_T: torch.Tensor, z: torch.Tensor, steps: int, depth: float = 1.0) -> torch.Tensor:
+        """DDIM decoding: ``x_T: [B,1,H,W], z: [B,Z] -> x0: [B,1,H,W]`` clamped to [-1, 1]
+        (``depth`` as in :func:`components.diffusion.ddim.ddim_sample`)."""
+        return ddim_sample(self._eps, x_T, z, self.schedule, steps, depth=depth).clamp(-1.0, 1.0)
 
     @torch.no_grad()
     def reconstruct_stack(
-        self, x: torch.Tensor, steps: int
+        self, x: torch.Tensor, steps: int, depth: float = 1.0
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Encode, invert and decode every slice of a batch of stacks in one batch of ``B·4``.
 
         Args:
             x: ``[B,4,H,W]`` in [-1, 1].
             steps: DDIM steps for inversion and for decoding.
+            depth: fraction of the DDIM path inverted and decoded (1 = to ``x_T``).
 
         Returns:
             ``(recon [B,4,H,W] in [-1,1], x_T [B,4,H,W], q [B,4·Z])``.
@@ -110,8 +113,8 @@ class DiffAE(nn.Module):
         b, s, h, w = x.shape
         flat = x.reshape(b * s, 1, h, w)
         z = self.encode(flat)
-        x_T = self.invert(flat, z, steps)
-        recon = self.render(x_T, z, steps)
+        x_T = self.invert(flat, z, steps, depth=depth)
+        recon = self.render(x_T, z, steps, depth=depth)
         return recon.reshape(b, s, h, w), x_T.reshape(b, s, h, w), z.reshape(b, s * self.z_dim)
 
 

@@ -60,7 +60,7 @@ def case_figures(
             sweep.alphas, sweep.teacher_recon[i], sweep.teacher_cf[i], out / f"{prefix}scores.png",
             sweep.agent_q[i], sweep.agent_cf[i],
             None if sweep.teacher_random is None else sweep.teacher_random[i],
-            target_confidence, case_id,
+            target_confidence, case_id, sweep.random_alphas,
         ),
     ]
 

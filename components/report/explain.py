@@ -95,6 +95,7 @@ def explain_patient(
         "reconstruction": {"teacher": sweep.teacher_recon[0], "agent": sweep.agent_q[0]},
         "directions": directions(sweep.teacher_cf, sweep.agent_cf),
         "random_control": directions(sweep.teacher_random, sweep.agent_random),
+        "random_alphas": sweep.random_alphas,
         "indeterminate": bool(sweep.indeterminate[0]),
         "search": {str(d): r.as_dict() for d, r in sweep.searches[0].items()} or None,
         "nfe": sweep.nfe[0].as_dict(),

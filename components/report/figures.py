@@ -134,6 +134,7 @@ def plot_score_curve(
     teacher_random: np.ndarray | None = None,
     target_confidence: float | None = None,
     title: str = "",
+    random_alphas: Sequence[float] | None = None,
 ) -> Path:
     """Probability of each direction's target class vs alpha (alpha 0 = reconstruction).
 
@@ -144,14 +145,16 @@ def plot_score_curve(
         path: PNG to write.
         agent_q: ``[C]`` agent probabilities at ``q`` (optional, dashed).
         agent_cf: ``[D,A,C]`` agent probabilities (optional, dashed).
-        teacher_random: ``[D,A,C]`` random-direction control (optional, dotted).
+        teacher_random: ``[D,A_r,C]`` random-direction control (optional, dotted).
         target_confidence: drawn as a horizontal line when given.
         title: figure title.
+        random_alphas: ``[A_r]`` the control's alphas (default: ``alphas``).
 
     Returns:
         The PNG path.
     """
     x = np.concatenate([[0.0], np.asarray(alphas, dtype=float)])
+    x_r = x if random_alphas is None else np.concatenate([[0.0], np.asarray(random_alphas, dtype=float)])
     fig, ax = plt.subplots(figsize=(4.2, 3.0))
     for d in range(teacher_cf.shape[0]):
         color = f"C{d}"
@@ -159,7 +162,7 @@ def plot_score_curve(
         if agent_q is not None and agent_cf is not None:
             ax.plot(x, np.r_[agent_q[d], agent_cf[d, :, d]], "--", color=color, label=f"agent p{d}")
         if teacher_random is not None:
-            ax.plot(x, np.r_[teacher_recon[d], teacher_random[d, :, d]], ":", color=color, label=f"random dir p{d}")
+            ax.plot(x_r, np.r_[teacher_recon[d], teacher_random[d, :, d]], ":", color=color, label=f"random dir p{d}")
     if target_confidence is not None:
         ax.axhline(target_confidence, color="grey", lw=0.8)
     ax.axhline(0.5, color="grey", lw=0.5, ls="--")

@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.stats import bootstrap
 
-__all__ = ["Bound", "BootstrapSettings", "one_sided_bound", "mean_bound", "paired_difference_bound"]
+__all__ = ["Bound", "BootstrapSettings", "one_sided_bound", "mean_bound", "paired_difference_bound", "mean_interval"]
 
 
 @dataclass(frozen=True)
@@ -171,3 +171,34 @@ def paired_difference_bound(
 
     return one_sided_bound(diff, [*challenger, *champion], settings, greater_is_better, paired=True,
                            vectorized=vectorized)
+
+
+def mean_interval(
+    values: ArrayLike, settings: BootstrapSettings = BootstrapSettings(), paired_with: ArrayLike | None = None
+) -> tuple[float, float, float]:
+    """Two-sided interval ``(point, low, high)`` of the mean of per-case ``values [n]``.
+
+    With ``paired_with [n]`` it is the interval of ``mean(values - paired_with)``, cases
+    resampled together. BCa at ``settings.confidence`` (two-sided), the percentile interval
+    when BCa is undefined; a constant sample gives ``(c, c, c)``; nan with fewer than 2
+    finite cases. Benchmarks report figures this way (point beside its interval).
+    """
+    v = np.asarray(values, dtype=float)
+    if paired_with is not None:
+        v = v - np.asarray(paired_with, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size < 2:
+        return (float(v.mean()) if v.size else float("nan"), float("nan"), float("nan"))
+    point = float(v.mean())
+    if np.ptp(v) == 0:
+        return point, point, point
+    for method in (settings.method, "percentile"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = bootstrap((v,), _mean, vectorized=True, confidence_level=settings.confidence,
+                            n_resamples=settings.n_resamples, method=method,
+                            rng=np.random.default_rng(settings.seed))
+        low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+        if _finite(low) and _finite(high):
+            return point, low, high
+    return point, float("nan"), float("nan")

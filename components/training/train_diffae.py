@@ -23,11 +23,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from components.config import DiffAEConfig
-from components.models.diffae import DiffAE, build_diffae
+from components.models.diffae import DiffAE, build_diffae, save_diffae
 
-__all__ = ["train_diffae", "CHECKPOINT_NAME"]
+__all__ = ["train_diffae", "CHECKPOINT_NAME", "EARLY_CHECKPOINT"]
 
 CHECKPOINT_NAME = "diffae_ckpt.pt"
+#: the EMA weights at ``cfg.early_checkpoint_step`` (a deliberately under-trained DiffAE)
+EARLY_CHECKPOINT = "diffae_early.pt"
 
 
 class _DenoiseLoss(nn.Module):
@@ -113,7 +115,8 @@ def train_diffae(
         cfg: sizes and optimisation settings; training stops at ``cfg.max_steps`` or after
             ``cfg.max_minutes`` of training time (summed over resumed runs), whichever first.
         workdir: ``workdir/diffae_ckpt.pt`` is written every ``cfg.checkpoint_every`` steps
-            and at the end (model, EMA, optimizer, step, RNG state, loss history, elapsed time).
+            and at the end (model, EMA, optimizer, step, RNG state, loss history, elapsed time);
+            ``workdir/diffae_early.pt`` holds the EMA weights at ``cfg.early_checkpoint_step``.
         progress: receives a one-line status (step, loss, img/s, ETA) about every 5 %.
         log_metrics: receives ``({"loss", "lr", "img_per_s"}, step)`` at the same moments.
         resume: continue from an existing checkpoint in ``workdir`` (same loss curve).
@@ -196,6 +199,11 @@ def train_diffae(
                 "rng": {"generators": states, "torch": torch.get_rng_state()},
             })
 
+    def save_early(weights: nn.Module, at_step: int) -> None:  # an under-trained DiffAE, kept as a control
+        early = build_diffae(cfg)
+        early.load_state_dict(weights.state_dict())
+        save_diffae(early, ckpt_path.parent / EARLY_CHECKPOINT, extra={"step": at_step, "role": "early checkpoint"})
+
     while step < cfg.max_steps:
         elapsed = elapsed_before + time.perf_counter() - t_start
         stop = torch.tensor([float(elapsed >= max_s)])
@@ -234,6 +242,8 @@ def train_diffae(
         now = time.perf_counter()
         if step % cfg.checkpoint_every == 0:
             checkpoint()
+        if step == cfg.early_checkpoint_step and rank == 0:
+            save_early(ema, step)
         if step % report_every == 0 or now - last_report_t >= 0.05 * max_s or step == cfg.max_steps:
             last_report_t = now
             run_s = now - t_start

@@ -39,9 +39,11 @@ def _flat(prefix: str, d: dict) -> dict[str, float]:
 
 
 def _gate_inversions(recon_gate: dict, cfg: CounterfactualConfig, dataset_hash: str, model: DiffAE) -> tuple | None:
-    """The reconstruction gate's cached ``(recon, x_T, q)`` when they fit this evaluation."""
+    """The reconstruction gate's cached ``(recon, x_T, q)`` when they fit this evaluation (same
+    DiffAE, cohort and DDIM steps; full-depth inversion)."""
     inv = recon_gate.get("inversions") or {}
-    if not inv.get("path") or inv.get("ddim_steps") != cfg.ddim_steps or inv.get("dataset_hash") != dataset_hash \
+    if not inv.get("path") or inv.get("ddim_steps") != cfg.ddim_steps or cfg.ddim_depth != 1.0 \
+            or inv.get("dataset_hash") != dataset_hash \
             or not Path(inv["path"]).is_file() or inv.get("diffae_sha256") != weights_sha256(model):
         return None
     with np.load(inv["path"]) as z:

@@ -16,7 +16,7 @@ from components.gates import (
     gates_section,
     reconstruction_evidence,
 )
-from components.stats.bootstrap import BootstrapSettings, mean_bound, paired_difference_bound
+from components.stats.bootstrap import BootstrapSettings, mean_bound, mean_interval, paired_difference_bound
 
 
 @pytest.mark.parametrize(("k", "n"), [(60, 200), (150, 200), (25, 120)])
@@ -39,6 +39,19 @@ def test_bound_is_seeded_and_upper_side_for_lower_is_better() -> None:
     assert a == b
     up = mean_bound(x, BootstrapSettings(seed=3), greater_is_better=False)
     assert up.upper is not None and up.lower is None and up.upper > x.mean() > a.lower
+
+
+def test_two_sided_interval_matches_the_binomial_interval_and_handles_pairs_and_constants() -> None:
+    x = np.zeros(120)
+    x[:40] = 1.0
+    point, low, high = mean_interval(x, BootstrapSettings(seed=2))
+    exact = binomtest(40, 120).proportion_ci(0.95, method="wilson")
+    assert point == pytest.approx(1 / 3)
+    assert low == pytest.approx(exact.low, abs=0.015) and high == pytest.approx(exact.high, abs=0.015)
+    assert mean_interval(np.full(30, 0.7)) == pytest.approx((0.7, 0.7, 0.7))
+    p, lo, hi = mean_interval(x + 5.0, paired_with=x + 4.0)  # the paired difference is the constant 1
+    assert (p, lo, hi) == pytest.approx((1.0, 1.0, 1.0))
+    assert np.isnan(mean_interval(np.array([1.0]))[1])
 
 
 def test_degenerate_sample_bound_equals_point_and_is_flagged() -> None:

@@ -42,15 +42,15 @@ class TinyDiffAE(nn.Module):
         self.calls["encode"] += x.shape[0] * x.shape[1]
         return self.enc(x.flatten(2)).flatten(1)
 
-    def invert(self, x0: Tensor, z: Tensor, steps: int) -> Tensor:
+    def invert(self, x0: Tensor, z: Tensor, steps: int, depth: float = 1.0) -> Tensor:
         self.calls["invert"] += x0.shape[0]
         return x0 - self.pattern(z)
 
-    def render(self, x_T: Tensor, z: Tensor, steps: int) -> Tensor:
+    def render(self, x_T: Tensor, z: Tensor, steps: int, depth: float = 1.0) -> Tensor:
         self.calls["render"] += x_T.shape[0]
         return x_T + self.pattern(z)
 
-    def reconstruct_stack(self, x: Tensor, steps: int) -> tuple[Tensor, Tensor, Tensor]:
+    def reconstruct_stack(self, x: Tensor, steps: int, depth: float = 1.0) -> tuple[Tensor, Tensor, Tensor]:
         b, s, h, w = x.shape
         q = self.encode_stack(x)
         z = q.view(b * s, self.z_dim)

@@ -16,7 +16,7 @@ class _Mixer(torch.nn.Module):
         super().__init__()
         self.w = w
 
-    def render(self, x_t: torch.Tensor, z: torch.Tensor, steps: int) -> torch.Tensor:
+    def render(self, x_t: torch.Tensor, z: torch.Tensor, steps: int, depth: float = 1.0) -> torch.Tensor:
         return self.w * z.reshape(x_t.shape) + (1 - self.w) * x_t
 
 

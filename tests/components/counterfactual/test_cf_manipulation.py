@@ -8,6 +8,7 @@ import torch
 
 from components.config import CounterfactualConfig
 from components.counterfactual.manipulation import agent_gradient, random_directions, shift_latents
+from components.counterfactual.criteria import manipulation_criterion
 from components.counterfactual.sweep import run_sweep
 
 
@@ -101,3 +102,24 @@ def test_standardized_step_space_keeps_low_variance_dims_still(standins):
     cfg = CounterfactualConfig(alphas=[0.1, 0.2], ddim_steps=1, batch_size=8, random_control=False)
     res = run_sweep(model, agent, bb, x[:2], cfg, search=False)  # auto -> standardized
     assert (np.diff(res.agent_cf[:, 1, :, 1], axis=1) >= 0).all()
+
+
+def test_random_control_at_the_largest_alpha_only_costs_one_row_per_direction(standins):
+    model, agent, bb, x = standins
+    cfg = CounterfactualConfig(alphas=[0.1, 0.2, 0.4], ddim_steps=4, ddim_depth=0.5, batch_size=8,
+                               random_control_alphas="largest")
+    res = run_sweep(model, agent, bb, x, cfg, search=False)
+    n, a = x.shape[0], len(cfg.alphas)
+    assert res.counterfactuals.shape == (n, 2, a, 4, 16, 16)
+    assert res.random_cf is not None and res.random_cf.shape == (n, 2, 1, 4, 16, 16)
+    assert res.teacher_random.shape == res.agent_random.shape == (n, 2, 1, 2)
+    assert res.random_alphas.tolist() == [0.4]
+    full = run_sweep(model, agent, bb, x, cfg.model_copy(update={"random_control_alphas": "all"}), search=False)
+    # the same random directions (seeded): the largest-alpha row is the full control's last one
+    np.testing.assert_allclose(res.random_cf[:, :, 0], full.random_cf[:, :, -1], atol=1e-6)
+    np.testing.assert_allclose(res.counterfactuals, full.counterfactuals, atol=1e-6)
+    # per patient, path = ceil(0.5 * 4) = 2 UNet evaluations per decode:
+    # invert + recon (2 * 4 slices) + (2 directions x 3 alphas + 2 random) rows x 4 slices
+    assert res.nfe[0].unet == (2 * 4 + (2 * a + 2) * 4) * 2
+    crit = manipulation_criterion(res)
+    assert crit["random_control_flip_rate_all_cases"] is not None

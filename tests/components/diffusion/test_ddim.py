@@ -118,3 +118,32 @@ def test_sample_does_not_mutate_input() -> None:
     before = x_T.clone()
     ddim_sample(half_x, x_T, torch.zeros(2, 2), make_schedule("linear", 20), steps=4)
     assert torch.equal(x_T, before)
+
+
+def test_partial_depth_inverts_and_decodes_the_first_part_of_the_grid() -> None:
+    from components.diffusion import ddim_path
+
+    assert ddim_path(1000, 50) == ddim_timesteps(1000, 50).tolist()
+    assert ddim_path(1000, 50, 0.3) == ddim_timesteps(1000, 50)[:15].tolist()
+    assert ddim_path(1000, 10, 0.55) == ddim_timesteps(1000, 10)[:6].tolist()  # ceil(5.5) = 6
+    assert len(ddim_path(1000, 4, 0.01)) == 1
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError):
+            ddim_path(1000, 10, bad)
+    schedule = make_schedule("cosine", 100)
+    calls = []
+
+    def eps(x: torch.Tensor, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        calls.append(int(t[0]))
+        return 0.1 * x + 0.01 * t.view(-1, 1, 1, 1)
+
+    x0 = torch.linspace(-1, 1, 16, dtype=torch.float64).view(1, 1, 4, 4)
+    x_mid = ddim_invert(eps, x0, torch.zeros(1, 1), schedule, 10, fixed_point_iters=3, depth=0.4)
+    assert calls == [t for t in ddim_path(100, 10, 0.4) for _ in range(4)]  # 1 + 3 refinements per step
+    calls.clear()
+    back = ddim_sample(eps, x_mid, torch.zeros(1, 1), schedule, 10, depth=0.4)
+    assert calls == ddim_path(100, 10, 0.4)[::-1]  # ceil(0.4 * 10) = 4 network evaluations, top down
+    torch.testing.assert_close(back, x0, atol=1e-6, rtol=0)
+    # the partial code is x_{t0}, noisier than x_0 and less so than the full inversion's x_T
+    x_T = ddim_invert(eps, x0, torch.zeros(1, 1), schedule, 10, fixed_point_iters=3)
+    assert (x_mid - x0).abs().mean() < (x_T - x0).abs().mean()

@@ -12,7 +12,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from components.config import DiffAEConfig
-from components.training.train_diffae import CHECKPOINT_NAME, train_diffae
+from components.models.diffae import load_diffae
+from components.training.train_diffae import CHECKPOINT_NAME, EARLY_CHECKPOINT, train_diffae
 
 CFG = DiffAEConfig(image_size=16, base_channels=4, channel_mults=[1, 2], num_res_blocks=1,
                    attention_resolutions=[8], z_dim=8, encoder_channels=4, timesteps=50,
@@ -48,6 +49,20 @@ def test_metrics_and_checkpoint(tmp_path: Path) -> None:
         assert torch.equal(v, ema[k]), k
     assert any(not torch.equal(blob["model"][k], ema[k]) for k in ema)
     assert not model.training
+
+
+def test_early_checkpoint_keeps_the_ema_weights_of_that_step(tmp_path: Path) -> None:
+    cfg = CFG.model_copy(update={"early_checkpoint_step": 4, "max_steps": 8})
+    final, _ = train_diffae(images(), cfg, tmp_path)
+    early = load_diffae(tmp_path / EARLY_CHECKPOINT)
+    assert torch.load(tmp_path / EARLY_CHECKPOINT, weights_only=True)["extra"]["step"] == 4
+    # the step-4 checkpoint's EMA is what a 4-step run returns; the 8-step model differs
+    four, _ = train_diffae(images(), cfg.model_copy(update={"max_steps": 4}), tmp_path / "four")
+    for k, v in four.state_dict().items():
+        assert torch.equal(v, early.state_dict()[k]), k
+    assert any(not torch.equal(v, early.state_dict()[k]) for k, v in final.state_dict().items())
+    off, _ = train_diffae(images(), cfg.model_copy(update={"early_checkpoint_step": 0}), tmp_path / "off")
+    assert not (tmp_path / "off" / EARLY_CHECKPOINT).exists()
 
 
 def test_resume_after_kill_continues_the_same_run(tmp_path: Path) -> None:
