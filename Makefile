@@ -8,7 +8,7 @@ WORKDIR ?= .diffexplainer/demo
 PRESET ?= cpu-small
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv bench bench-agent bench-faithfulness bench-gates clean
+.PHONY: demo test venv bench bench-agent bench-faithfulness bench-gates bench-cf clean
 
 venv: $(STAMP)
 
@@ -47,6 +47,11 @@ SEEDS ?= 10
 CF_SEEDS ?= 3
 bench-gates: $(STAMP)
 	$(PY) benchmarks/gate_stability.py --workdir $(WORKDIR) --preset $(PRESET) --seeds $(SEEDS) --cf-seeds $(CF_SEEDS)
+
+# counterfactual cost (issue 13): UNet evaluations per patient vs validity over DDIM steps, depth, random control
+# and alpha search, on the same cases of a finished `make demo` (WORKDIR)
+bench-cf: $(STAMP)
+	$(PY) benchmarks/cf_cost.py --workdir $(WORKDIR) --preset $(PRESET)
 
 clean:
 	rm -rf .diffexplainer .pytest_cache

@@ -94,7 +94,7 @@ def parse_setting(text: str) -> dict[str, Any]:
 def _config(base: CounterfactualConfig, knobs: dict[str, Any]) -> CounterfactualConfig:
     return base.model_copy(update={
         "ddim_steps": knobs["steps"], "ddim_depth": knobs["depth"], "random_control_alphas": knobs["random"],
-        "search_max_evals": max(1, knobs["search"]), "random_control": True, "attribution_map": True})
+        "search_max_evals": knobs["search"], "random_control": True, "attribution_map": True})
 
 
 def case_metrics(sweep: SweepResult, maps: dict[str, np.ndarray], disease: np.ndarray, lungs: np.ndarray,
@@ -181,7 +181,7 @@ def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, settings: Sequence
             with np.load(inv_path) as z:  # the gate's cached inversions (their cost is still counted)
                 pre = tuple(torch.as_tensor(z[k][idx]) for k in ("recon", "x_T", "q"))
         start = time.monotonic()
-        sweep = run_sweep(diffae, agent, bb, x, ccfg, search=knobs["search"] > 0, precomputed=pre,
+        sweep = run_sweep(diffae, agent, bb, x, ccfg, precomputed=pre,
                           progress=lambda m, t=text: _say(f"{t}: {m}"))
         maps = localization_maps(sweep, bb, ccfg, baselines=False)
         wall = time.monotonic() - start

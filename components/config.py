@@ -300,7 +300,11 @@ class CounterfactualConfig(StrictModel):
     target_confidence: float = Field(0.8, gt=0.5, lt=1)
     alpha_cap: float = Field(1.0, gt=0)
     search_alpha_start: float = Field(0.1, gt=0, description="first alpha of the doubling phase")
-    search_max_evals: int = Field(12, ge=1, description="teacher evaluations per search")
+    search_max_evals: int = Field(
+        12, ge=0, description="teacher evaluations per search (each one decode of the stack); 0 = no alpha search "
+        "(the criteria and the gate use the sweep's fixed alphas only; the search adds the alpha at which the "
+        "teacher becomes confident)",
+    )
     search_rel_tol: float = Field(0.1, gt=0, lt=1, description="bisection stops at (hi-lo) <= tol*hi")
     random_control: bool = Field(True, description="also decode random directions of equal size")
     max_cases: int = Field(30, ge=1)

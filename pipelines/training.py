@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timezone
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from steps.diffae.train_diffae import train_diffae_step
 from steps.ingest.ingest_cohort import ingest_cohort
 from steps.teacher.train_teacher import train_teacher_step
 
-__all__ = ["training_pipeline", "run_training"]
+__all__ = ["training_pipeline", "run_training", "step_windows"]
 
 
 # The ZenML model whose versions mirror each run's gate decision and audit records.
@@ -54,6 +55,25 @@ def training_pipeline(
                             auto_promote=config["tracking"]["auto_promote"])
 
 
+def _epoch(moment: Any) -> float | None:
+    """A ZenML timestamp (naive datetimes are UTC) as epoch seconds."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def step_windows(run: Any) -> dict[str, tuple[float, float]]:
+    """Step name -> ``(start, end)`` epoch seconds of a finished pipeline run, as ZenML recorded them."""
+    out: dict[str, tuple[float, float]] = {}
+    for name, step_run in run.steps.items():
+        start, end = _epoch(getattr(step_run, "start_time", None)), _epoch(getattr(step_run, "end_time", None))
+        if start is not None and end is not None:
+            out[name] = (start, end)
+    return out
+
+
 def run_training(
     cfg: ExperimentConfig,
     train_source: str,
@@ -78,6 +98,7 @@ def run_training(
         external_fingerprint=source_fingerprint(str(external_source), str(external_labels)),
     )
     summary: dict[str, Any] = {"pipeline_run": str(run.id), "status": str(run.status)}
+    summary["step_windows"] = step_windows(run)
     wanted = {"dataset", "reconstruction_gate", "registration", "metrics"}
     for step_name, step_run in run.steps.items():
         for out_name, arts in step_run.outputs.items():

@@ -111,7 +111,8 @@ def run_sweep(
         cfg: alphas, direction normalisation, step space, DDIM steps, batch size, random
             control, search. With a standardising agent (``step_space`` auto) the step, its
             normalisation and the random control live in the agent's standardised coordinates.
-        search: run the bounded alpha search on indeterminate cases.
+        search: run the bounded alpha search on indeterminate cases (when
+            ``cfg.search_max_evals > 0``).
         precomputed: ``(recon, x_T, q)`` of ``x`` from an earlier inversion with the same
             model and ``cfg.ddim_steps`` (see :func:`.decoding.encode_stacks`).
         progress: optional callback, one line per phase and per search round.
@@ -174,7 +175,7 @@ def run_sweep(
 
     indet = is_indeterminate(_np(t_recon), cfg.indeterminate_band)
     searches: list[dict[int, AlphaSearchResult]] = [{} for _ in range(n)]
-    if search and indet.any():
+    if search and cfg.search_max_evals > 0 and indet.any():
         jobs = [(i, d) for i in np.flatnonzero(indet) for d in range(n_cls)]
         sweep_t = _np(probs_t)
         state = [  # each search starts from the sweep's teacher probabilities on its direction

@@ -82,3 +82,13 @@ def test_sweep_searches_indeterminate_cases_up_to_cap(standins):
         # invert + recon + sweep (2 directions x 1 alpha) + 2 searches x 2 decodes, 4 slices each
         assert counts.unet == (2 + 2 + 4) * 4 * cfg.ddim_steps
     assert torch.isfinite(torch.as_tensor(res.counterfactuals)).all()
+
+
+def test_no_search_when_its_budget_is_zero(standins):
+    model, agent, bb, x = standins
+    bb.module.w.zero_()  # every case indeterminate, as above
+    bb.module.bias = 0.0
+    cfg = CounterfactualConfig(alphas=[0.1], ddim_steps=2, batch_size=8, search_max_evals=0, random_control=False)
+    res = run_sweep(model, agent, bb, x[:2], cfg)
+    assert res.indeterminate.all() and res.searches == [{}, {}]
+    assert all(c.unet == (2 + 2) * 4 * cfg.ddim_steps for c in res.nfe)  # invert + recon + 2 sweep rows only
