@@ -41,6 +41,9 @@ def test_demo_writes_report_with_all_sections(demo_run: tuple[dict, Path, object
     assert metrics["counterfactual"]["nfe_per_patient"] > 0
     for stage in ("ingest", "diffae", "teacher", "agent", "reconstruction_gate", "counterfactual", "total"):
         assert metrics["timings_s"][stage] is not None and metrics["timings_s"][stage] >= 0
+    acc = metrics["timings_s"]  # the demo's whole wall time, split into measured windows
+    assert acc["wall"] > acc["total"] > 0 and acc["pipeline_startup"] >= 0 and acc["untimed_steps"] > 0
+    assert 0.9 <= acc["accounted_share"] <= 1.001 and summary["timings_s"]["wall"] == acc["wall"]
     for name in ("reconstruction", "agent", "counterfactual"):  # each gate measured, with its bound
         g = metrics["gates"][name]
         assert isinstance(g["passed"], bool) and g["metrics"], name
