@@ -168,7 +168,8 @@ def main() -> None:
         if seed < args.cf_seeds:
             probs = teacher_probabilities(bb, torch.as_tensor(d["x_ext"]), cfg.counterfactual.batch_size).numpy()
             idx = select_cases(probs, cfg.counterfactual)
-            pre = tuple(torch.as_tensor(d[k][idx]) for k in ("recon", "x_T", "q_inv"))
+            pre = tuple(torch.as_tensor(d[k][idx]) for k in ("recon", "x_T", "q_inv")) \
+                if cfg.counterfactual.ddim_depth == 1.0 else None  # cached inversions are full-depth
             # the gate's metrics use the sweep's alphas only, not the alpha search: skip it here
             sweep = run_sweep(d["diffae"], suite.agent, bb, torch.as_tensor(d["x_ext"][idx]), cfg.counterfactual,
                               search=False, precomputed=pre)
