@@ -154,6 +154,19 @@ def test_registration_matches_gates_and_lineage(demo_run: tuple[dict, Path, obje
         assert info["pipeline_run"] == summary["pipeline_run"]
 
 
+def test_swap_finds_the_training_workdir_through_the_registered_diffae(
+    demo_run: tuple[dict, Path, object], tmp_path: Path
+) -> None:
+    from components.errors import UserError
+    from pipelines.swap_classifier import resolve_workdir
+
+    _, workdir, cfg = demo_run
+    elsewhere = cfg.model_copy(update={"workdir": str(tmp_path / "nowhere")})
+    assert Path(resolve_workdir(elsewhere, "latest", workdir_given=False)).resolve() == workdir.resolve()
+    with pytest.raises(UserError, match="--workdir"):  # a --workdir given is used, never replaced
+        resolve_workdir(elsewhere, "latest", workdir_given=True)
+
+
 def test_rerun_reuses_cached_diffae(demo_run: tuple[dict, Path, object]) -> None:
     summary, workdir, cfg = demo_run
     second = run_demo(cfg, progress=lambda m: None)
