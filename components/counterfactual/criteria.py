@@ -15,15 +15,13 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import torch
-from monai.metrics import PSNRMetric, SSIMMetric
 from scipy.special import rel_entr
 from scipy.stats import spearmanr
 
 from components.counterfactual.sweep import SweepResult
+from components.metrics.image_quality import image_quality
 
 __all__ = [
-    "image_quality",
     "reconstruction_criterion",
     "observable_criterion",
     "manipulation_criterion",
@@ -44,26 +42,6 @@ def _nanmean(values: list[float] | np.ndarray) -> float | None:
     arr = np.asarray(values, dtype=np.float64)
     arr = arr[np.isfinite(arr)]
     return float(arr.mean()) if arr.size else None
-
-
-def image_quality(reference: np.ndarray, test: np.ndarray) -> tuple[float, float]:
-    """Mean PSNR (dB) and SSIM over slices, MONAI metrics on ``(x+1)/2`` with range 1.
-
-    Args:
-        reference: ``[N,4,H,W]`` in [-1,1].
-        test: same shape, in [-1,1].
-
-    Returns:
-        ``(psnr, ssim)`` averaged over the ``N*4`` slices.
-    """
-    ref = torch.as_tensor(reference, dtype=torch.float32).reshape(-1, 1, *reference.shape[-2:])
-    tst = torch.as_tensor(test, dtype=torch.float32).reshape(-1, 1, *test.shape[-2:])
-    ref, tst = ((ref + 1) / 2).clamp(0, 1), ((tst + 1) / 2).clamp(0, 1)
-    psnr = PSNRMetric(max_val=1.0)(tst, ref).mean().item()
-    win = min(11, ref.shape[-1], ref.shape[-2])
-    win -= 1 - win % 2  # odd window no larger than the image
-    ssim = SSIMMetric(spatial_dims=2, data_range=1.0, win_size=win)(tst, ref).mean().item()
-    return float(psnr), float(ssim)
 
 
 def _mean_kl(p: np.ndarray, q: np.ndarray, eps: float = 1e-12) -> float:
