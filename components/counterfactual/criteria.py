@@ -15,10 +15,10 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy.special import rel_entr
 from scipy.stats import spearmanr
 
 from components.counterfactual.sweep import SweepResult
+from components.metrics.classification import prob_kl
 from components.metrics.image_quality import image_quality
 
 __all__ = [
@@ -44,11 +44,6 @@ def _nanmean(values: list[float] | np.ndarray) -> float | None:
     return float(arr.mean()) if arr.size else None
 
 
-def _mean_kl(p: np.ndarray, q: np.ndarray, eps: float = 1e-12) -> float:
-    """Mean over rows of KL(p || q) for ``[N,C]`` probabilities (clipped to ``[eps, 1]``)."""
-    return float(rel_entr(np.clip(p, eps, 1.0), np.clip(q, eps, 1.0)).sum(axis=1).mean())
-
-
 def reconstruction_criterion(sweep: SweepResult) -> dict[str, float | None]:
     """Criterion 1: fidelity of ``I'_q`` to ``I_q``.
 
@@ -62,7 +57,7 @@ def reconstruction_criterion(sweep: SweepResult) -> dict[str, float | None]:
     return {
         "psnr": nan_to_none(psnr),
         "ssim": nan_to_none(ssim),
-        "teacher_kl": nan_to_none(_mean_kl(t_o, t_r)),
+        "teacher_kl": nan_to_none(prob_kl(t_o, t_r)),
         "teacher_score_change": nan_to_none(np.abs(t_r[:, 1] - t_o[:, 1]).mean()),
         "decision_kept": nan_to_none((t_o.argmax(1) == t_r.argmax(1)).mean()),
         "n_patients": int(t_o.shape[0]),
