@@ -1,0 +1,20 @@
+"""Nested-dict helpers: the one deep merge (config presets, k8s settings)."""
+
+from __future__ import annotations
+
+import copy
+
+from components.nested import deep_merge
+
+
+def test_deep_merge_merges_mappings_replaces_the_rest_and_copies() -> None:
+    base = {"a": {"x": 1, "y": [1, 2]}, "b": 2, "c": {"z": {"deep": 1}}}
+    over = {"a": {"y": [3], "w": {"new": 1}}, "b": {"now": "a dict"}, "c": 5}
+    kept = copy.deepcopy((base, over))
+    merged = deep_merge(base, over)
+    assert merged == {"a": {"x": 1, "y": [3], "w": {"new": 1}}, "b": {"now": "a dict"}, "c": 5}
+    assert (base, over) == kept  # inputs untouched
+    merged["a"]["y"].append(4)
+    merged["a"]["w"]["new"] = 2
+    assert (base, over) == kept  # and nothing shared with them
+    assert deep_merge(base, {}) == base and deep_merge({}, over) == over
