@@ -23,19 +23,9 @@ from components.models.diffae import DiffAE, load_diffae
 from components.report.cohort import write_cohort_report
 from steps.registry.gate_decision import decide
 from steps.registry.mlflow_registry import current_champion
-from steps.tracking import step_run
+from steps.tracking import numeric_metrics, step_run
 
 __all__ = ["evaluate_counterfactuals_step"]
-
-
-def _flat(prefix: str, d: dict) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(f"{prefix}{k}_", v))
-        elif isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v):
-            out[f"{prefix}{k}"] = float(v)
-    return out
 
 
 def _gate_inversions(recon_gate: dict, cfg: CounterfactualConfig, dataset_hash: str, model: DiffAE) -> tuple | None:
@@ -116,7 +106,7 @@ def evaluate_counterfactuals_step(
             gates=gates_section([recon_gate, agent["gate"], cf_gate]),
         )
         metrics = json.loads(paths.metrics_json.read_text())
-        mlflow.log_metrics(_flat("", {k: metrics.get(k) or {} for k in ("counterfactual", "localization")}))
+        mlflow.log_metrics(numeric_metrics({k: metrics.get(k) or {} for k in ("counterfactual", "localization")}))
         mlflow.log_artifacts(str(paths.index_html.parent), artifact_path="report")
     log_metadata({"counterfactual": metrics.get("counterfactual") or {}})
     return metrics, HTMLString(paths.index_html.read_text()), cf_gate.to_dict()
