@@ -55,7 +55,7 @@ from components.models.diffae import DiffAE, load_diffae  # noqa: E402
 from components.training.agent_suite import blackbox_targets, distill_suite  # noqa: E402
 from components.training.distill_agent import agent_scores, decision_threshold, distill_agent  # noqa: E402
 from components.training.train_teacher import train_teacher  # noqa: E402
-from steps.registry.gate_decision import decide  # noqa: E402
+from registry.gate_decision import decide  # noqa: E402
 
 
 def _say(msg: str) -> None:

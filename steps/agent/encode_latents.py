@@ -12,7 +12,7 @@ from zenml import step
 from components.data.dataset import load_dataset
 from components.models.diffae import load_diffae
 from components.training.latents import AUGMENTATIONS, augment_stacks, encode_latents
-from steps.registry.loaders import weights_sha256
+from registry.loaders import weights_sha256
 
 __all__ = ["encode_latents_step"]
 

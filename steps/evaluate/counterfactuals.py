@@ -12,7 +12,7 @@ import numpy as np
 from zenml import log_metadata, step
 from zenml.types import HTMLString
 
-from steps.registry.loaders import load_classifier, weights_sha256
+from registry.loaders import load_classifier, weights_sha256
 from components.config import CounterfactualConfig, GateConfig
 from components.counterfactual.criteria import per_case_manipulation
 from components.counterfactual.evaluate import evaluate_cohort
@@ -21,8 +21,8 @@ from components.data.dataset import load_dataset
 from components.models.agent import load_agent
 from components.models.diffae import DiffAE, load_diffae
 from components.report.cohort import write_cohort_report
-from steps.registry.gate_decision import decide
-from steps.registry.mlflow_registry import current_champion
+from registry.gate_decision import decide
+from registry.mlflow_registry import current_champion
 from steps.tracking import numeric_metrics, step_run
 
 __all__ = ["evaluate_counterfactuals_step"]

@@ -12,15 +12,15 @@ import mlflow
 import numpy as np
 from zenml import log_metadata, step
 
-from steps.registry.loaders import load_classifier, weights_sha256
+from registry.loaders import load_classifier, weights_sha256
 from components.config import GateConfig
 from components.data.dataset import Dataset, load_dataset
 from components.gates import reconstruction_evidence
 from components.metrics.reconstruction_eval import evaluate_reconstruction, reconstruct_cohort, score_reconstruction
 from components.models.diffae import DiffAE, load_diffae
 from components.report.figures import plot_reconstructions
-from steps.registry.champion import champion_reconstruction
-from steps.registry.gate_decision import decide
+from registry.champion import champion_reconstruction
+from registry.gate_decision import decide
 from steps.tracking import log_dict_artifact, step_run
 
 __all__ = ["reconstruction_gate_step", "cached_reconstructions"]

@@ -12,8 +12,8 @@ from components.config import load_config
 from components.report.metrics_json import SCHEMA
 from pipelines.cli import main
 from pipelines.demo import run_demo
-from steps.registry.lineage import lineage
-from steps.registry.mlflow_registry import read_audit_log
+from registry.lineage import lineage
+from registry.mlflow_registry import read_audit_log
 
 TINY = Path(__file__).with_name("tiny.yaml")
 
@@ -195,7 +195,7 @@ def test_swap_classifier_reuses_diffae_and_explain_finds_its_agent(
     from components.training.train_teacher import train_teacher
     from pipelines.explain import run_explain
     from pipelines.swap_classifier import run_swap_classifier
-    from steps.registry.loaders import load_registered, weights_sha256
+    from registry.loaders import load_registered, weights_sha256
 
     _, workdir, cfg = demo_run
     ds = load_dataset(workdir / "datasets" / "osic")
