@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Annotated
 
 import mlflow
@@ -12,7 +11,8 @@ import numpy as np
 from zenml import log_metadata, step
 from zenml.types import HTMLString
 
-from registry.loaders import load_classifier, weights_sha256
+from registry.loaders import load_classifier
+from components.caches import reusable_inversions
 from components.config import CounterfactualConfig, GateConfig
 from components.counterfactual.criteria import per_case_manipulation
 from components.counterfactual.evaluate import evaluate_cohort
@@ -28,15 +28,12 @@ from steps.tracking import numeric_metrics, step_run
 __all__ = ["evaluate_counterfactuals_step"]
 
 
-def _gate_inversions(recon_gate: dict, cfg: CounterfactualConfig, dataset_hash: str, model: DiffAE) -> tuple | None:
-    """The reconstruction gate's cached ``(recon, x_T, q)`` when they fit this evaluation."""
-    inv = recon_gate.get("inversions") or {}
-    if not inv.get("path") or inv.get("ddim_steps") != cfg.ddim_steps or inv.get("dataset_hash") != dataset_hash \
-            or not Path(inv["path"]).is_file() or inv.get("diffae_sha256") != weights_sha256(model):
-        return None
-    with np.load(inv["path"]) as z:
-        print(f"[counterfactual] reusing the gate's DDIM inversions ({inv['path']})", flush=True)
-        return z["recon"], z["x_T"], z["q"]
+def _gate_inversions(recon_gate: dict, model: DiffAE, dataset_hash: str, steps: int) -> tuple | None:
+    """The reconstruction gate's cached ``(recon, x_T, q)`` when their key fits this evaluation."""
+    arrays = reusable_inversions(recon_gate.get("inversions"), model, dataset_hash, steps)
+    if arrays is not None:
+        print(f"[counterfactual] reusing the gate's DDIM inversions ({recon_gate['inversions']['path']})", flush=True)
+    return arrays
 
 
 @step
@@ -79,7 +76,7 @@ def evaluate_counterfactuals_step(
                                      masks=None if ext.masks is None else np.asarray(ext.masks),
                                      distractor=None if ext.distractor is None else np.asarray(ext.distractor),
                                      marker=None if ext.marker is None else np.asarray(ext.marker),
-                                     inversions=_gate_inversions(recon_gate, cfg, ext.hash, model),
+                                     inversions=_gate_inversions(recon_gate, model, ext.hash, cfg.ddim_steps),
                                      progress=lambda msg: print(f"[counterfactual {time.time() - t0:6.0f} s] {msg}", flush=True))
         per_case = per_case_manipulation(evaluation.sweep)
         champion = current_champion(champion_model) if champion_model else None
