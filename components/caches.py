@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +27,38 @@ from components.metrics.reconstruction_eval import reconstruct_cohort
 from components.models.diffae import DiffAE
 from components.training.latents import AUGMENTATIONS, augment_stacks, encode_latents
 
-__all__ = ["latents_key", "cached_latents", "reconstructions_key", "cached_reconstructions", "reusable_inversions"]
+__all__ = ["Latents", "latents_key", "cached_latents", "reconstructions_key", "cached_reconstructions",
+           "reusable_inversions"]
 
 Progress = Callable[[str], None]
 
 
 def _stored_key_is(meta: Path, key: Mapping[str, Any]) -> bool:
     return meta.is_file() and json.loads(meta.read_text()) == dict(key)
+
+
+@dataclass(frozen=True)
+class Latents:
+    """Where a run's latents are (the artifact the latents step passes to agent distillation).
+
+    Attributes:
+        train, external: ``.npy`` paths of ``q`` ``[N,4Z]`` float32, training / external cohort.
+        train_augmented: augmentation name -> ``.npy`` path of the augmented training stacks' ``q``.
+        dataset_hash, external_hash, diffae_sha256: the cache key it was made (or reused) for.
+        reused: True when read from the cache instead of encoded.
+    """
+
+    train: str
+    external: str
+    train_augmented: dict[str, str]
+    dataset_hash: str
+    external_hash: str
+    diffae_sha256: str
+    reused: bool
+
+    def load(self, which: str) -> np.ndarray:
+        """``q`` ``[N,4Z]`` of ``"train"``, ``"external"`` or an augmentation name (KeyError otherwise)."""
+        return np.load({"train": self.train, "external": self.external, **self.train_augmented}[which])
 
 
 def latents_key(model: DiffAE, dataset_hash: str, external_hash: str) -> dict[str, Any]:
@@ -44,7 +70,7 @@ def latents_key(model: DiffAE, dataset_hash: str, external_hash: str) -> dict[st
 def cached_latents(
     model: DiffAE, train_images: np.ndarray, external_images: np.ndarray, dataset_hash: str, external_hash: str,
     out: Path, progress: Progress | None = None,
-) -> dict[str, Any]:
+) -> Latents:
     """Latents of both cohorts (and the training augmentations), encoded once per key.
 
     Args:
@@ -55,8 +81,8 @@ def cached_latents(
         progress: called with one line per encoded array, or on reuse.
 
     Returns:
-        ``{train, external, train_<augmentation>: .npy paths}`` plus the key's fields and
-        ``reused``.
+        The :class:`Latents` (files ``train.npy``, ``external.npy``, ``train_<augmentation>.npy``
+        and the key ``meta.json`` under ``out``).
     """
     say = progress or (lambda _m: None)
     out.mkdir(parents=True, exist_ok=True)
@@ -64,9 +90,16 @@ def cached_latents(
     names = ["train", "external", *[f"train_{a}" for a in AUGMENTATIONS]]
     paths = {name: str(out / f"{name}.npy") for name in names}
     meta = out / "meta.json"
+
+    def result(reused: bool) -> Latents:
+        return Latents(train=paths["train"], external=paths["external"],
+                       train_augmented={a: paths[f"train_{a}"] for a in AUGMENTATIONS},
+                       dataset_hash=dataset_hash, external_hash=external_hash, diffae_sha256=key["diffae_sha256"],
+                       reused=reused)
+
     if _stored_key_is(meta, key) and all(Path(p).is_file() for p in paths.values()):
         say(f"[latents] reusing cached latents in {out}")
-        return {**paths, **key, "reused": True}
+        return result(True)
     jobs = [("train", train_images), ("external", external_images),
             *[(f"train_{a}", augment_stacks(train_images, a)) for a in AUGMENTATIONS]]
     for name, images in jobs:
@@ -74,7 +107,7 @@ def cached_latents(
         np.save(paths[name], q)
         say(f"[latents] {name}: {q.shape}")
     meta.write_text(json.dumps(key))
-    return {**paths, **key, "reused": False}
+    return result(False)
 
 
 def reconstructions_key(model: DiffAE, dataset_hash: str, steps: int) -> dict[str, Any]:

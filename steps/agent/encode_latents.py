@@ -7,7 +7,7 @@ from typing import Annotated
 
 from zenml import step
 
-from components.caches import cached_latents
+from components.caches import Latents, cached_latents
 from components.data.dataset import load_dataset
 from components.models.diffae import load_diffae
 
@@ -15,7 +15,7 @@ __all__ = ["encode_latents_step"]
 
 
 @step
-def encode_latents_step(diffae: dict, dataset: dict, external: dict, workdir: str) -> Annotated[dict, "latents"]:
+def encode_latents_step(diffae: dict, dataset: dict, external: dict, workdir: str) -> Annotated[Latents, "latents"]:
     """Write ``q`` arrays ``[N,4Z]`` float32 (train, external, and each training-set augmentation
     ``train_<name>``) under workdir/latents.
 
@@ -24,8 +24,7 @@ def encode_latents_step(diffae: dict, dataset: dict, external: dict, workdir: st
     (:func:`components.caches.cached_latents`).
 
     Returns:
-        {train, external, train_<augmentation>: paths; dataset_hash, external_hash, diffae_sha256,
-        augmentations, reused}.
+        The :class:`~components.caches.Latents` (paths and cache key; a typed ZenML artifact).
     """
     model = load_diffae(diffae["path"])
     ds, ext = load_dataset(dataset["path"]), load_dataset(external["path"])

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from components.caches import cached_latents, cached_reconstructions, reconstructions_key, reusable_inversions
+from components.caches import Latents, cached_latents, cached_reconstructions, reconstructions_key, reusable_inversions
 from components.config import DiffAEConfig
 from components.models.diffae import build_diffae
 from components.training.latents import AUGMENTATIONS
@@ -29,17 +30,25 @@ def test_latents_are_encoded_once_per_key(tmp_path: Path) -> None:
     model, train, ext = _model(), _images(3, 0), _images(2, 1)
     out = tmp_path / "latents"
     first = cached_latents(model, train, ext, "h-train", "h-ext", out)
-    assert first["reused"] is False and np.load(first["train"]).shape == (3, 32)
-    assert {f"train_{a}" for a in AUGMENTATIONS} <= set(first) and np.load(first["external"]).shape == (2, 32)
+    assert first.reused is False and first.load("train").shape == (3, 32) and first.load("external").shape == (2, 32)
+    assert list(first.train_augmented) == list(AUGMENTATIONS) and first.load("flip").shape == (3, 32)
     again = cached_latents(model, train, ext, "h-train", "h-ext", out)
-    assert again["reused"] is True and again == {**first, "reused": True}
+    assert again.reused is True and again == replace(first, reused=True)
+    # the typed artifact survives ZenML's dataclass materializer (JSON)
+    from zenml.materializers.dataclass_materializer import DataclassMaterializer
+
+    assert DataclassMaterializer.can_save_type(Latents)
+    (tmp_path / "artifact").mkdir()
+    materializer = DataclassMaterializer(uri=str(tmp_path / "artifact"))
+    materializer.save(first)
+    assert materializer.load(Latents) == first
     for changed in (dict(model=_model(seed=1)), dict(external_hash="other")):  # new weights / new cohort
         args = {"model": model, "train_images": train, "external_images": ext, "dataset_hash": "h-train",
                 "external_hash": "h-ext", "out": out, **changed}
-        assert cached_latents(**args)["reused"] is False
-        assert json.loads((out / "meta.json").read_text())["diffae_sha256"] == cached_latents(**args)["diffae_sha256"]
-    Path(first["train_flip"]).unlink()  # a missing file is never "reused"
-    assert cached_latents(model, train, ext, "h-train", "h-ext", out)["reused"] is False
+        assert cached_latents(**args).reused is False
+        assert json.loads((out / "meta.json").read_text())["diffae_sha256"] == cached_latents(**args).diffae_sha256
+    Path(first.train_augmented["flip"]).unlink()  # a missing file is never "reused"
+    assert cached_latents(model, train, ext, "h-train", "h-ext", out).reused is False
 
 
 def test_reconstructions_cache_and_what_the_counterfactual_step_may_reuse(tmp_path: Path) -> None:
