@@ -45,7 +45,7 @@ from components.models.diffae import load_diffae  # noqa: E402
 from components.training.agent_suite import blackbox_targets  # noqa: E402
 from components.gates import agent_evidence  # noqa: E402
 from components.training.distill_agent import agent_scores, alignment_report, distill_agent  # noqa: E402
-from steps.registry.gate_decision import decide  # noqa: E402
+from registry.gate_decision import decide  # noqa: E402
 from components.training.latents import augment_stacks  # noqa: E402
 from components.training.train_teacher import evaluate_teacher, train_teacher  # noqa: E402
 

@@ -57,7 +57,7 @@ from components.training.train_diffae import EARLY_CHECKPOINT  # noqa: E402
 from components.training.agent_suite import blackbox_targets, distill_suite  # noqa: E402
 from components.training.distill_agent import agent_scores, decision_threshold, distill_agent  # noqa: E402
 from components.training.train_teacher import train_teacher  # noqa: E402
-from steps.registry.gate_decision import decide  # noqa: E402
+from registry.gate_decision import decide  # noqa: E402
 
 
 def _say(msg: str) -> None:

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from components.errors import UserError
+from components.nested import deep_merge
 
 __all__ = [
     "StrictModel",
@@ -431,16 +432,6 @@ def preset_path(name: str) -> Path:
     return path
 
 
-def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text()) or {}
@@ -487,10 +478,10 @@ def load_config(
     user: dict[str, Any] = _read_yaml(Path(path)) if path is not None else {}
     name = str(user.get("preset") or preset or "cpu-small")
     base = _read_yaml(preset_path(name))
-    merged = _deep_merge(base, user)
+    merged = deep_merge(base, user)
     merged["preset"] = name
     if overrides:
-        merged = _deep_merge(merged, overrides)
+        merged = deep_merge(merged, overrides)
     source = str(path) if path is not None else str(preset_path(name))
     try:
         return ExperimentConfig.model_validate(merged)

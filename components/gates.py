@@ -8,7 +8,7 @@ the paired-bootstrap lower bound of ``challenger - champion`` must be >= ``-delt
 
 This module builds that evidence (:class:`GateEvidence`) and turns per-metric verdicts into a
 :class:`GateResult`; the verdicts themselves come from MLflow's model-validation API in
-``steps/registry/gate_decision.py`` (``components/`` never imports MLflow). Every gated quantity
+``registry/gate_decision.py`` (``components/`` never imports MLflow). Every gated quantity
 is "greater is better", so the validation inputs are named ``<metric>_lower`` (floor) and
 ``<metric>_vs_champion_lower`` (margin ``-delta``).
 

@@ -157,7 +157,7 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
 
 
 def _cmd_promote(args: argparse.Namespace) -> int:
-    from steps.registry.mlflow_registry import promote
+    from registry.mlflow_registry import promote
 
     rec = promote(args.model, args.version, args.reason, actor=args.actor)
     print(f"promoted {rec.model} v{rec.version} to champion (previous: {rec.previous_champion}); audited at {rec.timestamp}")
@@ -165,7 +165,7 @@ def _cmd_promote(args: argparse.Namespace) -> int:
 
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
-    from steps.registry.mlflow_registry import rollback
+    from registry.mlflow_registry import rollback
 
     rec = rollback(args.model, args.reason, actor=args.actor)
     print(f"rolled {rec.model} back to v{rec.version} (was v{rec.previous_champion}); audited at {rec.timestamp}")
@@ -173,7 +173,7 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def _cmd_lineage(args: argparse.Namespace) -> int:
-    from steps.registry.lineage import lineage
+    from registry.lineage import lineage
 
     print(json.dumps(lineage(args.model), indent=2, default=str))
     return 0

@@ -10,7 +10,7 @@ from components.config import ExperimentConfig
 from components.data.single_patient import read_patient_stack
 from components.report.explain import explain_patient
 from components.models.diffae import load_diffae
-from steps.registry.loaders import (
+from registry.loaders import (
     fetch_registered_diffae,
     find_agent_for_blackbox,
     load_classifier,

@@ -16,7 +16,6 @@ values for the rest; :func:`load_k8s_settings` rejects such a file.
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from typing import Any
 import yaml
 
 from components.errors import UserError
+from components.nested import deep_merge
 
 __all__ = [
     "ORCHESTRATOR_SETTINGS_KEY",
@@ -67,17 +67,6 @@ def expand_env(value: Any, env: dict[str, str] | None = None, where: str = "") -
         return default
 
     return _ENV_REF.sub(_sub, value)
-
-
-def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """Deep merge as ZenML merges step over pipeline settings: dicts merge, the rest replaces."""
-    out = copy.deepcopy(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def _check_k8s_model(data: Any, class_name: str, where: str) -> None:
@@ -157,7 +146,7 @@ class K8sSettings:
 
         if step not in self.step_pods:
             return self.default_pod
-        merged = _merge(self.default_pod.model_dump(), self.step_pods[step].model_dump(exclude_defaults=True))
+        merged = deep_merge(self.default_pod.model_dump(), self.step_pods[step].model_dump(exclude_defaults=True))
         return KubernetesPodSettings(**merged)
 
 
@@ -204,7 +193,7 @@ def load_k8s_settings(path: str | Path, env: dict[str, str] | None = None) -> K8
         if bad:
             raise UserError(f"{path}: profiles.{name}: unknown key(s) {sorted(bad)}; allowed {sorted(_PROFILE_KEYS)}")
     common = raw.get("common") or {}
-    effective = {name: _merge(common, prof or {}) for name, prof in profiles.items()}
+    effective = {name: deep_merge(common, prof or {}) for name, prof in profiles.items()}
     pods = {name: _pod_settings(data, f"{path.name}: profiles.{name}") for name, data in effective.items()}
 
     default_dump = profiles[default_name] or {}
@@ -225,7 +214,7 @@ def load_k8s_settings(path: str | Path, env: dict[str, str] | None = None) -> K8
         raise UserError(f"{path}: orchestrator.pod_settings: use profiles/default_profile instead")
     if "orchestrator_pod_settings" in orch:
         orch["orchestrator_pod_settings"] = _pod_settings(
-            _merge({k: v for k, v in common.items() if k != "labels"}, orch["orchestrator_pod_settings"]),
+            deep_merge({k: v for k, v in common.items() if k != "labels"}, orch["orchestrator_pod_settings"]),
             f"{path.name}: orchestrator.orchestrator_pod_settings",
         )
     try:

@@ -50,7 +50,7 @@ def resolve_workdir(cfg: ExperimentConfig, diffae_spec: str, workdir_given: bool
             raise UserError(f"{wanted}: no ingested external dataset (datasets/external); pass the training run's "
                             "--workdir (e.g. .diffexplainer/demo after `make demo`)")
         return wanted
-    from steps.registry.loaders import registered_version
+    from registry.loaders import registered_version
 
     tag = registered_version(cfg.tracking.diffae_model_name, diffae_spec).tags.get("workdir")
     if tag and (Path(tag) / "datasets" / "external").is_dir():
@@ -70,7 +70,7 @@ def preflight_classifier(spec: str, workdir: Path) -> None:
     import numpy as np
 
     from components.blackbox import check_contract
-    from steps.registry.loaders import load_classifier
+    from registry.loaders import load_classifier
 
     images = np.load(workdir / "datasets" / "osic" / "images.npy", mmap_mode="r")
     bb = load_classifier(spec)

@@ -8,9 +8,10 @@ the environment (``pipelines.env.configure_local_state`` sets the project-local 
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -18,7 +19,9 @@ from typing import Any
 
 import mlflow
 
-__all__ = ["git_commit", "step_run", "log_dict_artifact", "ensure_experiment", "zenml_context_tags"]
+from components.nested import flatten
+
+__all__ = ["git_commit", "step_run", "log_dict_artifact", "ensure_experiment", "zenml_context_tags", "numeric_metrics"]
 
 
 @lru_cache(maxsize=1)
@@ -80,7 +83,7 @@ def step_run(
     all_tags = {"git_commit": git_commit(), **zenml_context_tags(), **(tags or {})}
     with mlflow.start_run(run_name=run_name, tags=all_tags) as run:
         if params:
-            mlflow.log_params(_flatten(params))
+            mlflow.log_params({k: str(v)[:500] for k, v in flatten(params).items()})
         yield run
 
 
@@ -89,12 +92,8 @@ def log_dict_artifact(data: dict[str, Any], name: str) -> None:
     mlflow.log_text(json.dumps(data, indent=2, sort_keys=True, default=str), name)
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    out: dict[str, str] = {}
-    for key, value in d.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(_flatten(value, name + "."))
-        else:
-            out[name] = str(value)[:500]
-    return out
+def numeric_metrics(d: Mapping[str, Any], sep: str = "_") -> dict[str, float]:
+    """The finite numbers of a nested dict as MLflow metrics, keys joined with ``sep``
+    (``{"a": {"b": 1}} -> {"a_b": 1.0}``); booleans, None, strings, lists, nan and inf are left out."""
+    return {k: float(v) for k, v in flatten(d, sep=sep).items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}

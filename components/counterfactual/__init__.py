@@ -10,7 +10,6 @@ criteria + localisation vs baselines + where the evidence lies). Faithfulness:
 from components.counterfactual.attribution import attribution_stack, counterfactual_attribution, score_change
 from components.counterfactual.baselines import BASELINES, attribution_maps, last_spatial_layer
 from components.counterfactual.criteria import (
-    image_quality,
     manipulation_criterion,
     observable_criterion,
     reconstruction_criterion,
@@ -45,7 +44,7 @@ __all__ = [
     "agent_gradient", "random_directions", "shift_latents",
     "AlphaSearch", "AlphaSearchResult", "run_searches",
     "SweepResult", "run_sweep", "is_indeterminate",
-    "image_quality", "reconstruction_criterion", "observable_criterion", "manipulation_criterion",
+    "reconstruction_criterion", "observable_criterion", "manipulation_criterion",
     "region_auroc", "pointing_game", "relevance_mass", "difference_relevance", "localization_table",
     "BASELINES", "attribution_maps", "last_spatial_layer",
     "difference", "difference_rgba", "overlay_difference", "symmetric_limit",

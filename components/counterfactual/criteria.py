@@ -15,15 +15,13 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import torch
-from monai.metrics import PSNRMetric, SSIMMetric
-from scipy.special import rel_entr
 from scipy.stats import spearmanr
 
 from components.counterfactual.sweep import SweepResult
+from components.metrics.classification import prob_kl
+from components.metrics.image_quality import image_quality
 
 __all__ = [
-    "image_quality",
     "reconstruction_criterion",
     "observable_criterion",
     "manipulation_criterion",
@@ -46,31 +44,6 @@ def _nanmean(values: list[float] | np.ndarray) -> float | None:
     return float(arr.mean()) if arr.size else None
 
 
-def image_quality(reference: np.ndarray, test: np.ndarray) -> tuple[float, float]:
-    """Mean PSNR (dB) and SSIM over slices, MONAI metrics on ``(x+1)/2`` with range 1.
-
-    Args:
-        reference: ``[N,4,H,W]`` in [-1,1].
-        test: same shape, in [-1,1].
-
-    Returns:
-        ``(psnr, ssim)`` averaged over the ``N*4`` slices.
-    """
-    ref = torch.as_tensor(reference, dtype=torch.float32).reshape(-1, 1, *reference.shape[-2:])
-    tst = torch.as_tensor(test, dtype=torch.float32).reshape(-1, 1, *test.shape[-2:])
-    ref, tst = ((ref + 1) / 2).clamp(0, 1), ((tst + 1) / 2).clamp(0, 1)
-    psnr = PSNRMetric(max_val=1.0)(tst, ref).mean().item()
-    win = min(11, ref.shape[-1], ref.shape[-2])
-    win -= 1 - win % 2  # odd window no larger than the image
-    ssim = SSIMMetric(spatial_dims=2, data_range=1.0, win_size=win)(tst, ref).mean().item()
-    return float(psnr), float(ssim)
-
-
-def _mean_kl(p: np.ndarray, q: np.ndarray, eps: float = 1e-12) -> float:
-    """Mean over rows of KL(p || q) for ``[N,C]`` probabilities (clipped to ``[eps, 1]``)."""
-    return float(rel_entr(np.clip(p, eps, 1.0), np.clip(q, eps, 1.0)).sum(axis=1).mean())
-
-
 def reconstruction_criterion(sweep: SweepResult) -> dict[str, float | None]:
     """Criterion 1: fidelity of ``I'_q`` to ``I_q``.
 
@@ -84,7 +57,7 @@ def reconstruction_criterion(sweep: SweepResult) -> dict[str, float | None]:
     return {
         "psnr": nan_to_none(psnr),
         "ssim": nan_to_none(ssim),
-        "teacher_kl": nan_to_none(_mean_kl(t_o, t_r)),
+        "teacher_kl": nan_to_none(prob_kl(t_o, t_r)),
         "teacher_score_change": nan_to_none(np.abs(t_r[:, 1] - t_o[:, 1]).mean()),
         "decision_kept": nan_to_none((t_o.argmax(1) == t_r.argmax(1)).mean()),
         "n_patients": int(t_o.shape[0]),

@@ -1,12 +1,9 @@
-"""Reconstruction quality of a DiffAE: the image range its metrics use, and the z-swap test.
+"""Reconstruction quality of a DiffAE: the z-swap test.
 
 PSNR / SSIM of DDIM-inversion reconstructions (and the black box's agreement on them) are in
-:mod:`components.metrics.reconstruction_eval`.
-
-All image metrics are computed on the windowed image mapped to [0, 1]: a model image
-``x ∈ [-1, 1]`` (the HU window, e.g. [-1000, 200] HU, mapped linearly) becomes ``(x + 1) / 2``,
-so PSNR uses ``max_val = 1`` and SSIM ``data_range = 1`` (MONAI ``PSNRMetric`` /
-``SSIMMetric``, Gaussian 11×11 window, σ = 1.5).
+:mod:`components.metrics.reconstruction_eval`; the image range all image metrics use (the
+windowed image mapped to [0, 1]) and PSNR / SSIM themselves in
+:mod:`components.metrics.image_quality`.
 """
 
 from __future__ import annotations
@@ -14,18 +11,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from components.metrics.image_quality import to_unit_range
 from components.models.diffae import DiffAE
 
-__all__ = ["to_unit_range", "zswap_rate"]
-
-
-def to_unit_range(x: torch.Tensor) -> torch.Tensor:
-    """Map a model image in [-1, 1] to [0, 1] (``(x + 1) / 2``, clamped)."""
-    return ((x + 1) / 2).clamp(0, 1)
-
-
-def _ssim_window(size: int) -> int:
-    return 11 if size >= 11 else (size if size % 2 else size - 1)
+__all__ = ["zswap_rate"]
 
 
 @torch.no_grad()

@@ -2,7 +2,7 @@
 
 Paper criterion 1: a reconstruction ``I'_q`` (encode → DDIM-invert → render) must look like the
 original (PSNR / SSIM on the windowed image mapped to [0, 1], see
-:mod:`components.metrics.reconstruction`) and must keep the black box's decision.
+:mod:`components.metrics.image_quality`) and must keep the black box's decision.
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from monai.metrics import PSNRMetric, SSIMMetric
 
 from components.metrics.classification import prob_kl, prob_kl_per_case
-from components.metrics.reconstruction import _ssim_window, to_unit_range
+from components.metrics.image_quality import slice_quality
 from components.models.diffae import DiffAE
 
 __all__ = ["evaluate_reconstruction", "reconstruct_cohort", "score_reconstruction"]
@@ -82,24 +81,21 @@ def score_reconstruction(
     """
     if images.shape != recon.shape:
         raise ValueError(f"images {images.shape} and reconstructions {recon.shape} differ in shape")
-    n, s, h, w = images.shape
-    psnr_metric = PSNRMetric(max_val=1.0, reduction="none")
-    ssim_metric = SSIMMetric(spatial_dims=2, data_range=1.0, win_size=_ssim_window(min(h, w)), reduction="none")
+    n = images.shape[0]
     psnrs, ssims, p_orig, p_rec = [], [], [], []
     for start in range(0, n, batch_size):
         x = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size], dtype=np.float32))
         r = torch.from_numpy(np.ascontiguousarray(recon[start : start + batch_size], dtype=np.float32))
-        a, b = to_unit_range(r).reshape(-1, 1, h, w), to_unit_range(x).reshape(-1, 1, h, w)
-        psnrs.append(psnr_metric(a, b).flatten())
-        ssims.append(ssim_metric(a, b).flatten())
+        psnr, ssim = slice_quality(x, r)  # [B,4] each
+        psnrs.append(psnr)
+        ssims.append(ssim)
         p_orig.append(torch.softmax(classifier(x).float(), dim=1))
         p_rec.append(torch.softmax(classifier(r).float(), dim=1))
     po, pr = torch.cat(p_orig).numpy(), torch.cat(p_rec).numpy()
-    psnr_slices = torch.cat(psnrs).double().reshape(n, s).numpy()
-    ssim_slices = torch.cat(ssims).double().reshape(n, s).numpy()
+    psnr_slices, ssim_slices = np.concatenate(psnrs), np.concatenate(ssims)  # [N,4]
     out: dict[str, Any] = {
-        "psnr": float(torch.cat(psnrs).mean()),
-        "ssim": float(torch.cat(ssims).mean()),
+        "psnr": float(psnr_slices.mean()),
+        "ssim": float(ssim_slices.mean()),
         "decision_kept": float((po.argmax(1) == pr.argmax(1)).mean()),
         "teacher_kl": prob_kl(po, pr),
         "n": float(n),

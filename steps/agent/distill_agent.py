@@ -10,16 +10,17 @@ import mlflow
 import numpy as np
 from zenml import log_metadata, step
 
-from steps.registry.loaders import load_classifier
+from registry.loaders import load_classifier
 from components.blackbox import check_contract
+from components.caches import Latents
 from components.config import AgentConfig, GateConfig
 from components.data.dataset import load_dataset
 from components.gates import agent_evidence
 from components.models.diffae import load_diffae
 from components.models.agent import save_agent
 from components.training.agent_suite import distill_suite
-from steps.registry.champion import champion_agent
-from steps.registry.gate_decision import decide
+from registry.champion import champion_agent
+from registry.gate_decision import decide
 from steps.tracking import log_dict_artifact, step_run
 
 __all__ = ["distill_agent_step"]
@@ -29,7 +30,7 @@ __all__ = ["distill_agent_step"]
 @step(enable_cache=False)
 def distill_agent_step(
     teacher: dict,
-    latents: dict,
+    latents: Latents,
     dataset: dict,
     external: dict,
     agent_config: dict,
@@ -59,12 +60,12 @@ def distill_agent_step(
     held = (np.asarray(ds.folds) == holdout_fold) if gcfg.agent_holdout_fold and holdout_fold >= 0 \
         else np.zeros(len(ds.folds), bool)
     fit = ~held
-    q_train = np.load(latents["train"])
+    q_train = latents.load("train")
     with step_run(experiment, "distill-agent", tags={"stage": "agent", "dataset_hash": ds.hash,
                   "blackbox_hash": bb.content_hash}, params={"agent": agent_config}) as run:
         suite = distill_suite(
-            bb, np.asarray(ds.images)[fit], q_train[fit], ext.images, np.load(latents["external"]), cfg,
-            q_train_aug={a: np.load(latents[f"train_{a}"])[fit] for a in latents["augmentations"]},
+            bb, np.asarray(ds.images)[fit], q_train[fit], ext.images, latents.load("external"), cfg,
+            q_train_aug={a: latents.load(a)[fit] for a in latents.train_augmented},
             progress=lambda frac, msg: print(f"[agent {100 * frac:5.1f}%] {msg}", flush=True),
             holdout=(np.asarray(ds.images)[held], q_train[held]) if held.any() else None,
         )
@@ -75,7 +76,7 @@ def distill_agent_step(
         champ = None
         if tracking_config is not None and diffae is not None:
             gate_images = np.concatenate([np.asarray(ext.images), np.asarray(ds.images)[held]])
-            q_gate = np.concatenate([np.load(latents["external"]), q_train[held]])
+            q_gate = np.concatenate([latents.load("external"), q_train[held]])
             champ = champion_agent(tracking_config["agent_model_name"], tracking_config["teacher_model_name"],
                                    tracking_config["diffae_model_name"], load_diffae(diffae["path"]), q_gate,
                                    gate_images)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Annotated
 
 import mlflow
@@ -12,7 +11,8 @@ import numpy as np
 from zenml import log_metadata, step
 from zenml.types import HTMLString
 
-from steps.registry.loaders import load_classifier, weights_sha256
+from registry.loaders import load_classifier
+from components.caches import reusable_inversions
 from components.config import CounterfactualConfig, GateConfig
 from components.counterfactual.criteria import per_case_manipulation
 from components.counterfactual.evaluate import evaluate_cohort
@@ -21,34 +21,22 @@ from components.data.dataset import load_dataset
 from components.models.agent import load_agent
 from components.models.diffae import DiffAE, load_diffae
 from components.report.cohort import write_cohort_report
-from steps.registry.gate_decision import decide
-from steps.registry.mlflow_registry import current_champion
-from steps.tracking import step_run
+from registry.gate_decision import decide
+from registry.mlflow_registry import current_champion
+from steps.tracking import numeric_metrics, step_run
 
 __all__ = ["evaluate_counterfactuals_step"]
 
 
-def _flat(prefix: str, d: dict) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(f"{prefix}{k}_", v))
-        elif isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v):
-            out[f"{prefix}{k}"] = float(v)
-    return out
-
-
-def _gate_inversions(recon_gate: dict, cfg: CounterfactualConfig, dataset_hash: str, model: DiffAE) -> tuple | None:
-    """The reconstruction gate's cached ``(recon, x_T, q)`` when they fit this evaluation (same
-    DiffAE, cohort and DDIM steps; full-depth inversion)."""
-    inv = recon_gate.get("inversions") or {}
-    if not inv.get("path") or inv.get("ddim_steps") != cfg.ddim_steps or cfg.ddim_depth != 1.0 \
-            or inv.get("dataset_hash") != dataset_hash \
-            or not Path(inv["path"]).is_file() or inv.get("diffae_sha256") != weights_sha256(model):
+def _gate_inversions(recon_gate: dict, model: DiffAE, dataset_hash: str, steps: int, depth: float = 1.0) -> tuple | None:
+    """The reconstruction gate's cached ``(recon, x_T, q)`` when their key fits this evaluation
+    (the gate inverts the full DDIM path: no use to a partial-depth evaluation)."""
+    if depth != 1.0:
         return None
-    with np.load(inv["path"]) as z:
-        print(f"[counterfactual] reusing the gate's DDIM inversions ({inv['path']})", flush=True)
-        return z["recon"], z["x_T"], z["q"]
+    arrays = reusable_inversions(recon_gate.get("inversions"), model, dataset_hash, steps)
+    if arrays is not None:
+        print(f"[counterfactual] reusing the gate's DDIM inversions ({recon_gate['inversions']['path']})", flush=True)
+    return arrays
 
 
 @step
@@ -91,7 +79,7 @@ def evaluate_counterfactuals_step(
                                      masks=None if ext.masks is None else np.asarray(ext.masks),
                                      distractor=None if ext.distractor is None else np.asarray(ext.distractor),
                                      marker=None if ext.marker is None else np.asarray(ext.marker),
-                                     inversions=_gate_inversions(recon_gate, cfg, ext.hash, model),
+                                     inversions=_gate_inversions(recon_gate, model, ext.hash, cfg.ddim_steps, cfg.ddim_depth),
                                      progress=lambda msg: print(f"[counterfactual {time.time() - t0:6.0f} s] {msg}", flush=True))
         per_case = per_case_manipulation(evaluation.sweep)
         champion = current_champion(champion_model) if champion_model else None
@@ -118,7 +106,7 @@ def evaluate_counterfactuals_step(
             gates=gates_section([recon_gate, agent["gate"], cf_gate]),
         )
         metrics = json.loads(paths.metrics_json.read_text())
-        mlflow.log_metrics(_flat("", {k: metrics.get(k) or {} for k in ("counterfactual", "localization")}))
+        mlflow.log_metrics(numeric_metrics({k: metrics.get(k) or {} for k in ("counterfactual", "localization")}))
         mlflow.log_artifacts(str(paths.index_html.parent), artifact_path="report")
     log_metadata({"counterfactual": metrics.get("counterfactual") or {}})
     return metrics, HTMLString(paths.index_html.read_text()), cf_gate.to_dict()

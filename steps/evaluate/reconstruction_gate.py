@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -12,45 +11,19 @@ import mlflow
 import numpy as np
 from zenml import log_metadata, step
 
-from steps.registry.loaders import load_classifier, weights_sha256
+from components.caches import cached_reconstructions
 from components.config import GateConfig
-from components.data.dataset import Dataset, load_dataset
+from components.data.dataset import load_dataset
 from components.gates import reconstruction_evidence
-from components.metrics.reconstruction_eval import evaluate_reconstruction, reconstruct_cohort, score_reconstruction
-from components.models.diffae import DiffAE, load_diffae
+from components.metrics.reconstruction_eval import evaluate_reconstruction, score_reconstruction
+from components.models.diffae import load_diffae
 from components.report.figures import plot_reconstructions
-from steps.registry.champion import champion_reconstruction
-from steps.registry.gate_decision import decide
+from registry.champion import champion_reconstruction
+from registry.loaders import load_classifier
+from registry.gate_decision import decide
 from steps.tracking import log_dict_artifact, step_run
 
-__all__ = ["reconstruction_gate_step", "cached_reconstructions"]
-
-
-def cached_reconstructions(model: DiffAE, ext: Dataset, steps: int, cache_dir: str | None) -> tuple[dict, dict]:
-    """Reconstructions ``{recon, x_T, q}`` of the external cohort, and ``{path, reused}``.
-
-    They depend only on the DiffAE weights, the cohort and the DDIM settings, not on the black
-    box, so they are written once under ``cache_dir/reconstructions/`` and reused (e.g. by
-    ``swap-classifier`` and by the counterfactual step) while that key is unchanged.
-    """
-    fp_iters = model.config.inversion_fixed_point_iters if model.config is not None else 0
-    key = {"diffae_sha256": weights_sha256(model), "dataset_hash": ext.hash, "ddim_steps": int(steps),
-           "inversion_fixed_point_iters": int(fp_iters)}
-    if cache_dir is None:
-        return reconstruct_cohort(model, np.asarray(ext.images), steps), {"path": None, "reused": False, **key}
-    folder = Path(cache_dir) / "reconstructions"
-    path, meta = folder / "external.npz", folder / "external.json"
-    if path.is_file() and meta.is_file() and json.loads(meta.read_text()) == key:
-        with np.load(path) as z:
-            arrays = {k: z[k] for k in ("recon", "x_T", "q")}
-        print(f"[gate] reusing cached reconstructions in {path}", flush=True)
-        return arrays, {"path": str(path), "reused": True, **key}
-    arrays = reconstruct_cohort(model, np.asarray(ext.images), steps,
-                                progress=lambda f, m: print(f"[gate {100 * f:5.1f}%] external: {m}", flush=True))
-    folder.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **arrays)
-    meta.write_text(json.dumps(key))
-    return arrays, {"path": str(path), "reused": False, **key}
+__all__ = ["reconstruction_gate_step"]
 
 
 # not cached: the decision depends on the registry's current champion, not only on the inputs
@@ -72,7 +45,8 @@ def reconstruction_gate_step(
     training cohort's held-out fold reported.
 
     The external cohort's reconstructions (and DDIM codes) are cached under ``cache_dir`` (see
-    :func:`cached_reconstructions`); only the black box's scoring is redone for a new one.
+    :func:`components.caches.cached_reconstructions`); only the black box's scoring is redone for
+    a new one.
 
     Returns:
         the gate dict (name, passed, checks, message, evidence) plus the measured values per
@@ -86,7 +60,9 @@ def reconstruction_gate_step(
     holdout = diffae.get("holdout_fold", -1)
     with step_run(experiment, "reconstruction-gate", tags={"stage": "reconstruction_gate", "dataset_hash": ds.hash,
                   "external_dataset_hash": ext.hash}) as _:
-        arrays, inversions = cached_reconstructions(model, ext, ddim_steps, cache_dir)
+        arrays, inversions = cached_reconstructions(
+            model, np.asarray(ext.images), ext.hash, ddim_steps, cache_dir, say=lambda m: print(m, flush=True),
+            progress=lambda f, m: print(f"[gate {100 * f:5.1f}%] external: {m}", flush=True))
         per_cohort = {"external": score_reconstruction(bb, np.asarray(ext.images), arrays["recon"], keep_samples=4)}
         originals, recons = per_cohort["external"].pop("samples")
         per_case = per_cohort["external"].pop("per_case")

@@ -12,8 +12,8 @@ from components.errors import UserError
 from components.gates import GateResult
 from components.models.agent import load_agent
 from components.models.diffae import load_diffae
-from steps.registry.gate_decision import decision_record
-from steps.registry.mlflow_registry import current_champion, gate_tags, promote, record_decision, register_model
+from registry.gate_decision import decision_record
+from registry.mlflow_registry import current_champion, gate_tags, promote, record_decision, register_model
 from steps.tracking import ensure_experiment, git_commit
 
 __all__ = ["register_models_step"]
@@ -40,7 +40,7 @@ def register_models_step(
     counterfactual). The decision record (bounds, thresholds, champion compared against,
     cohort hashes, library versions, verdict, failing metrics) is logged as an artifact of each
     version, mirrored in the ZenML model version's metadata and appended to the audit log. A
-    refusal is audited like a promotion (see :mod:`steps.registry.mlflow_registry`).
+    refusal is audited like a promotion (see :mod:`registry.mlflow_registry`).
 
     Returns:
         {model name: {version, promoted, message}}.

@@ -9,7 +9,7 @@ from typing import Annotated
 from zenml import step
 
 from components.errors import UserError
-from steps.registry.loaders import fetch_registered_diffae
+from registry.loaders import fetch_registered_diffae
 
 __all__ = ["dataset_ref_step", "fetch_diffae_step"]
 

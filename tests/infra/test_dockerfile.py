@@ -58,7 +58,7 @@ def test_installs_the_project_from_pyproject_with_the_pinned_torch():
     torch_run = next(r for w, r in ins if w == "RUN" and "torch==" in r)
     assert "--index-url" in torch_run and "TORCH_INDEX_URL" in torch_run
     assert _args()["TORCH_INDEX_URL"].startswith("https://download.pytorch.org/whl/cu")
-    for package_dir in ("components", "steps", "pipelines", "configs"):
+    for package_dir in ("components", "registry", "steps", "pipelines", "configs"):
         assert any(w == "COPY" and package_dir in r for w, r in ins), package_dir
 
 

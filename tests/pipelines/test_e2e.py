@@ -9,10 +9,11 @@ import pytest
 from mlflow import MlflowClient
 
 from components.config import load_config
+from components.report.metrics_json import SCHEMA
 from pipelines.cli import main
 from pipelines.demo import run_demo
-from steps.registry.lineage import lineage
-from steps.registry.mlflow_registry import read_audit_log
+from registry.lineage import lineage
+from registry.mlflow_registry import read_audit_log
 
 TINY = Path(__file__).with_name("tiny.yaml")
 
@@ -27,29 +28,102 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, obje
     return summary, workdir, cfg
 
 
+def _nulls(doc: dict) -> list[str]:
+    """Required metrics.json fields (``SCHEMA``) that are null: each one a section not measured."""
+    out = []
+    for name, spec in SCHEMA.items():
+        section = doc.get(name)
+        rows = spec.items() if isinstance(spec, dict) else [(None, spec)]
+        for row, fields in rows:
+            target = section if row is None else (section or {}).get(row)
+            where = name if row is None else f"{name}.{row}"
+            out += [where] if target is None else [f"{where}.{f}" for f in fields if target.get(f) is None]
+    return [n for n in out if not n.endswith(".champion")]  # no champion to compare with is a valid null
+
+
+def _between(value: object, low: float, high: float) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
+
+
 def test_demo_writes_report_with_all_sections(demo_run: tuple[dict, Path, object]) -> None:
-    summary, workdir, _ = demo_run
+    summary, workdir, cfg = demo_run
     assert summary["status"] == "completed"
     report = workdir / "report" / "index.html"
     assert summary["report"] == str(report) and report.is_file()
     metrics = json.loads((workdir / "report" / "metrics.json").read_text())
-    for key in ("dataset", "reconstruction", "agent_alignment", "counterfactual", "localization", "timings_s"):
-        assert key in metrics
-    assert metrics["dataset"]["hash"].startswith("sha256:")
+    assert _nulls(metrics) == [], "every section of the schema is measured by the demo"
+    synth = cfg.synth
+    ds = metrics["dataset"]
+    assert ds["hash"].startswith("sha256:") and ds["external_hash"].startswith("sha256:")
+    assert ds["patients_ok"] + ds["patients_quarantined"] == synth.osic_patients and ds["patients_ok"] >= 20
+    assert ds["external_patients_ok"] == synth.external_patients
+
+    rec = metrics["reconstruction"]  # DDIM inversion of a trained DiffAE: near lossless at 16 px
+    assert rec["n"] == synth.external_patients and rec["ddim_steps"] == cfg.diffae.ddim_steps
+    assert _between(rec["psnr"], 25, 90) and _between(rec["ssim"], 0.9, 1.0)
+    assert _between(rec["decision_kept"], 0.5, 1.0) and _between(rec["teacher_kl"], -1e-6, 1.0)
+    assert isinstance(rec["passed"], bool) and rec["osic_holdout"]["n"] >= 1
+    assert _between(rec["osic_holdout"]["psnr"], 25, 90)
+
     assert set(metrics["agent_alignment"]) == {"L1", "MSE", "KL"}
-    assert metrics["counterfactual"]["n_cases"] >= 1
-    assert metrics["counterfactual"]["nfe_per_patient"] > 0
-    for stage in ("ingest", "diffae", "teacher", "agent", "reconstruction_gate", "counterfactual", "total"):
-        assert metrics["timings_s"][stage] is not None and metrics["timings_s"][stage] >= 0
-    acc = metrics["timings_s"]  # the demo's whole wall time, split into measured windows
-    assert acc["wall"] > acc["total"] > 0 and acc["pipeline_startup"] >= 0 and acc["untimed_steps"] > 0
-    assert 0.9 <= acc["accounted_share"] <= 1.001 and summary["timings_s"]["wall"] == acc["wall"]
+    for name, row in metrics["agent_alignment"].items():
+        assert row["n"] == synth.external_patients, name
+        assert _between(row["teacher_positives"], 0, row["n"]), name
+        for key in ("auc", "accuracy", "sensitivity", "specificity", "f1"):
+            assert _between(row[key], 0.0, 1.0), (name, key)
+        assert _between(row["kl"], -1e-6, 10.0), name
+
+    cf = metrics["counterfactual"]
+    assert cf["n_cases"] == cfg.counterfactual.max_cases and cf["alphas"] == cfg.counterfactual.alphas
+    for key in ("flip_rate", "random_control_flip_rate", "direction_agreement", "flip_rate_all_cases"):
+        assert _between(cf[key], 0.0, 1.0), key
+    assert _between(cf["monotonicity_spearman"], -1.0, 1.0)
+    assert _between(cf["n_indeterminate"], 0, cf["n_cases"])
+    nfe = cf["nfe_breakdown_mean"]  # 4 encoder passes + UNet calls of at least one sweep per alpha
+    assert nfe["encoder"] == 4 and nfe["unet"] >= 4 * cfg.counterfactual.ddim_steps * len(cf["alphas"])
+    assert cf["nfe_per_patient"] == nfe["diffae_total"] == nfe["encoder"] + nfe["unet"]
+    swap = cf["code_swap"]  # cached inversions: the code-swap test ran
+    assert swap["n"] >= 2 and all(isinstance(v, (int, float)) for v in swap.values())
+    assert _between(swap["sign_follows_z"], 0.0, 1.0)
+
+    loc = metrics["localization"]
+    assert {"random_direction", "gradcam", "gradcampp", "saliency", "integrated_gradients", "occlusion",
+            "diffexplainer", "attribution"} <= set(loc)
+    assert metrics["maps_skipped"] is None, "a plain-module teacher runs every baseline"
+    for name, row in loc.items():
+        assert row["n_cases"] == cf["n_cases"], name
+        for key in ("auroc", "pointing_game", "relevance_mass"):
+            assert _between(row[key], 0.0, 1.0), (name, key)
+    evidence = metrics["evidence"]
+    assert set(evidence) == set(loc)
+    for name, row in evidence.items():
+        assert row["n_cases"] == cf["n_cases"] and isinstance(row["shortcut_warning"], bool), name
+        assert abs(row["lungs"] + row["outside_lungs"] - 1.0) < 1e-6, name
+        assert all(_between(row[k], 0.0, 1.0) for k in ("disease", "distractor", "marker", "rest_of_lungs")), name
+    crit = metrics["criteria"]
+    assert crit["reconstruction"]["n_patients"] == cf["n_cases"]
+    assert _between(crit["reconstruction"]["psnr"], 25, 90)
+    assert _between(crit["observable"]["changed_fraction_inside"], 0.0, 1.0)
+
+    timings = metrics["timings_s"]
+    stages = ("ingest", "diffae", "teacher", "agent", "reconstruction_gate", "counterfactual")
+    assert all(_between(timings[k], 0.0, 3600.0) for k in stages)
+    assert timings["total"] >= max(timings[k] for k in stages)
+    # the demo's whole wall time, split into measured windows (components/report/wall_account.py)
+    assert timings["wall"] > timings["total"] > 0 and timings["pipeline_startup"] >= 0
+    assert timings["untimed_steps"] > 0 and summary["timings_s"]["wall"] == timings["wall"]
+    assert 0.9 <= timings["accounted_share"] <= 1.001
+    assert set(metrics["run_ids"]) == {"diffae", "teacher", "agent", "counterfactuals"}
+    assert all(len(r) == 32 for r in metrics["run_ids"].values())
     for name in ("reconstruction", "agent", "counterfactual"):  # each gate measured, with its bound
         g = metrics["gates"][name]
         assert isinstance(g["passed"], bool) and g["metrics"], name
         for m in g["metrics"].values():  # an unmeasured metric must fail its gate, never pass silently
             assert m["threshold"] is not None and (isinstance(m["point"], float) or not g["passed"])
+            assert m["lower"] is None or m["lower"] <= m["point"] + 1e-9
     assert metrics["gates"]["agent"]["n"] > metrics["agent_alignment"]["L1"]["n"]  # external + held-out fold
+    assert metrics["gates"]["reconstruction"]["n"] == rec["n"]
+    assert metrics["gates"]["counterfactual"]["n"] == cf["n_cases"]
     html = report.read_text()
     assert "data:image/png;base64," in html
 
@@ -85,6 +159,19 @@ def test_registration_matches_gates_and_lineage(demo_run: tuple[dict, Path, obje
         assert info["pipeline_run"] == summary["pipeline_run"]
 
 
+def test_swap_finds_the_training_workdir_through_the_registered_diffae(
+    demo_run: tuple[dict, Path, object], tmp_path: Path
+) -> None:
+    from components.errors import UserError
+    from pipelines.swap_classifier import resolve_workdir
+
+    _, workdir, cfg = demo_run
+    elsewhere = cfg.model_copy(update={"workdir": str(tmp_path / "nowhere")})
+    assert Path(resolve_workdir(elsewhere, "latest", workdir_given=False)).resolve() == workdir.resolve()
+    with pytest.raises(UserError, match="--workdir"):  # a --workdir given is used, never replaced
+        resolve_workdir(elsewhere, "latest", workdir_given=True)
+
+
 def test_rerun_reuses_cached_diffae(demo_run: tuple[dict, Path, object]) -> None:
     summary, workdir, cfg = demo_run
     second = run_demo(cfg, progress=lambda m: None)
@@ -113,7 +200,7 @@ def test_swap_classifier_reuses_diffae_and_explain_finds_its_agent(
     from components.training.train_teacher import train_teacher
     from pipelines.explain import run_explain
     from pipelines.swap_classifier import run_swap_classifier
-    from steps.registry.loaders import load_registered, weights_sha256
+    from registry.loaders import load_registered, weights_sha256
 
     _, workdir, cfg = demo_run
     ds = load_dataset(workdir / "datasets" / "osic")

@@ -64,3 +64,23 @@ def test_observable_inside_vs_outside_lungs():
     assert obs["mean_abs_change_inside"] == pytest.approx(0.5 / 8)
     assert obs["mean_abs_change_outside"] == pytest.approx(0.01 / 8)
     assert obs["per_alpha"]["changed_fraction_inside"] == pytest.approx([1 / 8] * 3)
+
+
+def test_reconstruction_criterion_uses_the_shared_metrics() -> None:
+    from types import SimpleNamespace
+
+    from components.counterfactual.criteria import reconstruction_criterion
+    from components.metrics.classification import prob_kl
+    from components.metrics.image_quality import image_quality
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (2, 4, 16, 16)).astype(np.float32)
+    r = np.clip(x + rng.normal(0, 0.05, x.shape), -1, 1).astype(np.float32)
+    t_o, t_r = np.array([[0.4, 0.6], [0.2, 0.8]]), np.array([[0.9, 0.1], [0.2, 0.8]])
+    sweep = SimpleNamespace(original=x, recon=r, teacher_original=t_o, teacher_recon=t_r)
+    crit = reconstruction_criterion(sweep)  # type: ignore[arg-type]
+    assert (crit["psnr"], crit["ssim"]) == image_quality(x, r)
+    golden = (0.4 * np.log(0.4 / 0.9) + 0.6 * np.log(0.6 / 0.1)) / 2  # second case: KL 0
+    assert crit["teacher_kl"] == pytest.approx(golden) == prob_kl(t_o, t_r)
+    assert crit["decision_kept"] == 0.5 and crit["n_patients"] == 2
+    assert crit["teacher_score_change"] == pytest.approx(0.25)

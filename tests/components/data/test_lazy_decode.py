@@ -117,13 +117,38 @@ def test_scanned_hu_equals_pydicom(tmp_path: Path) -> None:
             assert got_hu.dtype == np.float32 and np.array_equal(got_hu, want_hu) and np.array_equal(got_pad, want_pad)
 
 
+_FORKED_INGEST = """
+import sys, threading
+import components.data.ingest as ingest_mod
+from dicom_factory import small_cfg
+assert threading.active_count() == 1, threading.enumerate()
+assert ingest_mod._context().get_start_method() == "fork"
+ingest_mod.POOL_MIN_FILES = 0
+result = ingest_mod.ingest(sys.argv[1], sys.argv[2], sys.argv[3], small_cfg(workers=2))
+ingest_mod.shutdown_pool()
+print(result.dataset_hash)
+"""
+
+
 def test_pool_start_method_follows_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The start-method rule on both branches, and the same dataset from a forkserver pool
+    (another thread runs here) and from a fork pool (a fresh process with one thread: a pytest
+    process may hold threads of earlier tests, and forking with threads alive is unsafe)."""
+    import os
+    import subprocess
+    import sys
     import threading
 
     import pandas as pd
     from dicom_factory import write_labels
 
     import components.data.ingest as ingest_mod
+
+    with monkeypatch.context() as m:  # the rule itself, whatever else runs in this process
+        m.setattr(ingest_mod.threading, "active_count", lambda: 1)
+        assert ingest_mod._context().get_start_method() == "fork"
+        m.setattr(ingest_mod.threading, "active_count", lambda: 2)
+        assert ingest_mod._context().get_start_method() == "forkserver"
 
     src = tmp_path / "src"
     for i in range(3):
@@ -141,11 +166,13 @@ def test_pool_start_method_follows_threads(tmp_path: Path, monkeypatch: pytest.M
         stop.set()
         other.join()
         ingest_mod.shutdown_pool()
-    if threading.active_count() == 1:
-        assert ingest_mod._context().get_start_method() == "fork"
-    forked = ingest_mod.ingest(str(src), labels, tmp_path / "b", small_cfg(workers=2))
-    ingest_mod.shutdown_pool()
-    assert served.dataset_hash == forked.dataset_hash and served.n_ok == 3
+
+    root = Path(__file__).resolve().parents[3]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(Path(__file__).parent)])}
+    forked = subprocess.run([sys.executable, "-c", _FORKED_INGEST, str(src), str(labels), str(tmp_path / "b")],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert forked.returncode == 0, forked.stderr[-2000:]
+    assert forked.stdout.strip().splitlines()[-1] == served.dataset_hash and served.n_ok == 3
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "a" / "files.csv"), pd.read_csv(tmp_path / "b" / "files.csv"))
 
 

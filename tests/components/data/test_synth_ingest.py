@@ -10,10 +10,9 @@ import pytest
 from dicom_factory import small_cfg
 
 from components.config import SynthConfig
+from components.data import synth
 from components.data.dataset import load_dataset
 from components.data.ingest import ingest
-
-synth = pytest.importorskip("components.data.synth")
 
 
 @pytest.mark.parametrize("cohort", ["osic", "external"])

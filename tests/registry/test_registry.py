@@ -16,8 +16,8 @@ from components.config import GateConfig
 from components.errors import UserError
 from components.gates import agent_evidence, reconstruction_evidence
 from pipelines.cli import main
-from steps.registry.lineage import lineage, parse_model_spec
-from steps.registry.mlflow_registry import (
+from registry.lineage import lineage, parse_model_spec
+from registry.mlflow_registry import (
     CHAMPION,
     gate_tags,
     promote,
@@ -26,7 +26,7 @@ from steps.registry.mlflow_registry import (
     record_decision,
     rollback,
 )
-from steps.registry.gate_decision import decide, decision_record
+from registry.gate_decision import decide, decision_record
 from steps.tracking import step_run
 
 FAST = GateConfig(n_resamples=300)

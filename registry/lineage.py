@@ -9,7 +9,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from components.errors import UserError
-from steps.registry.mlflow_registry import read_audit_log, resolve_version
+from registry.mlflow_registry import read_audit_log, resolve_version
 
 __all__ = ["parse_model_spec", "lineage"]
 

@@ -15,8 +15,8 @@ from components.config import DiffAEConfig
 from components.models.agent import Agent
 from components.models.diffae import build_diffae
 from components.training.latents import encode_latents
-from steps.registry.champion import champion_agent, champion_reconstruction
-from steps.registry.mlflow_registry import CHAMPION, register_model
+from registry.champion import champion_agent, champion_reconstruction
+from registry.mlflow_registry import CHAMPION, register_model
 from steps.tracking import step_run
 
 TINY = DiffAEConfig(image_size=16, base_channels=8, channel_mults=[1, 2], num_res_blocks=1, attention_resolutions=[8],
