@@ -156,6 +156,16 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_drift(args: argparse.Namespace) -> int:
+    from components.config import load_config
+
+    cfg = load_config(args.config, preset=args.preset)
+    from pipelines.drift import run_drift
+
+    print(json.dumps(run_drift(cfg, args.reference, args.current, alias=args.model_alias, diffae_path=args.diffae)))
+    return 0
+
+
 def _cmd_promote(args: argparse.Namespace) -> int:
     from steps.registry.mlflow_registry import promote
 
@@ -246,6 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", required=True)
     p.add_argument("--external-source", required=True)
     p.add_argument("--external-labels", required=True)
+
+    p = add("drift", _cmd_drift, "two-sample test of two ingested cohorts in DiffAE latent space (one JSON object)")
+    p.add_argument("--reference", required=True, help="ingested dataset folder (ingest --out) of the training cohort")
+    p.add_argument("--current", required=True, help="ingested dataset folder of the incoming cohort")
+    p.add_argument("--model-alias", default="champion", help="registered DiffAE alias, version number or 'latest'")
+    p.add_argument("--diffae", default=None, help="a DiffAE checkpoint file instead of the registry")
 
     p = add("promote", _cmd_promote, "audited promotion of a registered version to champion")
     p.add_argument("--model", required=True)
