@@ -13,6 +13,7 @@ from pipelines.agent_tail import distil_explain_register
 from pipelines.k8s import with_k8s_settings
 from steps.agent.encode_latents import encode_latents_step
 from steps.diffae.train_diffae import train_diffae_step
+from steps.drift.drift_check import drift_check_step, drift_report_step
 from steps.ingest.ingest_cohort import ingest_cohort
 from steps.teacher.train_teacher import train_teacher_step
 
@@ -33,10 +34,10 @@ def training_pipeline(
     train_fingerprint: str = "",
     external_fingerprint: str = "",
 ) -> None:
-    """Ingest both cohorts -> DiffAE -> teacher -> latents -> agent -> gate -> explain -> register."""
+    """Ingest both cohorts -> drift check -> DiffAE -> teacher -> latents -> agent -> gate -> explain -> register."""
     workdir = str(Path(config["workdir"]))
     experiment = config["tracking"]["experiment"]
-    dataset, _ = ingest_cohort(
+    dataset, validation = ingest_cohort(
         source=train_source, labels=train_labels, out_dir=str(Path(workdir) / "datasets" / "osic"),
         ingest_config=config["ingest"], cohort="osic", experiment=experiment, source_fingerprint=train_fingerprint, id="ingest_osic",
     )
@@ -45,13 +46,19 @@ def training_pipeline(
         ingest_config=config["ingest"], cohort="external", experiment=experiment, source_fingerprint=external_fingerprint,
         id="ingest_external",
     )
+    # Drift of the new training cohort against the champion's, before anything is trained.
+    drift, drift_action = drift_check_step(dataset=dataset, validation=validation, drift_config=config["drift"],
+                                           diffae_model_name=config["tracking"]["diffae_model_name"],
+                                           workdir=workdir, experiment=experiment, id="drift_check")
     diffae = train_diffae_step(dataset=dataset, diffae_config=config["diffae"], workdir=workdir,
-                               experiment=experiment, holdout_fold=config["ingest"]["n_folds"] - 1)
+                               experiment=experiment, holdout_fold=config["ingest"]["n_folds"] - 1,
+                               drift_action=drift_action, champion_model=config["tracking"]["diffae_model_name"])
     teacher = train_teacher_step(dataset=dataset, external=external, teacher_config=config["teacher"],
-                                 workdir=workdir, experiment=experiment)
+                                 workdir=workdir, experiment=experiment, after="drift_check")
     latents = encode_latents_step(diffae=diffae, dataset=dataset, external=external, workdir=workdir)
     distil_explain_register(config, diffae, teacher, latents, dataset, external, workdir, workdir,
                             auto_promote=config["tracking"]["auto_promote"])
+    drift_report_step(drift=drift, workdir=workdir, after="evaluate_counterfactuals_step")
 
 
 def run_training(
@@ -78,7 +85,7 @@ def run_training(
         external_fingerprint=source_fingerprint(str(external_source), str(external_labels)),
     )
     summary: dict[str, Any] = {"pipeline_run": str(run.id), "status": str(run.status)}
-    wanted = {"dataset", "reconstruction_gate", "registration", "metrics"}
+    wanted = {"dataset", "drift", "reconstruction_gate", "registration", "metrics"}
     for step_name, step_run in run.steps.items():
         for out_name, arts in step_run.outputs.items():
             if out_name in wanted:

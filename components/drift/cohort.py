@@ -67,3 +67,28 @@ def cohort_latents(model: DiffAE, dataset_dir: str | Path, diffae_sha256: str | 
     if q is not None:
         return q, True
     return encode_latents(model, ds.images), False
+
+
+def reference_latents(
+    keep_dir: Path, search: list[Path], dataset_hash: str, diffae_sha256: str
+) -> tuple[np.ndarray | None, str]:
+    """The training cohort's latents under these DiffAE weights, without the cohort's images.
+
+    Looks in ``keep_dir`` (a copy this function keeps, so a later run that overwrites the
+    pipeline's latent cache does not lose them), then in each ``WORKDIR/latents`` of
+    ``search``; a hit found in a cache is copied to ``keep_dir``.
+
+    Returns:
+        (``[N,4Z]`` latents or None, where they were found or ``""``).
+    """
+    name = f"{diffae_sha256[:16]}-{dataset_hash.removeprefix('sha256:')[:16]}.npy"
+    kept = keep_dir / name
+    if kept.is_file():
+        return np.load(kept), str(kept)
+    for cache in search:
+        q = cached_latents(cache, dataset_hash, diffae_sha256)
+        if q is not None:
+            keep_dir.mkdir(parents=True, exist_ok=True)
+            np.save(kept, q)
+            return q, str(cache)
+    return None, ""

@@ -1,0 +1,90 @@
+"""The training pipeline's drift check, without ZenML: champion lookup, reference latents, action."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import steps.drift.drift_check as dc
+from components.blackbox import state_hash
+from components.config import DiffAEConfig, DriftConfig
+from components.errors import UserError
+from components.models.diffae import build_diffae
+from components.training.latents import encode_latents
+
+SIZE = 8
+
+
+def _dataset(root: Path, images: np.ndarray, digest: str) -> dict:
+    root.mkdir(parents=True)
+    np.save(root / "images.npy", images.astype(np.float32))
+    np.save(root / "lung_masks.npy", np.ones(images.shape, np.uint8))
+    pd.DataFrame({"patient": [f"P{i}" for i in range(len(images))], "status": "ok", "reason": "", "label": 0,
+                  "fold": 0, "cohort": "osic"}).to_csv(root / "patients.csv", index=False)
+    (root / "dataset.json").write_text(json.dumps({"hash": digest, "counts": {"patients_ok": len(images)}}))
+    return {"path": str(root), "hash": digest, "patients_ok": len(images), "validation_success": True}
+
+
+@pytest.fixture()
+def champion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
+    """A registered-looking champion DiffAE trained on cohort 'sha256:ref' in tmp/champ, latents cached."""
+    torch.manual_seed(0)
+    model = build_diffae(DiffAEConfig(image_size=SIZE, base_channels=4, channel_mults=[1], attention_resolutions=[],
+                                      z_dim=8, encoder_channels=4, device="cpu")).eval()
+    rng = np.random.default_rng(0)
+    ref_images = rng.uniform(-1, 0.2, size=(40, 4, SIZE, SIZE))
+    cache = tmp_path / "champ" / "latents"
+    cache.mkdir(parents=True)
+    np.save(cache / "train.npy", encode_latents(model, ref_images))
+    (cache / "meta.json").write_text(json.dumps({"dataset_hash": "sha256:ref", "external_hash": "sha256:ext",
+                                                 "diffae_sha256": state_hash(model)}))
+    mv = SimpleNamespace(version="3", tags={"dataset_hash": "sha256:ref", "workdir": str(tmp_path / "champ")})
+    monkeypatch.setattr(dc, "registered_version", lambda name, spec: mv)
+    monkeypatch.setattr(dc, "load_registered", lambda name, spec: (model, mv))
+    return SimpleNamespace(model=model, images=ref_images, rng=rng, root=tmp_path)
+
+
+def test_same_kind_cohort_is_not_drift_and_shifted_one_triggers_the_configured_action(champion) -> None:  # noqa: ANN001
+    same = _dataset(champion.root / "same", champion.rng.uniform(-1, 0.2, size=(30, 4, SIZE, SIZE)), "sha256:same")
+    shifted = _dataset(champion.root / "shift", champion.rng.uniform(-0.4, 0.8, size=(30, 4, SIZE, SIZE)),
+                       "sha256:shift")
+    work = champion.root / "run"
+    cfg = DriftConfig(n_permutations=199, on_drift="agent_only")
+    rec = dc.check_cohort_drift(same, cfg, "diffae", work)
+    assert rec["status"] == "tested" and rec["drift"] is False and rec["action"] == "retrain"
+    assert rec["reference_latents"] == str(champion.root / "champ" / "latents")
+    assert rec["n_reference"] == 40 and rec["n_current"] == 30 and len(rec["per_slice"]) == 4
+    assert rec["validation_success"] is True and rec["champion_version"] == "3"
+    kept = list((work / "drift" / "reference").glob("*.npy"))
+    assert len(kept) == 1  # kept for later runs that overwrite the cache
+    (champion.root / "champ" / "latents" / "train.npy").unlink()
+    rec = dc.check_cohort_drift(shifted, cfg, "diffae", work)
+    assert rec["status"] == "tested" and rec["drift"] is True and rec["p_value"] < 0.01
+    assert rec["action"] == "agent_only" and rec["reference_latents"] == str(kept[0])
+    alert = dc.check_cohort_drift(shifted, cfg.model_copy(update={"on_drift": "alert"}), "diffae", work)
+    assert alert["action"] == "alert"
+    assert issubclass(dc.DriftAlert, UserError)
+
+
+def test_statuses_without_a_test(champion, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    cur = _dataset(champion.root / "cur", champion.images[:10], "sha256:ref")
+    cfg = DriftConfig(n_permutations=99)
+    assert dc.check_cohort_drift(cur, cfg, "diffae", champion.root / "w")["status"] == "unchanged"
+    assert dc.check_cohort_drift(cur, DriftConfig(enabled=False), "diffae", champion.root / "w")["status"] == "disabled"
+    other = {**cur, "hash": "sha256:other"}
+    (champion.root / "champ" / "latents" / "meta.json").write_text("{}")
+    rec = dc.check_cohort_drift(other, cfg, "diffae", champion.root / "w")
+    assert rec["status"] == "no_reference" and rec["action"] == "retrain" and "sha256:ref" in rec["reason"]
+
+    def no_champion(name: str, spec: str) -> None:
+        raise UserError("none")
+
+    monkeypatch.setattr(dc, "registered_version", no_champion)
+    rec = dc.check_cohort_drift(other, cfg, "diffae", champion.root / "w")
+    assert rec["status"] == "no_champion" and rec["action"] == "retrain" and rec["drift"] is False
