@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -9,11 +10,12 @@ from zenml import Model, pipeline
 
 from components.config import ExperimentConfig
 from components.data.fingerprint import source_fingerprint
+from components.errors import UserError
 from pipelines.agent_tail import distil_explain_register
 from pipelines.k8s import with_k8s_settings
 from steps.agent.encode_latents import encode_latents_step
 from steps.diffae.train_diffae import train_diffae_step
-from steps.drift.drift_check import drift_check_step, drift_report_step
+from steps.drift.drift_check import drift_alert_since, drift_check_step, drift_report_step
 from steps.ingest.ingest_cohort import ingest_cohort
 from steps.teacher.train_teacher import train_teacher_step
 
@@ -61,6 +63,19 @@ def training_pipeline(
     drift_report_step(drift=drift, workdir=workdir, after="evaluate_counterfactuals_step")
 
 
+def _run_pipeline(pipe: Any, cfg: ExperimentConfig, train_source: str, train_labels: str, external_source: str,
+                  external_labels: str) -> Any:
+    return pipe(
+        config=cfg.model_dump(mode="json"),
+        train_source=str(train_source),
+        train_labels=str(train_labels),
+        external_source=str(external_source),
+        external_labels=str(external_labels),
+        train_fingerprint=source_fingerprint(str(train_source), str(train_labels)),
+        external_fingerprint=source_fingerprint(str(external_source), str(external_labels)),
+    )
+
+
 def run_training(
     cfg: ExperimentConfig,
     train_source: str,
@@ -73,17 +88,19 @@ def run_training(
 
     ``k8s_settings`` (default ``$DIFFEXPLAINER_K8S_SETTINGS``) names a ``configs/k8s-*.yaml``
     whose per-step pod settings (GPU pool for the DiffAE step, ...) are applied.
+
+    Raises:
+        UserError: the drift check stopped the run (``drift.on_drift: alert``), with its reason.
     """
     pipe = with_k8s_settings(training_pipeline, k8s_settings)
-    run = pipe(
-        config=cfg.model_dump(mode="json"),
-        train_source=str(train_source),
-        train_labels=str(train_labels),
-        external_source=str(external_source),
-        external_labels=str(external_labels),
-        train_fingerprint=source_fingerprint(str(train_source), str(train_labels)),
-        external_fingerprint=source_fingerprint(str(external_source), str(external_labels)),
-    )
+    started = time.time() - 1.0  # file mtimes may be coarser than the clock
+    try:
+        run = _run_pipeline(pipe, cfg, train_source, train_labels, external_source, external_labels)
+    except RuntimeError:
+        alert = drift_alert_since(cfg.workdir, started)
+        if alert:
+            raise UserError(alert) from None
+        raise
     summary: dict[str, Any] = {"pipeline_run": str(run.id), "status": str(run.status)}
     wanted = {"dataset", "drift", "reconstruction_gate", "registration", "metrics"}
     for step_name, step_run in run.steps.items():

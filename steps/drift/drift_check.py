@@ -26,7 +26,7 @@ from components.errors import UserError
 from steps.registry.loaders import load_registered, registered_version, weights_sha256
 from steps.tracking import log_dict_artifact, step_run
 
-__all__ = ["DriftAlert", "check_cohort_drift", "drift_check_step"]
+__all__ = ["DriftAlert", "check_cohort_drift", "drift_check_step", "drift_alert_since", "drift_report_step"]
 
 
 class DriftAlert(UserError):
@@ -91,15 +91,30 @@ def drift_check_step(
                                 **{f"drift_slice{s['slice']}_statistic": s["statistic"] for s in rec["per_slice"]}})
         log_dict_artifact(rec, "drift.json")
     out = Path(workdir) / "drift"
+    if rec["action"] == "alert":
+        rec["message"] = (f"drift alert: cohort {dataset['hash'][:20]}... drifted from the champion's training cohort "
+                          f"(energy distance {rec['statistic']:.4g}, p={rec['p_value']:.3g} < {cfg.alpha}); "
+                          f"drift.on_drift is 'alert': nothing was trained (record: {out / 'drift.json'})")
     out.mkdir(parents=True, exist_ok=True)
     (out / "drift.json").write_text(json.dumps(rec, indent=2))
     log_metadata({"drift": rec})
     print(f"[drift] {rec['status']}: drift={rec['drift']} p={rec.get('p_value')} -> {rec['action']}", flush=True)
     if rec["action"] == "alert":
-        raise DriftAlert(f"cohort {dataset['hash'][:20]}... drifted from the champion's training cohort "
-                         f"(energy distance {rec['statistic']:.4g}, p={rec['p_value']:.3g} < {cfg.alpha}); "
-                         f"drift.on_drift is 'alert': nothing was trained (record: {out / 'drift.json'})")
+        raise DriftAlert(rec["message"])
     return rec, rec["action"]
+
+
+def drift_alert_since(workdir: str | Path, since: float) -> str | None:
+    """The alert message of a drift check written at or after ``since`` (epoch s), else None.
+
+    ZenML reports a failed step as ``RuntimeError("Pipeline run has failed ...")``; the caller
+    uses this to turn a drift alert back into its one-line reason.
+    """
+    path = Path(workdir) / "drift" / "drift.json"
+    if not path.is_file() or path.stat().st_mtime < since:
+        return None
+    rec = json.loads(path.read_text())
+    return rec.get("message") if rec.get("action") == "alert" else None
 
 
 @step(enable_cache=False)

@@ -88,3 +88,30 @@ def test_statuses_without_a_test(champion, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(dc, "registered_version", no_champion)
     rec = dc.check_cohort_drift(other, cfg, "diffae", champion.root / "w")
     assert rec["status"] == "no_champion" and rec["action"] == "retrain" and rec["drift"] is False
+
+
+def test_a_drift_alert_reaches_the_cli_as_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # noqa: ANN001
+    """ZenML reports the failed step as RuntimeError; `train` turns a fresh alert record into its reason."""
+    import pipelines.training as training
+    from pipelines.cli import main
+
+    def fake_run(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        (tmp_path / "drift").mkdir()
+        (tmp_path / "drift" / "drift.json").write_text(json.dumps({"action": "alert", "message": "drift alert: p=0.001"}))
+        raise RuntimeError("Pipeline run has failed due to failure in step(s): drift_check")
+
+    monkeypatch.setattr(training, "_run_pipeline", fake_run)
+    monkeypatch.setattr(training, "with_k8s_settings", lambda pipe, path=None: pipe)
+    argv = ["train", "--source", str(tmp_path), "--labels", "l.csv", "--external-source", str(tmp_path),
+            "--external-labels", "e.csv", "--workdir", str(tmp_path)]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip().splitlines() == ["error: drift alert: p=0.001"]
+    assert dc.drift_alert_since(tmp_path, since=(tmp_path / "drift" / "drift.json").stat().st_mtime + 5) is None
+
+    def other_failure(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise RuntimeError("some step failed")
+
+    (tmp_path / "drift" / "drift.json").write_text(json.dumps({"action": "retrain"}))
+    monkeypatch.setattr(training, "_run_pipeline", other_failure)
+    with pytest.raises(RuntimeError, match="some step failed"):
+        main(argv)
