@@ -115,3 +115,24 @@ def test_a_drift_alert_reaches_the_cli_as_one_line(tmp_path: Path, monkeypatch: 
     monkeypatch.setattr(training, "_run_pipeline", other_failure)
     with pytest.raises(RuntimeError, match="some step failed"):
         main(argv)
+
+
+def test_agent_only_reuses_the_champion_diffae_without_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import steps.diffae.train_diffae as td
+
+    asked = {}
+
+    def fake_fetch(name: str, spec: str, out: Path) -> dict:
+        asked.update(name=name, spec=spec, out=out)
+        return {"path": str(out), "version": "4", "run_id": "r", "dataset_hash": "sha256:old", "sha256": "w"}
+
+    def no_training(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("agent_only must not train")
+
+    monkeypatch.setattr(td, "fetch_registered_diffae", fake_fetch)
+    monkeypatch.setattr(td, "train_diffae", no_training)
+    ref = td.train_diffae_step.entrypoint(dataset={"path": "unused"}, diffae_config={}, workdir=str(tmp_path),
+                                          experiment="e", holdout_fold=2, drift_action="agent_only",
+                                          champion_model="diffexplainer-diffae")
+    assert asked["name"] == "diffexplainer-diffae" and asked["spec"] == "champion"
+    assert ref["reused_version"] == "4" and ref["dataset_hash"] == "sha256:old" and ref["holdout_fold"] == 2
