@@ -97,7 +97,7 @@ def compile_kubernetes(cfg: ExperimentConfig, k8s_settings: str | Path, out: str
 
 def compile_kubeflow(cfg: ExperimentConfig, k8s_settings: str | Path, out: str | Path,
                      inputs: dict[str, str] | None = None, cron: str | None = None,
-                     timeout_s: float = 300) -> dict[str, Any]:
+                     timeout_s: float = 1200) -> dict[str, Any]:
     """Write ``OUT/kubeflow/training.yaml``: the KFP v2 pipeline spec, compiled through ZenML.
 
     With ``cron`` the pipeline is run with a ZenML ``Schedule`` as ``schedule`` does, and
@@ -105,8 +105,9 @@ def compile_kubeflow(cfg: ExperimentConfig, k8s_settings: str | Path, out: str |
     create (``create_recurring_run``'s arguments) plus the schedule ZenML registered.
 
     Raises:
-        UserError: kfp is not installed (``pip install '.[kubeflow]'``), bad settings, or the
-            compile failed (its last line).
+        UserError: kfp is not installed (``pip install '.[kubeflow]'``), bad settings, the
+            compile failed (its last line) or ran past ``timeout_s`` (a starved CPU: 45-60 s on
+            two idle cores, minutes when they are shared).
     """
     try:
         import kfp  # noqa: F401
@@ -131,8 +132,11 @@ def compile_kubeflow(cfg: ExperimentConfig, k8s_settings: str | Path, out: str |
                "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
         env.pop("ZENML_STORE_URL", None)
         env.pop("ZENML_STORE_API_KEY", None)
-        proc = subprocess.run([sys.executable, "-m", "pipelines.compile_kubeflow_job"], input=json.dumps(job),
-                              capture_output=True, text=True, env=env, cwd=tmp, timeout=timeout_s)
+        try:
+            proc = subprocess.run([sys.executable, "-m", "pipelines.compile_kubeflow_job"], input=json.dumps(job),
+                                  capture_output=True, text=True, env=env, cwd=tmp, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise UserError(f"kubeflow compile did not finish within {timeout_s:.0f} s (45-60 s on 2 idle cores)") from None
     spec = folder / "training.yaml"
     if proc.returncode != 0 or not spec.is_file():
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
