@@ -12,13 +12,14 @@ PYTEST_ARGS ?=
 
 venv: $(STAMP)
 
+# The kubeflow extra (kfp) is installed too, so its tests run (kubernetes client 30.1 then).
 # torch is installed first and pinned to 2.13.0 so pip takes the local CPU wheel and the
 # resolver never backtracks into a multi-GB CUDA build.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,kubeflow]'
 	touch $(STAMP)
 
 demo: $(STAMP)

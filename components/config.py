@@ -30,6 +30,7 @@ __all__ = [
     "GateConfig",
     "CounterfactualConfig",
     "TrackingConfig",
+    "DriftConfig",
     "ExperimentConfig",
     "CONFIG_DIR",
     "load_config",
@@ -391,6 +392,22 @@ class TrackingConfig(StrictModel):
     auto_promote: bool = Field(True, description="promote to champion when every gate passes (audited)")
 
 
+class DriftConfig(StrictModel):
+    """Drift check of the incoming training cohort against the champion's training cohort,
+    in the champion DiffAE's latent space (``components.drift``), first in every training run."""
+
+    enabled: bool = True
+    alpha: float = Field(0.01, gt=0, lt=1, description="decision level of the joint permutation test")
+    n_permutations: int = Field(999, ge=19, description="permutations per test (p-value floor 1/(n+1))")
+    seed: int = 0
+    on_drift: Literal["retrain", "agent_only", "alert"] = Field(
+        "retrain",
+        description="what a drifted cohort triggers: retrain = the full pipeline; agent_only = reuse the "
+        "champion DiffAE (the teacher and agent are retrained on the new cohort); alert = record the drift "
+        "and stop the run before any training",
+    )
+
+
 class ExperimentConfig(StrictModel):
     """A whole run: one section per stage."""
 
@@ -405,6 +422,7 @@ class ExperimentConfig(StrictModel):
     gates: GateConfig = Field(default_factory=GateConfig)
     counterfactual: CounterfactualConfig = Field(default_factory=CounterfactualConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
 
     @model_validator(mode="after")
     def _gate_needs_random_control(self) -> "ExperimentConfig":

@@ -152,7 +152,37 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, preset=args.preset)
     from pipelines.schedule import schedule_training
 
-    print(schedule_training(cfg, args.cron, args.source, args.labels, args.external_source, args.external_labels))
+    print(schedule_training(cfg, args.cron, args.source, args.labels, args.external_source, args.external_labels,
+                            orchestrator=args.orchestrator))
+    return 0
+
+
+def _cmd_drift(args: argparse.Namespace) -> int:
+    from components.config import load_config
+
+    cfg = load_config(args.config, preset=args.preset)
+    from pipelines.drift import run_drift
+
+    print(json.dumps(run_drift(cfg, args.reference, args.current, alias=args.model_alias, diffae_path=args.diffae)))
+    return 0
+
+
+def _cmd_compile(args: argparse.Namespace) -> int:
+    from components.config import load_config
+
+    cfg = load_config(args.config, preset=args.preset)
+    from pipelines.compile import PLACEHOLDER_INPUTS, compile_kubeflow, compile_kubernetes
+
+    given = {"train_source": args.source, "train_labels": args.labels, "external_source": args.external_source,
+             "external_labels": args.external_labels}
+    inputs = {k: v or PLACEHOLDER_INPUTS[k] for k, v in given.items()}
+    if args.orchestrator == "kubeflow":
+        out = compile_kubeflow(cfg, args.k8s_settings, args.out, inputs, cron=args.cron)
+    elif args.cron:
+        raise UserError("--cron with --orchestrator kubernetes: the CronJob is created by `schedule` on the stack")
+    else:
+        out = compile_kubernetes(cfg, args.k8s_settings, args.out, inputs)
+    print(json.dumps(out))
     return 0
 
 
@@ -240,12 +270,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lenient", action="store_true",
                    help="accept a CT series that fails the chest checks (HU sanity, lung extent); noted in the output")
 
-    p = add("schedule", _cmd_schedule, "scheduled retraining (needs an orchestrator with schedules, e.g. Kubernetes)")
+    p = add("schedule", _cmd_schedule, "scheduled retraining (a Kubernetes CronJob or a Kubeflow recurring run)")
     p.add_argument("--cron", required=True)
+    p.add_argument("--orchestrator", choices=["kubernetes", "kubeflow"], default=None,
+                   help="the orchestrator the active ZenML stack must have (default: whichever it has)")
     p.add_argument("--source", required=True)
     p.add_argument("--labels", required=True)
     p.add_argument("--external-source", required=True)
     p.add_argument("--external-labels", required=True)
+
+    p = add("drift", _cmd_drift, "two-sample test of two ingested cohorts in DiffAE latent space (one JSON object)")
+    p.add_argument("--reference", required=True, help="ingested dataset folder (ingest --out) of the training cohort")
+    p.add_argument("--current", required=True, help="ingested dataset folder of the incoming cohort")
+    p.add_argument("--model-alias", default="champion", help="registered DiffAE alias, version number or 'latest'")
+    p.add_argument("--diffae", default=None, help="a DiffAE checkpoint file instead of the registry")
+
+    p = add("compile", _cmd_compile, "write what would be submitted (KFP v2 spec / pod manifests), offline")
+    p.add_argument("--orchestrator", required=True, choices=["kubeflow", "kubernetes"])
+    p.add_argument("--out", required=True)
+    p.add_argument("--k8s-settings", default=str(Path(__file__).resolve().parent.parent / "configs" / "k8s-prod.yaml"),
+                   help="configs/k8s-*.yaml with the per-step pod profiles (default: k8s-prod)")
+    p.add_argument("--cron", default=None, help="kubeflow: also write the recurring run that `schedule` would create")
+    for flag in ("--source", "--labels", "--external-source", "--external-labels"):
+        p.add_argument(flag, default=None, help="pipeline input (default: a placeholder s3:// path)")
 
     p = add("promote", _cmd_promote, "audited promotion of a registered version to champion")
     p.add_argument("--model", required=True)

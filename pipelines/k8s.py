@@ -38,7 +38,9 @@ __all__ = [
 #: Settings key of the Kubernetes orchestrator flavor (``<component type>.<flavor>``).
 ORCHESTRATOR_SETTINGS_KEY = "orchestrator.kubernetes"
 
-_TOP_KEYS = {"namespace", "orchestrator", "docker", "common", "profiles", "default_profile", "steps"}
+_TOP_KEYS = {"namespace", "orchestrator", "docker", "common", "profiles", "default_profile", "steps", "kubeflow"}
+# The Kubeflow orchestrator's own keys (pipelines/kubeflow.py); profiles and docker are shared.
+_KUBEFLOW_KEYS = {"user_namespace", "env_keys"}
 # Pod-settings fields a profile may set; everything else belongs in ``common``.
 _PROFILE_KEYS = {"node_selectors", "tolerations", "resources", "affinity", "volumes", "volume_mounts", "annotations"}
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -117,6 +119,8 @@ class K8sSettings:
         step_pods: effective ``KubernetesPodSettings`` per configured step id.
         default_pod: effective pod settings of every step not named in ``steps``.
         step_profiles: step id -> profile name.
+        kubeflow: the ``kubeflow`` section (``user_namespace``, ``env_keys``: Secret / ConfigMap
+            name -> keys exposed as env vars, since KFP has no ``envFrom``).
     """
 
     namespace: str
@@ -125,6 +129,7 @@ class K8sSettings:
     default_pod: Any
     step_pods: dict[str, Any] = field(default_factory=dict)
     step_profiles: dict[str, str] = field(default_factory=dict)
+    kubeflow: dict[str, Any] = field(default_factory=dict)
 
     def pipeline_settings(self) -> dict[str, Any]:
         """``settings=`` for ``pipeline.with_options``."""
@@ -224,7 +229,15 @@ def load_k8s_settings(path: str | Path, env: dict[str, str] | None = None) -> K8
         err = exc.errors()[0]
         raise UserError(f"{path}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from exc
 
+    kubeflow = dict(raw.get("kubeflow") or {})
+    bad_kf = set(kubeflow) - _KUBEFLOW_KEYS
+    env_keys = kubeflow.get("env_keys") or {}
+    if bad_kf or not isinstance(env_keys, dict) or not all(
+            isinstance(v, list) and all(isinstance(k, str) for k in v) for v in env_keys.values()):
+        raise UserError(f"{path}: kubeflow: allowed keys {sorted(_KUBEFLOW_KEYS)}; env_keys maps a Secret or "
+                        "ConfigMap name to a list of its keys")
     return K8sSettings(
+        kubeflow=kubeflow,
         namespace=str(raw.get("namespace") or "default"),
         orchestrator=orchestrator,
         docker=docker,
@@ -246,6 +259,15 @@ def apply_k8s_settings(pipeline: Any, path: str | Path) -> Any:
 
 def with_k8s_settings(pipeline: Any, path: str | Path | None = None) -> Any:
     """``pipeline`` with the settings of ``path`` (or ``$DIFFEXPLAINER_K8S_SETTINGS``) applied;
-    unchanged when neither is given (the embedded local default)."""
+    unchanged when neither is given (the embedded local default). On a stack whose orchestrator
+    is the ``diffexplainer_kubeflow`` flavor the same file gives Kubeflow settings."""
     path = path or os.environ.get("DIFFEXPLAINER_K8S_SETTINGS")
-    return apply_k8s_settings(pipeline, path) if path else pipeline
+    if not path:
+        return pipeline
+    from zenml.client import Client
+
+    if Client().active_stack.orchestrator.flavor == "diffexplainer_kubeflow":
+        from pipelines.kubeflow import apply_kubeflow_settings
+
+        return apply_kubeflow_settings(pipeline, path)
+    return apply_k8s_settings(pipeline, path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timezone
 from pathlib import Path
 from typing import Any
@@ -10,10 +11,12 @@ from zenml import Model, pipeline
 
 from components.config import ExperimentConfig
 from components.data.fingerprint import source_fingerprint
+from components.errors import UserError
 from pipelines.agent_tail import distil_explain_register
 from pipelines.k8s import with_k8s_settings
 from steps.agent.encode_latents import encode_latents_step
 from steps.diffae.train_diffae import train_diffae_step
+from steps.drift.drift_check import drift_alert_since, drift_check_step, drift_report_step
 from steps.ingest.ingest_cohort import ingest_cohort
 from steps.teacher.train_teacher import train_teacher_step
 
@@ -34,10 +37,10 @@ def training_pipeline(
     train_fingerprint: str = "",
     external_fingerprint: str = "",
 ) -> None:
-    """Ingest both cohorts -> DiffAE -> teacher -> latents -> agent -> gate -> explain -> register."""
+    """Ingest both cohorts -> drift check -> DiffAE -> teacher -> latents -> agent -> gate -> explain -> register."""
     workdir = str(Path(config["workdir"]))
     experiment = config["tracking"]["experiment"]
-    dataset, _ = ingest_cohort(
+    dataset, validation = ingest_cohort(
         source=train_source, labels=train_labels, out_dir=str(Path(workdir) / "datasets" / "osic"),
         ingest_config=config["ingest"], cohort="osic", experiment=experiment, source_fingerprint=train_fingerprint, id="ingest_osic",
     )
@@ -46,13 +49,32 @@ def training_pipeline(
         ingest_config=config["ingest"], cohort="external", experiment=experiment, source_fingerprint=external_fingerprint,
         id="ingest_external",
     )
+    # Drift of the new training cohort against the champion's, before anything is trained.
+    drift, drift_action = drift_check_step(dataset=dataset, validation=validation, drift_config=config["drift"],
+                                           diffae_model_name=config["tracking"]["diffae_model_name"],
+                                           workdir=workdir, experiment=experiment, id="drift_check")
     diffae = train_diffae_step(dataset=dataset, diffae_config=config["diffae"], workdir=workdir,
-                               experiment=experiment, holdout_fold=config["ingest"]["n_folds"] - 1)
+                               experiment=experiment, holdout_fold=config["ingest"]["n_folds"] - 1,
+                               drift_action=drift_action, champion_model=config["tracking"]["diffae_model_name"])
     teacher = train_teacher_step(dataset=dataset, external=external, teacher_config=config["teacher"],
-                                 workdir=workdir, experiment=experiment)
+                                 workdir=workdir, experiment=experiment, after="drift_check")
     latents = encode_latents_step(diffae=diffae, dataset=dataset, external=external, workdir=workdir)
     distil_explain_register(config, diffae, teacher, latents, dataset, external, workdir, workdir,
                             auto_promote=config["tracking"]["auto_promote"])
+    drift_report_step(drift=drift, workdir=workdir, after="evaluate_counterfactuals_step")
+
+
+def _run_pipeline(pipe: Any, cfg: ExperimentConfig, train_source: str, train_labels: str, external_source: str,
+                  external_labels: str) -> Any:
+    return pipe(
+        config=cfg.model_dump(mode="json"),
+        train_source=str(train_source),
+        train_labels=str(train_labels),
+        external_source=str(external_source),
+        external_labels=str(external_labels),
+        train_fingerprint=source_fingerprint(str(train_source), str(train_labels)),
+        external_fingerprint=source_fingerprint(str(external_source), str(external_labels)),
+    )
 
 
 def _epoch(moment: Any) -> float | None:
@@ -86,20 +108,22 @@ def run_training(
 
     ``k8s_settings`` (default ``$DIFFEXPLAINER_K8S_SETTINGS``) names a ``configs/k8s-*.yaml``
     whose per-step pod settings (GPU pool for the DiffAE step, ...) are applied.
+
+    Raises:
+        UserError: the drift check stopped the run (``drift.on_drift: alert``), with its reason.
     """
     pipe = with_k8s_settings(training_pipeline, k8s_settings)
-    run = pipe(
-        config=cfg.model_dump(mode="json"),
-        train_source=str(train_source),
-        train_labels=str(train_labels),
-        external_source=str(external_source),
-        external_labels=str(external_labels),
-        train_fingerprint=source_fingerprint(str(train_source), str(train_labels)),
-        external_fingerprint=source_fingerprint(str(external_source), str(external_labels)),
-    )
+    started = time.time() - 1.0  # file mtimes may be coarser than the clock
+    try:
+        run = _run_pipeline(pipe, cfg, train_source, train_labels, external_source, external_labels)
+    except RuntimeError:
+        alert = drift_alert_since(cfg.workdir, started)
+        if alert:
+            raise UserError(alert) from None
+        raise
     summary: dict[str, Any] = {"pipeline_run": str(run.id), "status": str(run.status)}
     summary["step_windows"] = step_windows(run)
-    wanted = {"dataset", "reconstruction_gate", "registration", "metrics"}
+    wanted = {"dataset", "drift", "reconstruction_gate", "registration", "metrics"}
     for step_name, step_run in run.steps.items():
         for out_name, arts in step_run.outputs.items():
             if out_name in wanted:

@@ -223,7 +223,10 @@ def render_report(
         _header(metrics), _gates(metrics), _gate(metrics), _agent(metrics), _criteria(metrics),
         _localization(metrics),
     ]
-    from components.report.faithfulness import render_evidence, render_faithfulness  # it reuses this module
+    from components.report.drift import render_drift  # these reuse this module
+    from components.report.faithfulness import render_evidence, render_faithfulness
+
+    parts.insert(3, render_drift(metrics))
 
     parts.append(render_evidence(metrics))
     faith = metrics.get("faithfulness")

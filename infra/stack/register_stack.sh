@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Register (or update, when it already exists) the DiffExplainer production ZenML stack:
-# Kubernetes orchestrator, S3 artifact store, MLflow experiment tracker + model registry,
+# Kubernetes (or, with ORCHESTRATOR=kubeflow, Kubeflow Pipelines) orchestrator, S3 artifact store, MLflow experiment tracker + model registry,
 # container registry and image builder. Safe to run again: every component is updated in
 # place, the stack is re-pointed at them and activated.
 #
@@ -14,7 +14,11 @@
 #   ARTIFACT_STORE_URI       s3://bucket/prefix
 #   MLFLOW_TRACKING_URI      http(s)://mlflow.example (the MLflow Service, via ingress)
 #   CONTAINER_REGISTRY_URI   registry.example/diffexplainer
-#   STACK_NAME               diffexplainer-k8s
+#   ORCHESTRATOR             kubernetes     (or kubeflow: our diffexplainer_kubeflow flavor, which
+#                                            needs the project installed with the kubeflow extra here)
+#   STACK_NAME               diffexplainer-k8s (diffexplainer-kubeflow for ORCHESTRATOR=kubeflow)
+#   KUBEFLOW_HOSTNAME        (ORCHESTRATOR=kubeflow: the KFP API, https://HOST/pipeline; or use K8S_CONTEXT)
+#   KUBEFLOW_NAMESPACE       kubeflow       (where Kubeflow Pipelines is installed)
 #   K8S_NAMESPACE            diffexplainer-prod
 #   K8S_CONTEXT              (kube context of the cluster; empty with K8S_CONNECTOR)
 #   MLFLOW_ZENML_SECRET      mlflow_auth
@@ -26,7 +30,14 @@ set -euo pipefail
 die() { echo "register_stack: $*" >&2; exit 2; }
 
 ZENML="${ZENML:-zenml}"
-STACK_NAME="${STACK_NAME:-diffexplainer-k8s}"
+ORCHESTRATOR="${ORCHESTRATOR:-kubernetes}"
+case "$ORCHESTRATOR" in
+    kubernetes) STACK_NAME="${STACK_NAME:-diffexplainer-k8s}" ;;
+    kubeflow) STACK_NAME="${STACK_NAME:-diffexplainer-kubeflow}" ;;
+    *) die "ORCHESTRATOR must be kubernetes or kubeflow, got '$ORCHESTRATOR'" ;;
+esac
+KUBEFLOW_HOSTNAME="${KUBEFLOW_HOSTNAME:-}"
+KUBEFLOW_NAMESPACE="${KUBEFLOW_NAMESPACE:-kubeflow}"
 K8S_NAMESPACE="${K8S_NAMESPACE:-diffexplainer-prod}"
 K8S_CONTEXT="${K8S_CONTEXT:-}"
 K8S_CONNECTOR="${K8S_CONNECTOR:-}"
@@ -44,7 +55,8 @@ CONTAINER_REGISTRY_URI="${CONTAINER_REGISTRY_URI:-}"
 [[ "$MLFLOW_TRACKING_URI" == http://* || "$MLFLOW_TRACKING_URI" == https://* ]] \
     || die "MLFLOW_TRACKING_URI must be an http(s) URI of the tracking server, got '$MLFLOW_TRACKING_URI'"
 [[ -n "$CONTAINER_REGISTRY_URI" ]] || die "CONTAINER_REGISTRY_URI is not set"
-[[ -n "$K8S_CONTEXT" || -n "$K8S_CONNECTOR" ]] || die "set K8S_CONTEXT (kube context) or K8S_CONNECTOR (service connector)"
+[[ -n "$K8S_CONTEXT" || -n "$K8S_CONNECTOR" || ( "$ORCHESTRATOR" == kubeflow && -n "$KUBEFLOW_HOSTNAME" ) ]] \
+    || die "set K8S_CONTEXT (kube context) or K8S_CONNECTOR (service connector)"
 if [[ -n "${ZENML_STORE_URL:-}" ]]; then
     [[ "$ZENML_STORE_URL" == http://* || "$ZENML_STORE_URL" == https://* ]] \
         || die "ZENML_STORE_URL must be a ZenML server URL (the Kubernetes orchestrator needs a remote server)"
@@ -72,12 +84,25 @@ connect() {
     fi
 }
 
-orchestrator_args=("--kubernetes_namespace=$K8S_NAMESPACE")
+if [[ "$ORCHESTRATOR" == kubeflow ]]; then
+    # ZenML's own kubeflow flavor drops the per-step pod settings on KFP 2.x (infra/README.md).
+    if ! "$ZENML" orchestrator flavor list 2>/dev/null | grep -q diffexplainer_kubeflow; then
+        "$ZENML" orchestrator flavor register pipelines.kubeflow_orchestrator.DiffExplainerKubeflowFlavor
+    fi
+    flavor=diffexplainer_kubeflow
+    orchestrator_args=("--kubeflow_namespace=$KUBEFLOW_NAMESPACE" "--user_namespace=$K8S_NAMESPACE")
+    if [[ -n "$KUBEFLOW_HOSTNAME" ]]; then
+        orchestrator_args+=("--kubeflow_hostname=$KUBEFLOW_HOSTNAME")
+    fi
+else
+    flavor=kubernetes
+    orchestrator_args=("--kubernetes_namespace=$K8S_NAMESPACE")
+fi
 if [[ -n "$K8S_CONTEXT" ]]; then
     orchestrator_args+=("--kubernetes_context=$K8S_CONTEXT")
 fi
 
-upsert orchestrator "${STACK_NAME}-orchestrator" kubernetes "${orchestrator_args[@]}"
+upsert orchestrator "${STACK_NAME}-orchestrator" "$flavor" "${orchestrator_args[@]}"
 connect orchestrator "${STACK_NAME}-orchestrator" "$K8S_CONNECTOR"
 
 upsert artifact-store "${STACK_NAME}-artifacts" s3 "--path=$ARTIFACT_STORE_URI"

@@ -14,6 +14,7 @@ from components.config import DiffAEConfig
 from components.data.dataset import load_dataset
 from components.models.diffae import save_diffae
 from components.training.train_diffae import train_diffae
+from steps.registry.loaders import fetch_registered_diffae
 from steps.tracking import step_run
 
 __all__ = ["train_diffae_step"]
@@ -26,14 +27,24 @@ def train_diffae_step(
     workdir: str,
     experiment: str,
     holdout_fold: int = -1,
+    drift_action: str = "retrain",
+    champion_model: str = "",
 ) -> Annotated[dict, "diffae"]:
     """Train the DiffAE on every training-cohort slice except the held-out fold.
 
-    ZenML caches this step on (dataset hash, config): an unchanged retraining reuses it.
+    ZenML caches this step on (dataset hash, config, ``drift_action``): an unchanged
+    retraining reuses it. ``drift_action == "agent_only"`` (a drifted cohort with
+    ``drift.on_drift: agent_only``) trains nothing: the registered champion ``champion_model``
+    is returned instead (``reused_version`` set; registration then skips the DiffAE).
 
     Returns:
         {path, run_id, dataset_hash, holdout_fold, steps, wall_s, img_per_s, final_loss}.
     """
+    if drift_action == "agent_only":
+        ref = fetch_registered_diffae(champion_model, "champion", Path(workdir) / "models" / "diffae-champion.pt")
+        print(f"[diffae] drift action agent_only: reusing the champion DiffAE v{ref['version']}", flush=True)
+        return {"path": ref["path"], "run_id": ref["run_id"], "dataset_hash": ref["dataset_hash"],
+                "holdout_fold": holdout_fold, "reused_version": ref["version"]}
     cfg = DiffAEConfig.model_validate(diffae_config)
     ds = load_dataset(dataset["path"])
     keep = np.asarray(ds.folds) != holdout_fold if holdout_fold >= 0 else np.ones(len(ds.labels), bool)

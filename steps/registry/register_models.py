@@ -71,7 +71,8 @@ def register_models_step(
                            "agent_threshold": f"{float(agent.get('threshold', 0.5)):.6g}",
                            "blackbox_source": str(teacher["path"])[:250], "diffae_run_id": str(diffae["run_id"])}),
     }
-    entries = [loaders[k]() for k in which]
+    # A DiffAE reused from the registry (drift action agent_only) is not registered again.
+    entries = [loaders[k]() for k in which if not (k == "diffae" and diffae.get("reused_version"))]
     champions = {name: current_champion(name) for name, *_ in entries}
     record = decision_record(gates, {"dataset": dataset_info["hash"], "external": external_hash}, champions)
     if ctx.model_version is not None:

@@ -50,11 +50,13 @@ def test_runs_as_a_non_root_user():
 def test_installs_the_project_from_pyproject_with_the_pinned_torch():
     ins = _instructions()
     copies = [i for i, (w, r) in enumerate(ins) if w == "COPY" and "pyproject.toml" in r]
-    installs = [i for i, (w, r) in enumerate(ins) if w == "RUN" and re.search(r"pip install (-e )?\.(\s|$)", r)]
+    installs = [i for i, (w, r) in enumerate(ins) if w == "RUN" and re.search(r'pip install (-e )?"?\.(\$\{EXTRAS\})?"?(\s|$)', r)]
     assert copies and installs and copies[0] < installs[0]
     pins = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     torch_pin = next(p for p in pins if p.startswith("torch=="))
     assert _args()["TORCH_VERSION"] == torch_pin.split("==")[1]
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert _args().get("EXTRAS", "").strip('"') == "" and "kubeflow" in extras  # lean by default, [kubeflow] on demand
     torch_run = next(r for w, r in ins if w == "RUN" and "torch==" in r)
     assert "--index-url" in torch_run and "TORCH_INDEX_URL" in torch_run
     assert _args()["TORCH_INDEX_URL"].startswith("https://download.pytorch.org/whl/cu")

@@ -10,6 +10,7 @@ import yaml
 
 from components.errors import UserError
 from infra_common import K8S, ROOT, by_kind, render, validate
+from pipelines.compile import step_pod_manifest
 from pipelines.k8s import ORCHESTRATOR_SETTINGS_KEY, load_k8s_settings
 
 PROD = ROOT / "configs" / "k8s-prod.yaml"
@@ -34,21 +35,8 @@ def _step_ids() -> set[str]:
 
 
 def _pod(settings, step: str) -> dict:
-    """The step pod exactly as ZenML 0.98's Kubernetes orchestrator entrypoint builds it."""
-    from kubernetes.client import ApiClient
-    from zenml.integrations.kubernetes import kube_utils
-    from zenml.integrations.kubernetes.manifest_utils import build_pod_manifest
-
-    orch = settings.orchestrator.model_copy(update={"pod_settings": settings.pod_settings_for(step)})
-    pod_settings = kube_utils.apply_default_resource_requests(memory="400Mi", pod_settings=orch.pod_settings)
-    pod = build_pod_manifest(
-        pod_name=None, image_name=settings.docker.parent_image,
-        command=["python", "-m", "zenml.entrypoints.step_entrypoint"], args=["--step_name", step],
-        env={"ZENML_STORE_URL": "https://zenml.example.internal"}, privileged=orch.privileged,
-        pod_settings=pod_settings, service_account_name=orch.step_pod_service_account_name or orch.service_account_name,
-        termination_grace_period_seconds=orch.pod_stop_grace_period, labels={"step": step.replace("_", "-")},
-    )
-    return ApiClient().sanitize_for_serialization(pod)
+    """The step pod exactly as ZenML 0.98's Kubernetes orchestrator builds it (what `compile` writes)."""
+    return step_pod_manifest(settings, step, settings.docker.parent_image)
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,8 @@ set -euo pipefail
 echo "$*" >> "$FAKE_LOG"
 if [[ "${2:-}" == describe ]]; then grep -qxF "$1 ${3:-}" "$FAKE_STATE" 2>/dev/null; exit $?; fi
 if [[ "${2:-}" == register ]]; then echo "$1 ${3:-}" >> "$FAKE_STATE"; fi
+if [[ "${2:-} ${3:-}" == "flavor list" ]]; then cat "$FAKE_STATE" 2>/dev/null || true; fi
+if [[ "${2:-} ${3:-}" == "flavor register" ]]; then echo "flavor diffexplainer_kubeflow" >> "$FAKE_STATE"; fi
 """
 ENV = {
     "ARTIFACT_STORE_URI": "s3://bucket/zenml",
@@ -77,6 +79,23 @@ def test_registers_then_updates(tmp_path):
     assert not [c for c in second if " register " in c]
     assert "stack update diffexplainer-k8s" in " ".join(second)
     assert second[-1] == "stack set diffexplainer-k8s"
+
+
+def test_kubeflow_stack_registers_our_flavor_once(tmp_path):
+    env = {"ORCHESTRATOR": "kubeflow", "K8S_CONTEXT": None, "KUBEFLOW_HOSTNAME": "https://kubeflow.example.internal/pipeline"}
+    proc, first = _run(tmp_path, **env)
+    assert proc.returncode == 0, proc.stderr
+    assert "orchestrator flavor register pipelines.kubeflow_orchestrator.DiffExplainerKubeflowFlavor" in first
+    assert "orchestrator register diffexplainer-kubeflow-orchestrator --flavor=diffexplainer_kubeflow " \
+           "--kubeflow_namespace=kubeflow --user_namespace=diffexplainer-prod " \
+           "--kubeflow_hostname=https://kubeflow.example.internal/pipeline" in first
+    assert first[-1] == "stack set diffexplainer-kubeflow"
+    proc, second = _run(tmp_path, **env)
+    assert proc.returncode == 0, proc.stderr
+    assert not [c for c in second if " register " in c or c.startswith("orchestrator flavor register")]
+    (tmp_path / "bad").mkdir()
+    proc, calls = _run(tmp_path / "bad", ORCHESTRATOR="argo")
+    assert proc.returncode == 2 and "ORCHESTRATOR must be" in proc.stderr and calls == []
 
 
 @pytest.mark.parametrize("overrides,message", [

@@ -181,6 +181,19 @@ def test_rerun_reuses_cached_diffae(demo_run: tuple[dict, Path, object]) -> None
     run = Client().get_pipeline_run(second["pipeline_run"])
     assert str(run.steps["train_diffae_step"].status).endswith("cached")
     assert str(run.steps["ingest_osic"].status).endswith("cached")
+    # the drift check ran first and was recorded beside the data-quality verdict; an unchanged
+    # cohort (same hash as a champion's) or a first champion-less run retrains from the cache
+    drift = second["drift_check.drift"]
+    reg = next(v for k, v in summary.items() if k.endswith(".registration"))
+    promoted = reg[cfg.tracking.diffae_model_name]["promoted"]
+    assert drift["status"] == "unchanged" if promoted else drift["status"] != "unchanged"
+    assert drift["action"] == "retrain"
+    assert isinstance(drift["validation_success"], bool)
+    first_drift = summary["drift_check.drift"]
+    assert first_drift["status"] in {"no_champion", "unchanged", "tested"}
+    metrics = json.loads((workdir / "report" / "metrics.json").read_text())
+    assert metrics["drift"]["status"] == drift["status"]
+    assert "Cohort drift" in (workdir / "report" / "index.html").read_text()
 
 
 def test_demo_cli_bad_preset_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:

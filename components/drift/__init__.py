@@ -1,0 +1,1 @@
+"""Cohort drift in DiffAE latent space: a two-sample test with a permutation p-value."""

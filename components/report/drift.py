@@ -1,0 +1,37 @@
+"""Report section: the training cohort's drift against the champion's, beside its data quality."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["render_drift"]
+
+
+def render_drift(metrics: Mapping[str, Any]) -> str:
+    """HTML for ``metrics["drift"]`` (the drift step's record); empty when absent."""
+    from components.report.html import _table  # html imports this module lazily
+
+    rec = metrics.get("drift")
+    if not isinstance(rec, Mapping):
+        return ""
+    rows = [
+        ("data quality (Great Expectations)", {True: "passed", False: "failed"}.get(rec.get("validation_success"))),
+        ("drift check", rec.get("status")),
+        ("energy distance (joint)", rec.get("statistic")),
+        ("permutation p-value", rec.get("p_value")),
+        ("alpha", rec.get("alpha")),
+        ("drift", rec.get("drift")),
+        ("patients: reference / current", f"{rec.get('n_reference')} / {rec.get('n_current')}"),
+        ("on drift (config)", rec.get("on_drift")),
+        ("action taken", rec.get("action")),
+        ("champion DiffAE version", rec.get("champion_version")),
+    ]
+    if rec.get("reason"):
+        rows.append(("note", rec["reason"]))
+    out = "<h2>Cohort drift (champion DiffAE latents) and data quality</h2>" + _table(["item", "value"], rows)
+    per_slice = rec.get("per_slice") or []
+    if per_slice:
+        out += "<p>Per slice position (reported, not decided on):</p>" + _table(
+            ["slice", "energy distance", "p-value"], [(s["slice"], s["statistic"], s["p_value"]) for s in per_slice])
+    return out
