@@ -26,7 +26,7 @@ def _load_model(cfg: ExperimentConfig, alias: str, diffae_path: str | None) -> t
             raise UserError(f"--diffae {diffae_path}: not a DiffAE checkpoint ({type(exc).__name__})") from None
     import logging
 
-    from steps.registry.loaders import load_registered
+    from registry.loaders import load_registered
 
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # a new store's set-up lines
     model, mv = load_registered(cfg.tracking.diffae_model_name, alias)

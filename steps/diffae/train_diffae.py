@@ -14,7 +14,7 @@ from components.config import DiffAEConfig
 from components.data.dataset import load_dataset
 from components.models.diffae import save_diffae
 from components.training.train_diffae import train_diffae
-from steps.registry.loaders import fetch_registered_diffae
+from registry.loaders import fetch_registered_diffae
 from steps.tracking import step_run
 
 __all__ = ["train_diffae_step"]

@@ -23,7 +23,7 @@ from components.config import DriftConfig
 from components.drift.cohort import cohort_latents, reference_latents
 from components.drift.latent import latent_drift
 from components.errors import UserError
-from steps.registry.loaders import load_registered, registered_version, weights_sha256
+from registry.loaders import load_registered, registered_version, weights_sha256
 from steps.tracking import log_dict_artifact, step_run
 
 __all__ = ["DriftAlert", "check_cohort_drift", "drift_check_step", "drift_alert_since", "drift_report_step"]
