@@ -16,11 +16,11 @@ the classifier has identical shares for both and a score of exactly 0.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 
 import numpy as np
-from scipy import stats
+
+from components.stats.bootstrap import BootstrapSettings, mean_interval
 
 __all__ = [
     "EVIDENCE_KEYS",
@@ -176,22 +176,7 @@ def model_contrast(
     if a.shape != b.shape:
         raise ValueError(f"paired masses differ in shape: {a.shape} vs {b.shape}")
     keep = np.isfinite(a) & np.isfinite(b)
-    a, b = a[keep], b[keep]
-    if a.size < 2:
+    if keep.sum() < 2:
         return float("nan"), float("nan"), float("nan")
-    d = a - b
-    point = float(d.mean())
-    if np.ptp(d) <= 1e-12 * max(1.0, float(np.abs(d).max())):
-        return point, point, point
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # BCa on small, tied samples warns; fall back below
-        res = stats.bootstrap((a, b), lambda x, y, axis=-1: np.mean(x - y, axis=axis), paired=True,
-                              vectorized=True, confidence_level=confidence, n_resamples=n_resamples,
-                              method="BCa", rng=np.random.default_rng(seed))
-        low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
-        if not (np.isfinite(low) and np.isfinite(high)):
-            res = stats.bootstrap((a, b), lambda x, y, axis=-1: np.mean(x - y, axis=axis), paired=True,
-                                  vectorized=True, confidence_level=confidence, n_resamples=n_resamples,
-                                  method="percentile", rng=np.random.default_rng(seed))
-            low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
-    return point, low, high
+    return mean_interval(a[keep], BootstrapSettings(confidence=confidence, n_resamples=n_resamples, seed=seed),
+                         paired_with=b[keep])

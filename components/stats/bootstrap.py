@@ -180,7 +180,7 @@ def mean_interval(
 
     With ``paired_with [n]`` it is the interval of ``mean(values - paired_with)``, cases
     resampled together. BCa at ``settings.confidence`` (two-sided), the percentile interval
-    when BCa is undefined; a constant sample gives ``(c, c, c)``; nan with fewer than 2
+    when BCa is undefined; a constant sample (up to rounding) gives ``(c, c, c)``; nan with fewer than 2
     finite cases. Benchmarks report figures this way (point beside its interval).
     """
     v = np.asarray(values, dtype=float)
@@ -190,7 +190,7 @@ def mean_interval(
     if v.size < 2:
         return (float(v.mean()) if v.size else float("nan"), float("nan"), float("nan"))
     point = float(v.mean())
-    if np.ptp(v) == 0:
+    if np.ptp(v) <= 1e-12 * max(1.0, float(np.abs(v).max())):  # constant up to rounding: no spread
         return point, point, point
     for method in (settings.method, "percentile"):
         with warnings.catch_warnings():

@@ -49,4 +49,12 @@ def test_tiny_run_prints_every_setting_with_intervals(tiny_workdir, load_benchma
             assert isinstance(row[key], list) and len(row[key]) == 3, key
         assert row["psnr"][0] is not None and row["psnr"][1] <= row["psnr"][0] <= row["psnr"][2]
         assert set(row["within_reference"]) == {"flip_rate", "direction_agreement", "random_flip_rate"}
-    assert result["settings"][0]["within_reference"]["direction_agreement"] in (True, None)
+    assert result["cheapest_valid"] in (None, *(r["setting"] for r in result["settings"]))
+
+
+def test_inside_reference_interval_rule(load_benchmark) -> None:
+    bench = load_benchmark("cf_cost")
+    assert bench._inside(0.93, [1.0, 1.0, 1.0]) is False  # a single-point interval admits only its point
+    assert bench._inside(0.18, [0.10, 0.03, 0.23]) is True
+    assert bench._inside(0.26, [0.10, 0.03, 0.23]) is False
+    assert bench._inside(None, [0.1, 0.0, 0.2]) is None and bench._inside(0.1, [0.1, None, None]) is None
