@@ -177,9 +177,19 @@ def _at_least(triple: list[float | None], bound: float) -> bool:
     return bool(point is not None and low is not None and point >= bound and low > 0)
 
 
+def _save_arrays(folder: Path, bb: BlackBox, sweep: Any, maps: dict[str, np.ndarray]) -> None:
+    """``folder/sweep.npz`` (the sweep's arrays), ``maps.npz`` and the black box's ``state_dict.pt``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {k: getattr(sweep, k) for k in ("alphas", "recon", "counterfactuals", "teacher_recon", "teacher_cf",
+                                             "random_cf", "teacher_random", "random_alphas")}
+    np.savez_compressed(folder / "sweep.npz", **{k: np.asarray(v) for k, v in arrays.items() if v is not None})
+    np.savez_compressed(folder / "maps.npz", **maps)
+    torch.save(bb.module.state_dict(), folder / "state_dict.pt")  # rebuild with build_teacher(cfg.teacher, H)
+
+
 def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, n_cases: int = 30, seed: int = 0,
                   out_dir: str | Path | None = None, alphas: Sequence[float] | None = None,
-                  say: Say = _stderr) -> dict[str, Any]:
+                  say: Say = _stderr, save_arrays: bool = False) -> dict[str, Any]:
     """Run the model-contrast benchmark; returns the JSON-ready result (see the module docstring)."""
     start = time.monotonic()
     workdir = Path(workdir)
@@ -241,6 +251,8 @@ def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, n_cases: int = 30,
         sweep = run_sweep(diffae, suite.agent, bb, torch.as_tensor(x_ext[idx]), cf_cfg, search=False, precomputed=pre)
         raw = localization_maps(sweep, bb, cf_cfg)
         maps[name] = {k: raw[v] for k, v in MAPS.items()}
+        if save_arrays:  # everything a later analysis needs without re-running the sweep
+            _save_arrays(out / "arrays" / name, bb, sweep, maps[name])
         manip = manipulation_criterion(sweep)
         align = suite.alignment[suite.primary]
         own = {"F": ext.labels, "M": y_marker_ext}.get(name)
@@ -298,6 +310,11 @@ def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, n_cases: int = 30,
         "R_flips_no_more_than_random": bool(r_box["flip_rate"] is not None and r_box["random_control_flip_rate"] is not None
                                             and r_box["flip_rate"] <= r_box["random_control_flip_rate"]),
     }
+    if save_arrays:
+        np.savez_compressed(out / "arrays" / "cases.npz", idx=idx, lungs=lungs, marked=marked,
+                            **{c: v for c, v in comps.items() if v is not None},
+                            **{f"reliance_{b}_{c}": d for b, dd in deltas.items() for c, d in dd.items()},
+                            **({} if iv is None else {"iv_images": iv.images, **{f"iv_without_{c}": v for c, v in iv.removed.items()}}))
     result: dict[str, Any] = {
         "benchmark": "faithfulness",
         "workdir": str(workdir),
@@ -329,11 +346,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--out", default=None, help="output folder (default WORKDIR/faithfulness)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--save-arrays", action="store_true",
+                    help="also write OUT/arrays/: each black box's sweep, maps and weights, the cases' masks and reliance")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config, args.preset, {})
     alphas = [float(a) for a in args.alphas.split(",") if a.strip()] or None
-    result = run_benchmark(args.workdir, cfg, args.cases, args.seed, args.out, alphas)
+    result = run_benchmark(args.workdir, cfg, args.cases, args.seed, args.out, alphas, save_arrays=args.save_arrays)
     # the demo's report gets a Faithfulness section (from the default run; an --out elsewhere is an experiment)
     if args.out is None and (Path(args.workdir) / "report" / "metrics.json").is_file():
         paths = add_report_sections(args.workdir, faithfulness=result)

@@ -51,7 +51,7 @@ from components.counterfactual.sweep import run_sweep  # noqa: E402
 from components.data.dataset import load_dataset  # noqa: E402
 from components.errors import UserError  # noqa: E402
 from components.gates import GateResult, agent_evidence, counterfactual_evidence, reconstruction_evidence  # noqa: E402
-from components.metrics.reconstruction_eval import reconstruct_cohort, score_reconstruction  # noqa: E402
+from components.metrics.reconstruction_eval import reconstruct_cohort, score_reconstruction, semantic_reconstruction  # noqa: E402
 from components.models.diffae import DiffAE, load_diffae  # noqa: E402
 from components.training.train_diffae import EARLY_CHECKPOINT  # noqa: E402
 from components.training.agent_suite import blackbox_targets, distill_suite  # noqa: E402
@@ -82,7 +82,16 @@ def _inputs(workdir: Path, cfg: ExperimentConfig) -> dict[str, Any]:
     aug = {a: np.load(lat / f"train_{a}.npy") for a in cfg.agent.augmentations if (lat / f"train_{a}.npy").is_file()}
     return {"ds": ds, "ext": ext, "x": np.array(ds.images, np.float32), "x_ext": np.array(ext.images, np.float32),
             "q": np.load(lat / "train.npy"), "q_ext": np.load(lat / "external.npy"), "q_aug": aug, "held": held,
-            "recon": recon, "x_T": x_t, "q_inv": q_inv, "diffae": diffae}
+            "recon": recon, "x_T": x_t, "q_inv": q_inv, "diffae": diffae,
+            "semantic": _semantic(diffae, np.array(ext.images, np.float32), q_inv, cfg)}
+
+
+def _semantic(model: Any, x: np.ndarray, q: np.ndarray, cfg: ExperimentConfig) -> dict[str, np.ndarray]:
+    """The reconstruction gate's semantic measurement on the first ``gates.semantic_cases`` patients."""
+    k = min(cfg.gates.semantic_cases, len(x))
+    if k == 0:
+        return {}
+    return semantic_reconstruction(model, x[:k], np.asarray(q)[:k], cfg.diffae.ddim_steps, seed=cfg.gates.bootstrap_seed)
 
 
 def _brief(g: GateResult) -> dict[str, Any]:
@@ -136,7 +145,7 @@ def main() -> None:
         bb = from_module(teacher, source=f"teacher seed {seed}")
         teachers.append(bb)
         row: dict[str, Any] = {"seed": seed, "teacher_threshold": tm["threshold"]}
-        per_case = score_reconstruction(bb, d["x_ext"], d["recon"])["per_case"]
+        per_case = score_reconstruction(bb, d["x_ext"], d["recon"])["per_case"] | d["semantic"]
         recon_gate = decide(reconstruction_evidence(per_case, cfg.gates))
         suite = distill_suite(bb, d["x"][fit], d["q"][fit], d["x_ext"], d["q_ext"], agent_cfg,
                               q_train_aug={a: v[fit] for a, v in d["q_aug"].items()},
@@ -195,12 +204,14 @@ def main() -> None:
         recon_control = {"source": "perturbed weights", "noise_scale": args.noise_scale}
     controls[name] = []
     if teachers:
-        rec = reconstruct_cohort(bad_model, d["x_ext"], cfg.diffae.ddim_steps)["recon"]
+        bad = reconstruct_cohort(bad_model, d["x_ext"], cfg.diffae.ddim_steps)
+        rec, bad_semantic = bad["recon"], _semantic(bad_model, d["x_ext"], bad["q"], cfg)
         for bb in teachers:
-            pc = score_reconstruction(bb, d["x_ext"], rec)["per_case"]
+            pc = score_reconstruction(bb, d["x_ext"], rec)["per_case"] | bad_semantic
             g = decide(reconstruction_evidence(pc, cfg.gates))
             controls[name].append(g.passed)
-        recon_control.update(psnr=float(np.mean(pc["psnr"])), last_gate=_brief(g))
+        recon_control.update(psnr=float(np.mean(pc["psnr"])), last_gate=_brief(g),
+                             semantic_psnr=float(np.mean(bad_semantic["semantic_psnr"])) if bad_semantic else None)
         _say(f"{name}: PSNR {np.mean(pc['psnr']):.1f} dB, gate passed for {sum(controls[name])} of {len(teachers)} "
              "teachers")
     gates: dict[str, dict[str, Any]] = {}

@@ -249,6 +249,14 @@ class GateConfig(StrictModel):
     psnr_min: float = Field(35.0, description="dB, lower bound of the mean per-patient PSNR (external cohort)")
     ssim_min: float = Field(0.95, ge=0, le=1)
     decision_kept_min: float = Field(0.90, ge=0, le=1, description="black-box decision unchanged by reconstruction")
+    semantic_psnr_min: float | None = Field(
+        None, description="dB, lower bound of the mean PSNR of decoding each slice's z from a prior x_T ~ N(0, I) "
+        "(what z alone carries; components.metrics.reconstruction_eval.semantic_reconstruction); None = reported, "
+        "not gated",
+    )
+    semantic_cases: int = Field(
+        60, ge=0, description="external patients (the first N) decoded from z alone for semantic_psnr; 0 = off",
+    )
     agent_auc_min: float = Field(0.90, ge=0, le=1, description="agent score vs the black box's decision")
     agent_f1_min: float = Field(0.70, ge=0, le=1, description="at the agent threshold fixed from training data")
     direction_agreement_min: float = Field(0.90, ge=0, le=1)

@@ -12,7 +12,8 @@ This module builds that evidence (:class:`GateEvidence`) and turns per-metric ve
 is "greater is better", so the validation inputs are named ``<metric>_lower`` (floor) and
 ``<metric>_vs_champion_lower`` (margin ``-delta``).
 
-Gates: ``reconstruction`` (PSNR, SSIM, teacher decision kept; teacher KL reported),
+Gates: ``reconstruction`` (PSNR, SSIM, teacher decision kept; the semantic PSNR of z decoded
+from a prior x_T, which an inversion cannot rescue, when its floor is set; teacher KL reported),
 ``agent`` (AUC and F1 of the agent's score against the black box's decision, the agent's
 threshold fixed from training data; KL reported) and ``counterfactual`` (direction agreement;
 flip-rate gain over the random direction on the same cases).
@@ -209,7 +210,9 @@ def reconstruction_evidence(
         per_case: per patient ``[n]``: ``psnr`` (dB, mean over the 4 slices, images mapped to
             [0,1]), ``ssim`` (mean over slices), ``decision_kept`` (1.0 if the black box's
             decision on the reconstruction equals that on the original) and optionally
-            ``teacher_kl`` (reported with its upper bound, not gated).
+            ``teacher_kl`` (reported with its upper bound, not gated) and, per patient of a
+            possibly smaller set, ``semantic_psnr`` / ``semantic_ssim`` (z decoded from a prior
+            ``x_T``; PSNR gated when ``cfg.semantic_psnr_min`` is set, else reported).
         cfg: floors (``psnr_min``, ``ssim_min``, ``decision_kept_min``), deltas, bootstrap.
         champion_per_case: the champion DiffAE's values on the same patients (same order).
         champion_version: its registry version (recorded).
@@ -221,6 +224,13 @@ def reconstruction_evidence(
     reported = {}
     if per_case.get("teacher_kl") is not None:
         reported["teacher_kl"] = _reported_mean(per_case["teacher_kl"], s, greater_is_better=False)
+    if per_case.get("semantic_psnr") is not None:  # measured on its own (smaller) set of patients
+        if cfg.semantic_psnr_min is not None:
+            metrics["semantic_psnr"] = _mean_metric(per_case["semantic_psnr"], cfg.semantic_psnr_min, s)
+        else:
+            reported["semantic_psnr"] = _reported_mean(per_case["semantic_psnr"], s, greater_is_better=True)
+    if per_case.get("semantic_ssim") is not None:
+        reported["semantic_ssim"] = _reported_mean(per_case["semantic_ssim"], s, greater_is_better=True)
     champion = _champion_block(champion_version, champion_reason)
     if champion_per_case is not None:
         champion = {"version": champion_version, "compared": True, "metrics": {

@@ -17,7 +17,7 @@ from components.metrics.classification import prob_kl, prob_kl_per_case
 from components.metrics.image_quality import slice_quality
 from components.models.diffae import DiffAE
 
-__all__ = ["evaluate_reconstruction", "reconstruct_cohort", "score_reconstruction"]
+__all__ = ["evaluate_reconstruction", "reconstruct_cohort", "score_reconstruction", "semantic_reconstruction"]
 
 ProgressFn = Callable[[float, str], None]
 
@@ -109,6 +109,45 @@ def score_reconstruction(
     if keep_samples > 0:
         out["samples"] = (np.asarray(images[:keep_samples], np.float32), np.asarray(recon[:keep_samples], np.float32))
     return out
+
+
+@torch.no_grad()
+def semantic_reconstruction(
+    model: DiffAE, images: np.ndarray, q: np.ndarray, steps: int, seed: int = 0, batch_size: int = 32
+) -> dict[str, np.ndarray]:
+    """How much of each image the semantic code ``z`` alone carries.
+
+    Decodes every slice's ``z`` from a stochastic code drawn from the prior, ``x_T ~ N(0, I)``
+    (seeded), instead of the slice's own DDIM inversion, and scores the result against the
+    original as the reconstruction gate does (:func:`~components.metrics.image_quality.slice_quality`).
+    A reconstruction through the inverted ``x_T`` can look perfect even when ``z`` carries
+    little (an under-trained DiffAE's inversion absorbs the image into ``x_T``); this
+    measurement cannot be rescued by the inversion (DiffAE, Preechakul et al. 2022, report
+    autoencoding with a random ``x_T`` for the same reason).
+
+    Args:
+        model: trained DiffAE (eval mode).
+        images: ``[N,4,H,W]`` float32 in [-1,1], the originals.
+        q: ``[N,4Z]`` their semantic latents (e.g. the reconstruction cache's).
+        steps: DDIM decoding steps.
+        seed: seed of the prior draws (the same for every model compared).
+        batch_size: slices per ``render`` call.
+
+    Returns:
+        float64 ``[N]`` arrays ``semantic_psnr`` (dB) and ``semantic_ssim`` (mean over the 4 slices).
+    """
+    n, s, h, w = images.shape
+    if q.shape[0] != n or q.shape[1] != s * model.z_dim:
+        raise ValueError(f"q {q.shape} does not match images {images.shape} (z_dim {model.z_dim})")
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    x_t = torch.randn((n * s, 1, h, w), generator=gen)
+    z = torch.as_tensor(np.asarray(q, np.float32)).reshape(n * s, model.z_dim)
+    parts = [model.render(x_t[i : i + batch_size].to(model.device), z[i : i + batch_size].to(model.device), steps)
+             .float().cpu() for i in range(0, n * s, batch_size)]
+    decoded = torch.cat(parts).reshape(n, s, h, w) if parts else torch.zeros((0, s, h, w))
+    psnr, ssim = slice_quality(torch.as_tensor(np.asarray(images, np.float32)), decoded)
+    return {"semantic_psnr": psnr.mean(axis=1).astype(np.float64), "semantic_ssim": ssim.mean(axis=1).astype(np.float64)}
 
 
 def evaluate_reconstruction(

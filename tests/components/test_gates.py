@@ -153,3 +153,17 @@ def test_gates_section_lists_every_gate() -> None:
 def test_noninferiority_config_rejects_unknown_metric() -> None:
     with pytest.raises(ValueError, match="unknown metric"):
         GateConfig(noninferiority_delta={"psnrr": 0.5})
+
+
+def test_semantic_psnr_is_gated_only_with_a_floor_and_fails_an_absorbed_code() -> None:
+    rng = np.random.default_rng(3)
+    cases = _recon_cases(42.0 + rng.normal(0.0, 1.0, 60))
+    cases["semantic_psnr"] = 13.0 + rng.normal(0.0, 2.0, 30)  # z carries little: inversion did the work
+    reported = reconstruction_evidence(cases, GateConfig())
+    assert "semantic_psnr" not in reported.metrics and reported.reported["semantic_psnr"]["n"] == 30
+    gated = reconstruction_evidence(cases, GateConfig(semantic_psnr_min=18.0))
+    m = gated.metrics["semantic_psnr"]
+    assert m.n == 30 and m.lower < 18.0 and m.threshold == 18.0
+    assert gated.metrics["psnr"].lower > 35.0
+    values, floors = gated.validation_inputs()
+    assert values["semantic_psnr_lower"] == m.lower and floors["semantic_psnr_lower"] == 18.0

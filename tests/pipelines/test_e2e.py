@@ -64,6 +64,10 @@ def test_demo_writes_report_with_all_sections(demo_run: tuple[dict, Path, object
     assert _between(rec["decision_kept"], 0.5, 1.0) and _between(rec["teacher_kl"], -1e-6, 1.0)
     assert isinstance(rec["passed"], bool) and rec["osic_holdout"]["n"] >= 1
     assert _between(rec["osic_holdout"]["psnr"], 25, 90)
+    # what z alone carries (decoded from a prior x_T), gated on its lower bound (cpu-small floor)
+    assert _between(rec["semantic_psnr"], 0, 90) and _between(rec["semantic_ssim"], -1.0, 1.0)
+    sem = metrics["gates"]["reconstruction"]["metrics"]["semantic_psnr"]
+    assert sem["threshold"] == cfg.gates.semantic_psnr_min and sem["lower"] <= sem["point"]
 
     assert set(metrics["agent_alignment"]) == {"L1", "MSE", "KL"}
     for name, row in metrics["agent_alignment"].items():
