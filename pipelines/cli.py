@@ -20,6 +20,9 @@ from pipelines.env import configure_local_state
 
 __all__ = ["main", "build_parser"]
 
+#: The Kubernetes settings file `compile` and `k8s preflight` read unless told otherwise.
+_DEFAULT_K8S_SETTINGS = str(Path(__file__).resolve().parent.parent / "configs" / "k8s-prod.yaml")
+
 
 def _progress(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
@@ -209,6 +212,17 @@ def _cmd_lineage(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_k8s_preflight(args: argparse.Namespace) -> int:
+    from pipelines.k8s import load_k8s_settings
+    from pipelines.k8s_preflight import format_report, load_kube_client, run_preflight
+
+    settings = load_k8s_settings(args.config)
+    api, who = load_kube_client(args.kubeconfig, args.context)
+    results = run_preflight(settings, api, who, as_service_account=args.as_service_account)
+    print(format_report(results, Path(args.config).name))
+    return 0 if all(r.ok for r in results) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per CLI contract entry (DESIGN.md §3)."""
     parser = argparse.ArgumentParser(prog="diffexplainer", description=__doc__.splitlines()[0])
@@ -288,11 +302,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("compile", _cmd_compile, "write what would be submitted (KFP v2 spec / pod manifests), offline")
     p.add_argument("--orchestrator", required=True, choices=["kubeflow", "kubernetes"])
     p.add_argument("--out", required=True)
-    p.add_argument("--k8s-settings", default=str(Path(__file__).resolve().parent.parent / "configs" / "k8s-prod.yaml"),
+    p.add_argument("--k8s-settings", default=_DEFAULT_K8S_SETTINGS,
                    help="configs/k8s-*.yaml with the per-step pod profiles (default: k8s-prod)")
     p.add_argument("--cron", default=None, help="kubeflow: also write the recurring run that `schedule` would create")
     for flag in ("--source", "--labels", "--external-source", "--external-labels"):
         p.add_argument(flag, default=None, help="pipeline input (default: a placeholder s3:// path)")
+
+    k8s = sub.add_parser("k8s", help="Kubernetes helpers (see `k8s preflight`)")
+    k8s_sub = k8s.add_subparsers(dest="k8s_command", required=True)
+    p = k8s_sub.add_parser("preflight", help="check the cluster before submitting a GPU run: one line per check; "
+                                             "exit 0 all ok, 1 any FAIL, 2 user error")
+    p.set_defaults(func=_cmd_k8s_preflight)
+    p.add_argument("--config", default=_DEFAULT_K8S_SETTINGS, help="configs/k8s-*.yaml (default: k8s-prod)")
+    p.add_argument("--context", default=None, help="kube context (default: the kubeconfig's current context)")
+    p.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
+    p.add_argument("--as-service-account", action="store_true",
+                   help="RBAC review as the config's service account (impersonation) instead of your own identity")
 
     p = add("promote", _cmd_promote, "audited promotion of a registered version to champion")
     p.add_argument("--model", required=True)

@@ -30,6 +30,7 @@ from components.nested import deep_merge
 __all__ = [
     "ORCHESTRATOR_SETTINGS_KEY",
     "K8sSettings",
+    "PreflightSettings",
     "load_k8s_settings",
     "apply_k8s_settings",
     "expand_env",
@@ -38,7 +39,8 @@ __all__ = [
 #: Settings key of the Kubernetes orchestrator flavor (``<component type>.<flavor>``).
 ORCHESTRATOR_SETTINGS_KEY = "orchestrator.kubernetes"
 
-_TOP_KEYS = {"namespace", "orchestrator", "docker", "common", "profiles", "default_profile", "steps", "kubeflow"}
+_TOP_KEYS = {"namespace", "orchestrator", "docker", "common", "profiles", "default_profile", "steps", "kubeflow",
+             "preflight"}
 # The Kubeflow orchestrator's own keys (pipelines/kubeflow.py); profiles and docker are shared.
 _KUBEFLOW_KEYS = {"user_namespace", "env_keys"}
 # Pod-settings fields a profile may set; everything else belongs in ``common``.
@@ -109,6 +111,66 @@ def _pod_settings(data: dict[str, Any], where: str) -> Any:
 
 
 @dataclass(frozen=True)
+class PreflightSettings:
+    """The ``preflight`` section: what ``diffexplainer k8s preflight`` checks beyond the pod settings.
+
+    URLs are as seen from where the command runs (an ingress, not the in-cluster Service name).
+
+    Attributes:
+        tracking_uri: http(s) URL of the MLflow tracking server ("" = not configured: a failed check).
+        artifact_store: ``s3://bucket/prefix`` (checked with boto3 ``head_bucket``) or an http(s) URL
+            (checked with a GET); "" = not configured.
+        s3_endpoint_url: S3 endpoint for a non-AWS store (MinIO, ...); "" = boto3's default.
+        secrets: Secrets to check besides those the pod settings reference (``env_from``, ``env``,
+            ``image_pull_secrets``), e.g. the MLflow database Secret.
+        image_pull_secret: the registry Secret the service account lists under ``imagePullSecrets``;
+            "" = none (nodes pull with their own credentials).
+        min_gpu_nodes: how many schedulable nodes must each fit the largest GPU step.
+        timeout_s: connect / read timeout of every request.
+    """
+
+    tracking_uri: str = ""
+    artifact_store: str = ""
+    s3_endpoint_url: str = ""
+    secrets: tuple[str, ...] = ()
+    image_pull_secret: str = ""
+    min_gpu_nodes: int = 1
+    timeout_s: float = 5.0
+
+
+def _preflight_settings(raw: Any, where: str) -> PreflightSettings:
+    """Validate the ``preflight`` section (absent: all defaults).
+
+    Raises:
+        UserError: unknown keys or wrong types. URL schemes are judged by the preflight itself
+            (a failed check): the section is loaded with every ``configs/k8s-*.yaml``, and
+            ``MLFLOW_TRACKING_URI`` is the local SQLite store where no server is exported.
+    """
+    if raw is None:
+        return PreflightSettings()
+    if not isinstance(raw, dict):
+        raise UserError(f"{where}: preflight: expected a mapping")
+    known = set(PreflightSettings.__dataclass_fields__)
+    if set(raw) - known:
+        raise UserError(f"{where}: preflight: unknown key(s) {sorted(set(raw) - known)}; allowed {sorted(known)}")
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key == "secrets":
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                raise UserError(f"{where}: preflight.secrets: expected a list of Secret names")
+            out[key] = tuple(value)
+        elif key in ("min_gpu_nodes", "timeout_s"):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 or (
+                    key == "min_gpu_nodes" and not isinstance(value, int)):
+                raise UserError(f"{where}: preflight.{key}: expected a positive "
+                                f"{'integer' if key == 'min_gpu_nodes' else 'number'}, got {value!r}")
+            out[key] = value
+        else:
+            out[key] = "" if value is None else str(value).strip()
+    return PreflightSettings(**out)
+
+
+@dataclass(frozen=True)
 class K8sSettings:
     """A loaded ``configs/k8s-*.yaml``.
 
@@ -121,6 +183,7 @@ class K8sSettings:
         step_profiles: step id -> profile name.
         kubeflow: the ``kubeflow`` section (``user_namespace``, ``env_keys``: Secret / ConfigMap
             name -> keys exposed as env vars, since KFP has no ``envFrom``).
+        preflight: the ``preflight`` section (:class:`PreflightSettings`).
     """
 
     namespace: str
@@ -130,6 +193,7 @@ class K8sSettings:
     step_pods: dict[str, Any] = field(default_factory=dict)
     step_profiles: dict[str, str] = field(default_factory=dict)
     kubeflow: dict[str, Any] = field(default_factory=dict)
+    preflight: PreflightSettings = field(default_factory=PreflightSettings)
 
     def pipeline_settings(self) -> dict[str, Any]:
         """``settings=`` for ``pipeline.with_options``."""
@@ -244,6 +308,7 @@ def load_k8s_settings(path: str | Path, env: dict[str, str] | None = None) -> K8
         default_pod=pods[default_name],
         step_pods={s: pods[p] for s, p in step_profiles.items() if p != default_name},
         step_profiles=step_profiles,
+        preflight=_preflight_settings(raw.get("preflight"), path.name),
     )
 
 
