@@ -365,6 +365,11 @@ class CounterfactualConfig(StrictModel):
         True, description="counterfactual attribution map: integrated gradients of the black box from the "
         "counterfactual to the reconstruction (components.counterfactual.attribution)",
     )
+    attribution_alpha: Literal["mean", "flip"] = Field(
+        "flip", description="which counterfactual the attribution map attributes: 'mean' = one map per alpha of "
+        "the sweep, averaged; 'flip' = per case the smallest alpha at which the black box's decision reaches the "
+        "target class (the largest alpha where it never does): the minimal counterfactual, one map per case",
+    )
     attribution_steps: int = Field(
         16, ge=2, description="integration steps of the attribution map per alpha (Gauss-Legendre; 16 kept the "
         "sums within ~1.5 % of the output change on the cpu-small teacher, 8 within ~3 %)",

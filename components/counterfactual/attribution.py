@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from components.counterfactual.baselines import teacher_module
 from components.counterfactual.protocols import BlackBoxLike, module_device
 
-__all__ = ["evidence_against", "score_change", "counterfactual_attribution", "attribution_stack"]
+__all__ = ["evidence_against", "score_change", "flip_counterfactual", "counterfactual_attribution", "attribution_stack"]
 
 
 def evidence_against(logits: Tensor, cls: int) -> Tensor:
@@ -82,6 +82,28 @@ def score_change(
     return (s_r - s_cf).double().cpu().numpy()
 
 
+def flip_counterfactual(
+    counterfactuals: np.ndarray, teacher_cf: np.ndarray, target: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per case the minimal counterfactual of a sweep: the first alpha whose decision is ``target``.
+
+    Args:
+        counterfactuals: ``[K,A,4,H,W]`` along the direction toward ``target`` (alphas ascending).
+        teacher_cf: ``[K,A,C]`` the black box's probabilities on them.
+        target: the class the direction moves toward.
+
+    Returns:
+        ``([K,4,H,W]`` the chosen counterfactuals, int64 ``[K]`` their alpha index); a case whose
+        decision never reaches ``target`` gets the largest alpha.
+    """
+    cf, probs = np.asarray(counterfactuals), np.asarray(teacher_cf)
+    if cf.shape[:2] != probs.shape[:2]:
+        raise ValueError(f"counterfactuals {cf.shape[:2]} and probabilities {probs.shape[:2]} differ in [K,A]")
+    reached = probs.argmax(axis=2) == target  # [K,A]
+    idx = np.where(reached.any(axis=1), reached.argmax(axis=1), cf.shape[1] - 1).astype(np.int64)
+    return cf[np.arange(cf.shape[0]), idx], idx
+
+
 def counterfactual_attribution(
     bb: BlackBoxLike,
     recon: np.ndarray | Tensor,
@@ -123,8 +145,9 @@ def counterfactual_attribution(
 
 
 def attribution_stack(
-    bb: BlackBoxLike, recon: np.ndarray, counterfactuals: np.ndarray, n_steps: int = 32, batch_size: int = 64
-) -> np.ndarray:
+    bb: BlackBoxLike, recon: np.ndarray, counterfactuals: np.ndarray, n_steps: int = 32, batch_size: int = 64,
+    teacher_cf: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """:func:`counterfactual_attribution` for every direction of a sweep.
 
     Args:
@@ -133,10 +156,17 @@ def attribution_stack(
         counterfactuals: ``[K,D,A,4,H,W]`` (``SweepResult.counterfactuals``): direction ``d``
             moves toward class ``d``.
         n_steps, batch_size: as in :func:`counterfactual_attribution`.
+        teacher_cf: ``[K,D,A,C]`` (``SweepResult.teacher_cf``): attribute each case's minimal
+            counterfactual (:func:`flip_counterfactual`); None averages the maps of every alpha.
 
     Returns:
-        float32 ``[K,D,4,H,W]``, index ``d`` = direction as in the sweep (and in ``counterfactuals.npy``).
+        float32 ``[K,D,4,H,W]``, index ``d`` = direction as in the sweep (and in ``counterfactuals.npy``),
+        and the counterfactuals attributed, ``[K,D,4,H,W]`` (one alpha) or ``[K,D,A,4,H,W]``.
     """
     cfs = np.asarray(counterfactuals)
-    return np.stack([counterfactual_attribution(bb, recon, cfs[:, d], d, n_steps, batch_size)
+    if teacher_cf is not None:
+        cfs = np.stack([flip_counterfactual(cfs[:, d], np.asarray(teacher_cf)[:, d], d)[0]
+                        for d in range(cfs.shape[1])], axis=1)
+    maps = np.stack([counterfactual_attribution(bb, recon, cfs[:, d], d, n_steps, batch_size)
                      for d in range(cfs.shape[1])], axis=1)
+    return maps, cfs

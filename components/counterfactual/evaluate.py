@@ -21,7 +21,7 @@ import torch
 
 from components.config import CounterfactualConfig
 from components.errors import UserError
-from components.counterfactual.attribution import counterfactual_attribution
+from components.counterfactual.attribution import counterfactual_attribution, flip_counterfactual
 from components.counterfactual.baselines import attribution_maps
 from components.counterfactual.criteria import (
     manipulation_criterion,
@@ -86,7 +86,8 @@ def localization_maps(
     ``random_direction``: its control; ``attribution`` (``cfg.attribution_map``): integrated
     gradients of the black box's disease margin from the healthy counterfactuals to the
     reconstruction (signed, logit units, positive = disease evidence the counterfactual
-    removed; mean over alphas); with ``baselines`` the teacher baselines for the disease class.
+    removed; mean over alphas, or at each case's flipping alpha with ``cfg.attribution_alpha``
+    = "flip"); with ``baselines`` the teacher baselines for the disease class.
     With ``skipped`` a map that cannot be computed for this black box is left out and the
     reason recorded there (otherwise its error propagates).
     """
@@ -97,10 +98,12 @@ def localization_maps(
     if sweep.random_cf is not None:
         maps["random_direction"] = difference_relevance(sweep.random_cf[:, healthy], sweep.recon)
     if cfg.attribution_map:
+        baseline = sweep.counterfactuals[:, healthy]  # [K,A,4,H,W]: every alpha, maps averaged
+        if cfg.attribution_alpha == "flip":  # the minimal counterfactual of each case: one map per case
+            baseline, _ = flip_counterfactual(baseline, sweep.teacher_cf[:, healthy], healthy)
         try:
             maps["attribution"] = counterfactual_attribution(
-                bb, sweep.recon, sweep.counterfactuals[:, healthy], healthy, cfg.attribution_steps,
-                cfg.attribution_batch_size)
+                bb, sweep.recon, baseline, healthy, cfg.attribution_steps, cfg.attribution_batch_size)
         except (UserError, RuntimeError) as exc:  # e.g. no module to differentiate: skip it, say why
             if skipped is None:
                 raise

@@ -64,11 +64,14 @@ def component_masses(
     relevance: np.ndarray,
     lung_masks: np.ndarray,
     components: Mapping[str, np.ndarray | None] | None = None,
+    positive_only: bool = False,
 ) -> dict[str, np.ndarray]:
-    """Per-case share of ``|relevance|`` on each region and component.
+    """Per-case share of ``|relevance|`` (or of its positive part) on each region and component.
 
     Args:
-        relevance: ``[K,4,H,W]`` map (any sign; taken in absolute value).
+        relevance: ``[K,4,H,W]`` map (any sign; taken in absolute value, or with
+            ``positive_only`` clipped at 0: the relevance-mass convention of Arras et al. 2022
+            for signed maps, where negative relevance is evidence against the change explained).
         lung_masks: ``[K,4,H,W]``, nonzero inside the lungs.
         components: ``disease`` / ``distractor`` / ``marker`` -> ``[K,4,H,W]`` fraction in
             [0,1] (NaN rows for cases without that mask), or None when unknown.
@@ -78,7 +81,8 @@ def component_masses(
         always; a component key when its mask is given; ``rest_of_lungs`` when the disease
         mask is. NaN for a case whose map is all zero or whose mask row is missing.
     """
-    r = np.abs(np.asarray(relevance, dtype=np.float64))
+    r = np.asarray(relevance, dtype=np.float64)
+    r = np.clip(r, 0.0, None) if positive_only else np.abs(r)
     shape = r.shape
     lung = _cases(lung_masks, shape, "lung_masks")
     assert lung is not None

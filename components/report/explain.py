@@ -66,15 +66,17 @@ def explain_patient(
     files = ["counterfactuals.npy", "reconstruction.npy"]
     attribution = None
     if cfg.attribution_map:
-        attr = attribution_stack(bb, sweep.recon, sweep.counterfactuals, cfg.attribution_steps,
-                                cfg.attribution_batch_size)[0]
+        attr, baselines = attribution_stack(
+            bb, sweep.recon, sweep.counterfactuals, cfg.attribution_steps, cfg.attribution_batch_size,
+            teacher_cf=sweep.teacher_cf if cfg.attribution_alpha == "flip" else None)
+        attr = attr[0]
         np.save(out / "attribution.npy", attr.astype(np.float32))
         files.append("attribution.npy")
         pngs.append(plot_attribution(sweep.recon[0], attr, out / "attribution.png",
                                      f"{patient_id}: counterfactual attribution (red = evidence removed)"))
         attribution = [
             {"direction": d, "sum": float(attr[d].sum()),
-             "score_change": float(score_change(bb, sweep.recon, sweep.counterfactuals[:, d], d)[0])}
+             "score_change": float(score_change(bb, sweep.recon, baselines[:, d], d)[0])}
             for d in range(attr.shape[0])
         ]
 

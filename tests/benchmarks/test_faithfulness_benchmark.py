@@ -14,7 +14,7 @@ def test_benchmark_prints_the_issue_keys(tiny_workdir, load_benchmark, capsys) -
     assert result["n_cases"] == 4 and 1 <= result["n_marked_cases"] <= 3
     assert set(result["maps"]) == {"difference", "attribution", "random_direction", "gradcam", "integrated_gradients"}
     for name, row in result["maps"].items():
-        for key in ("mcs_marker", "mcs_disease", "auroc_vs_random"):
+        for key in ("mcs_marker", "mcs_disease", "mcs_marker_positive", "mcs_disease_positive", "auroc_vs_random"):
             assert isinstance(row[key], list) and len(row[key]) == 3, (name, key)
         for key in ("randomisation_spearman", "randomisation_evidence_ratio", "reliance_spearman"):
             assert key in row, (name, key)

@@ -14,6 +14,7 @@ from torch import nn
 from components.config import CounterfactualConfig
 from components.counterfactual.attribution import (
     attribution_stack,
+    flip_counterfactual,
     counterfactual_attribution,
     evidence_against,
     score_change,
@@ -109,8 +110,34 @@ def test_attribution_works_on_torchscript_black_boxes(compile_: str) -> None:
     a = counterfactual_attribution(NoGradBlackBox(eager), recon, cf, 0, n_steps=16)
     b = counterfactual_attribution(NoGradBlackBox(scripted), recon, cf, 0, n_steps=16)
     assert np.allclose(a, b, atol=1e-5)
-    stack = attribution_stack(NoGradBlackBox(scripted), recon, np.stack([cf, cf], axis=1), n_steps=16)
+    stack, used = attribution_stack(NoGradBlackBox(scripted), recon, np.stack([cf, cf], axis=1), n_steps=16)
     assert stack.shape == (3, 2, 4, 16, 16) and np.allclose(stack[:, 0], b, atol=1e-6)
+    assert used.shape == (3, 2, *cf.shape[1:])
+
+
+def test_flip_counterfactual_takes_the_first_alpha_that_reaches_the_target() -> None:
+    cfs = np.arange(3 * 4, dtype=np.float32).reshape(3, 4, 1, 1, 1) * np.ones((1, 1, 4, 2, 2), np.float32)
+    p_target = np.array([[0.2, 0.6, 0.9, 0.99],   # reaches class 0 at alpha index 1
+                         [0.1, 0.2, 0.3, 0.4],    # never: the largest alpha
+                         [0.7, 0.8, 0.9, 0.95]])  # already there: the smallest
+    probs = np.stack([p_target, 1 - p_target], axis=2)  # [K,A,C], class 0 = target
+    chosen, idx = flip_counterfactual(cfs, probs, target=0)
+    assert idx.tolist() == [1, 3, 0]
+    assert np.array_equal(chosen, cfs[np.arange(3), idx]) and chosen.shape == (3, 4, 2, 2)
+    with pytest.raises(ValueError, match="differ"):
+        flip_counterfactual(cfs, probs[:, :3], target=0)
+
+
+def test_attribution_at_the_flip_sums_to_that_counterfactuals_output_change() -> None:
+    bb = NoGradBlackBox(TinyCNN(5).eval())
+    recon, cf = _pair(4, a=3)  # cf [K,3,4,H,W] toward class 0
+    probs = np.zeros((len(recon), 2, 3, 2), np.float32)  # [K,D,A,C]
+    probs[:, 0, 0, 1] = probs[:, 0, 1:, 0] = 1.0  # toward class 0: reached from alpha index 1 on
+    probs[:, 1, :, 0] = 1.0  # toward class 1: never reached
+    maps, used = attribution_stack(bb, recon, np.stack([cf, cf], axis=1), n_steps=16, teacher_cf=probs)
+    assert np.array_equal(used[:, 0], cf[:, 1]) and np.array_equal(used[:, 1], cf[:, 2])  # class 1 never: last
+    sums = maps[:, 0].reshape(len(recon), -1).sum(1)
+    assert np.allclose(sums, score_change(bb, recon, cf[:, 1], 0), rtol=0.03, atol=1e-3)
 
 
 def _masks(k: int = 4) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -130,6 +157,12 @@ def test_component_masses_and_shortcut_warning() -> None:
     shares = component_masses(-on_marker, lung, comps)  # sign does not matter
     assert np.allclose(shares["marker"], 1.0) and np.allclose(shares["outside_lungs"], 1.0)
     assert np.allclose(shares["disease"], 0.0) and np.allclose(shares["rest_of_lungs"], 0.0)
+    # positive part only: evidence against the change (negative) on the disease does not count
+    signed = comps["marker"] * 3.0 - comps["disease"] * 1.0
+    pos = component_masses(signed, lung, comps, positive_only=True)
+    assert np.allclose(pos["marker"], 1.0) and np.allclose(pos["disease"], 0.0)
+    both = component_masses(signed, lung, comps)
+    assert np.allclose(both["marker"], 18 / (18 + 16)) and np.allclose(both["disease"], 16 / (18 + 16))  # 6 px x 3
     even = np.ones((4, 4, 16, 16), np.float32)
     s = component_masses(even, lung, comps)
     assert np.allclose(s["lungs"], 144 / 256) and np.allclose(s["disease"], 16 / 256)
