@@ -40,7 +40,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from components.blackbox import load_blackbox, state_hash  # noqa: E402
+from components.blackbox import load_blackbox  # noqa: E402
+from components.caches import stored_inversions  # noqa: E402
 from components.config import CounterfactualConfig, ExperimentConfig, load_config  # noqa: E402
 from components.counterfactual.criteria import image_quality, manipulation_criterion, per_case_manipulation  # noqa: E402
 from components.counterfactual.decoding import teacher_probabilities  # noqa: E402
@@ -165,9 +166,6 @@ def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, settings: Sequence
     idx = select_cases(teacher_probabilities(bb, x_all, base.batch_size).numpy(), base)
     x = x_all[idx]
     disease, lungs = np.asarray(ext.masks)[idx], np.asarray(ext.lung_masks)[idx]
-    inv_path = workdir / "reconstructions" / "external.npz"
-    key_path = inv_path.with_suffix(".json")
-    key = json.loads(key_path.read_text()) if key_path.is_file() else {}
     boot = BootstrapSettings(n_resamples=n_resamples)
     _say(f"{len(idx)} {base.case_selection} external cases; {len(settings)} settings")
 
@@ -176,10 +174,9 @@ def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, settings: Sequence
         knobs = parse_setting(text)
         ccfg = _config(base, knobs)
         pre = None
-        if knobs["depth"] == 1.0 and inv_path.is_file() and key.get("ddim_steps") == knobs["steps"] \
-                and key.get("diffae_sha256") == state_hash(diffae) and key.get("dataset_hash") == ext.hash:
-            with np.load(inv_path) as z:  # the gate's cached inversions (their cost is still counted)
-                pre = tuple(torch.as_tensor(z[k][idx]) for k in ("recon", "x_T", "q"))
+        stored = stored_inversions(workdir, diffae, ext.hash, knobs["steps"]) if knobs["depth"] == 1.0 else None
+        if stored is not None:  # the gate's cached inversions (their cost is still counted)
+            pre = tuple(torch.as_tensor(a[idx]) for a in stored)
         start = time.monotonic()
         sweep = run_sweep(diffae, agent, bb, x, ccfg, precomputed=pre,
                           progress=lambda m, t=text: _say(f"{t}: {m}"))

@@ -59,6 +59,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from components.blackbox import BlackBox, from_module, state_hash  # noqa: E402
+from components.caches import stored_inversions  # noqa: E402
 from components.config import ExperimentConfig, SynthConfig, load_config  # noqa: E402
 from components.counterfactual.criteria import manipulation_criterion  # noqa: E402
 from components.counterfactual.evaluate import localization_maps  # noqa: E402
@@ -138,14 +139,10 @@ def _black_boxes(x: np.ndarray, labels: dict[str, np.ndarray], folds: np.ndarray
 
 def _inversions(workdir: Path, ext: Dataset, steps: int, diffae: Any, idx: np.ndarray,
                 say: Say) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    path, meta = workdir / "reconstructions" / "external.npz", workdir / "reconstructions" / "external.json"
-    if path.is_file() and meta.is_file():
-        key = json.loads(meta.read_text())
-        if key.get("ddim_steps") == steps and key.get("dataset_hash") == ext.hash \
-                and key.get("diffae_sha256") == state_hash(diffae):  # the same DiffAE made them
-            with np.load(path) as z:
-                say(f"reusing the cached DDIM inversions ({path})")
-                return tuple(torch.as_tensor(z[k][idx]) for k in ("recon", "x_T", "q"))  # type: ignore[return-value]
+    stored = stored_inversions(workdir, diffae, ext.hash, steps)  # made by this DiffAE on this cohort
+    if stored is not None:
+        say(f"reusing the cached DDIM inversions ({workdir / 'reconstructions'})")
+        return tuple(torch.as_tensor(a[idx]) for a in stored)  # type: ignore[return-value]
     say(f"inverting {len(idx)} cases ({steps} DDIM steps)")
     with torch.no_grad():
         return diffae.reconstruct_stack(torch.as_tensor(np.asarray(ext.images)[idx]), steps)

@@ -42,7 +42,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from components.blackbox import from_module, state_hash  # noqa: E402
+from components.blackbox import from_module  # noqa: E402
+from components.caches import stored_inversions  # noqa: E402
 from components.config import ExperimentConfig, load_config  # noqa: E402
 from components.counterfactual.criteria import per_case_manipulation  # noqa: E402
 from components.counterfactual.decoding import teacher_probabilities  # noqa: E402
@@ -71,13 +72,11 @@ def _inputs(workdir: Path, cfg: ExperimentConfig) -> dict[str, Any]:
             raise UserError(f"{p} not found: run `make demo` (WORKDIR={workdir}) first")
     ds, ext = load_dataset(workdir / "datasets" / "osic"), load_dataset(workdir / "datasets" / "external")
     diffae = load_diffae(workdir / "models" / "diffae.pt").eval()
-    key = json.loads(inv.with_suffix(".json").read_text()) if inv.with_suffix(".json").is_file() else {}
-    if key.get("diffae_sha256") != state_hash(diffae) or key.get("dataset_hash") != ext.hash \
-            or key.get("ddim_steps") != cfg.counterfactual.ddim_steps:
+    stored = stored_inversions(workdir, diffae, ext.hash, cfg.counterfactual.ddim_steps)
+    if stored is None:
         raise UserError(f"{inv} was not made by {workdir}/models/diffae.pt on this external cohort with "
                         f"{cfg.counterfactual.ddim_steps} DDIM steps: rerun the demo")
-    with np.load(inv) as z:
-        recon, x_t, q_inv = (z[k] for k in ("recon", "x_T", "q"))
+    recon, x_t, q_inv = stored
     held = np.asarray(ds.folds) == cfg.ingest.n_folds - 1 if cfg.gates.agent_holdout_fold else np.zeros(len(ds), bool)
     aug = {a: np.load(lat / f"train_{a}.npy") for a in cfg.agent.augmentations if (lat / f"train_{a}.npy").is_file()}
     return {"ds": ds, "ext": ext, "x": np.array(ds.images, np.float32), "x_ext": np.array(ext.images, np.float32),

@@ -28,7 +28,7 @@ from components.models.diffae import DiffAE
 from components.training.latents import AUGMENTATIONS, augment_stacks, encode_latents
 
 __all__ = ["Latents", "latents_key", "cached_latents", "reconstructions_key", "cached_reconstructions",
-           "reusable_inversions"]
+           "stored_inversions", "reusable_inversions"]
 
 Progress = Callable[[str], None]
 
@@ -142,17 +142,30 @@ def cached_reconstructions(
         return reconstruct_cohort(model, images, steps), {"path": None, "reused": False, **key}
     folder = Path(cache_dir) / "reconstructions"
     path, meta = folder / "external.npz", folder / "external.json"
-    if path.is_file() and _stored_key_is(meta, key):
-        with np.load(path) as z:
-            arrays = {k: z[k] for k in ("recon", "x_T", "q")}
+    stored = stored_inversions(cache_dir, model, dataset_hash, steps)
+    if stored is not None:
         if say is not None:
             say(f"[gate] reusing cached reconstructions in {path}")
-        return arrays, {"path": str(path), "reused": True, **key}
+        return dict(zip(("recon", "x_T", "q"), stored)), {"path": str(path), "reused": True, **key}
     arrays = reconstruct_cohort(model, images, steps, progress=progress)
     folder.mkdir(parents=True, exist_ok=True)
     np.savez(path, **arrays)
     meta.write_text(json.dumps(key))
     return arrays, {"path": str(path), "reused": False, **key}
+
+
+def stored_inversions(
+    cache_dir: str | Path, model: DiffAE, dataset_hash: str, steps: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The external cohort's cached ``(recon [N,4,H,W], x_T [N,4,H,W], q [N,4Z])`` under
+    ``cache_dir/reconstructions/`` when their stored key equals this model's, cohort's and step
+    count's (:func:`reconstructions_key`); None otherwise. Computes nothing."""
+    folder = Path(cache_dir) / "reconstructions"
+    path, meta = folder / "external.npz", folder / "external.json"
+    if not (path.is_file() and _stored_key_is(meta, reconstructions_key(model, dataset_hash, steps))):
+        return None
+    with np.load(path) as z:
+        return z["recon"], z["x_T"], z["q"]
 
 
 def reusable_inversions(

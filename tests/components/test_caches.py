@@ -9,7 +9,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from components.caches import Latents, cached_latents, cached_reconstructions, reconstructions_key, reusable_inversions
+from components.caches import (
+    Latents,
+    cached_latents,
+    cached_reconstructions,
+    reconstructions_key,
+    reusable_inversions,
+    stored_inversions,
+)
 from components.config import DiffAEConfig
 from components.models.diffae import build_diffae
 from components.training.latents import AUGMENTATIONS
@@ -73,3 +80,9 @@ def test_reconstructions_cache_and_what_the_counterfactual_step_may_reuse(tmp_pa
     assert reusable_inversions(record, _model(fp_iters=1), "h-ext", 2) is None  # same weights, other inversion
     assert reusable_inversions(None, model, "h-ext", 2) is None
     assert reusable_inversions({**record, "path": None}, model, "h-ext", 2) is None
+    # what the benchmarks read from a finished workdir: the same key, nothing recomputed
+    stored = stored_inversions(tmp_path, model, "h-ext", 2)
+    assert stored is not None and np.array_equal(stored[1], arrays["x_T"])
+    assert stored_inversions(tmp_path, model, "h-ext", 3) is None and stored_inversions(tmp_path, model, "x", 2) is None
+    assert stored_inversions(tmp_path, _model(fp_iters=1), "h-ext", 2) is None
+    assert stored_inversions(tmp_path / "none", model, "h-ext", 2) is None
