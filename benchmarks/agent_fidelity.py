@@ -38,16 +38,16 @@ sys.path.insert(0, str(ROOT))
 
 from components.blackbox import from_module  # noqa: E402
 from components.config import load_config  # noqa: E402
+from components.counterfactual.code_swap import decision_swap  # noqa: E402
 from components.data.dataset import load_dataset  # noqa: E402
 from components.errors import UserError  # noqa: E402
-from components.counterfactual.code_swap import decision_swap  # noqa: E402
+from components.gates import agent_evidence  # noqa: E402
 from components.models.diffae import load_diffae  # noqa: E402
 from components.training.agent_suite import blackbox_targets  # noqa: E402
-from components.gates import agent_evidence  # noqa: E402
 from components.training.distill_agent import agent_scores, alignment_report, distill_agent  # noqa: E402
-from registry.gate_decision import decide  # noqa: E402
 from components.training.latents import augment_stacks  # noqa: E402
 from components.training.train_teacher import evaluate_teacher, train_teacher  # noqa: E402
+from registry.gate_decision import decide  # noqa: E402
 
 
 def _load_latents(workdir: Path, names: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:

@@ -43,7 +43,11 @@ sys.path.insert(0, str(ROOT))
 from components.blackbox import load_blackbox  # noqa: E402
 from components.caches import stored_inversions  # noqa: E402
 from components.config import CounterfactualConfig, ExperimentConfig, load_config  # noqa: E402
-from components.counterfactual.criteria import image_quality, manipulation_criterion, per_case_manipulation  # noqa: E402
+from components.counterfactual.criteria import (  # noqa: E402
+    image_quality,
+    manipulation_criterion,
+    per_case_manipulation,
+)
 from components.counterfactual.decoding import teacher_probabilities  # noqa: E402
 from components.counterfactual.evaluate import localization_maps, select_cases  # noqa: E402
 from components.counterfactual.localization import region_auroc  # noqa: E402

@@ -52,11 +52,15 @@ from components.counterfactual.sweep import run_sweep  # noqa: E402
 from components.data.dataset import load_dataset  # noqa: E402
 from components.errors import UserError  # noqa: E402
 from components.gates import GateResult, agent_evidence, counterfactual_evidence, reconstruction_evidence  # noqa: E402
-from components.metrics.reconstruction_eval import reconstruct_cohort, score_reconstruction, semantic_reconstruction  # noqa: E402
+from components.metrics.reconstruction_eval import (  # noqa: E402
+    reconstruct_cohort,
+    score_reconstruction,
+    semantic_reconstruction,
+)
 from components.models.diffae import DiffAE, load_diffae  # noqa: E402
-from components.training.train_diffae import EARLY_CHECKPOINT  # noqa: E402
 from components.training.agent_suite import blackbox_targets, distill_suite  # noqa: E402
-from components.training.distill_agent import agent_scores, decision_threshold, distill_agent  # noqa: E402
+from components.training.distill_agent import agent_scores, distill_agent  # noqa: E402
+from components.training.train_diffae import EARLY_CHECKPOINT  # noqa: E402
 from components.training.train_teacher import train_teacher  # noqa: E402
 from registry.gate_decision import decide  # noqa: E402
 

@@ -192,7 +192,7 @@ class TeacherConfig(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
     @model_validator(mode="after")
-    def _resnet_four_stages(self) -> "TeacherConfig":
+    def _resnet_four_stages(self) -> TeacherConfig:
         if len(self.resnet_layers) != 4 or len(self.resnet_channels) != 4:
             raise ValueError("resnet_layers and resnet_channels need 4 entries (MONAI ResNet)")
         return self
@@ -386,7 +386,7 @@ class CounterfactualConfig(StrictModel):
     seed: int = 0
 
     @model_validator(mode="after")
-    def _alphas_valid(self) -> "CounterfactualConfig":
+    def _alphas_valid(self) -> CounterfactualConfig:
         if not self.alphas or any(a <= 0 for a in self.alphas):
             raise ValueError("alphas must be a non-empty list of positive values")
         if self.search_alpha_start > self.alpha_cap:
@@ -438,14 +438,14 @@ class ExperimentConfig(StrictModel):
     drift: DriftConfig = Field(default_factory=DriftConfig)
 
     @model_validator(mode="after")
-    def _gate_needs_random_control(self) -> "ExperimentConfig":
+    def _gate_needs_random_control(self) -> ExperimentConfig:
         if not self.counterfactual.random_control:
             raise ValueError("counterfactual.random_control is false, but the counterfactual gate decides on the "
                              "flip-rate gain over the random direction: it would always fail")
         return self
 
     @model_validator(mode="after")
-    def _sizes_agree(self) -> "ExperimentConfig":
+    def _sizes_agree(self) -> ExperimentConfig:
         if self.diffae.image_size != self.ingest.image_size:
             raise ValueError(
                 f"diffae.image_size ({self.diffae.image_size}) must equal "

@@ -24,12 +24,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -323,7 +321,7 @@ def check_http(name: str, url: str, timeout: float) -> CheckResult:
             status = resp.status
     except urllib.error.HTTPError as exc:
         return CheckResult(name, False, f"{url} answers HTTP {exc.code} {exc.reason}")
-    except (urllib.error.URLError, socket.timeout, OSError, ValueError) as exc:
+    except (TimeoutError, urllib.error.URLError, OSError, ValueError) as exc:
         return CheckResult(name, False, f"{url} unreachable: {_reason(exc)}")
     return CheckResult(name, True, f"{url} answers HTTP {status}")
 

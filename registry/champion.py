@@ -20,8 +20,8 @@ from components.models.diffae import DiffAE
 from components.training.agent_suite import blackbox_targets
 from components.training.distill_agent import agent_scores
 from components.training.latents import encode_latents
-from registry.mlflow_registry import current_champion
 from registry.loaders import load_classifier, load_registered, weights_sha256
+from registry.mlflow_registry import current_champion
 
 __all__ = ["ChampionCases", "champion_version", "champion_reconstruction", "champion_agent"]
 

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from components.config import CounterfactualConfig
-from components.errors import UserError
 from components.counterfactual.attribution import counterfactual_attribution, flip_counterfactual
 from components.counterfactual.baselines import attribution_maps
+from components.counterfactual.code_swap import decision_swap
 from components.counterfactual.criteria import (
     manipulation_criterion,
     observable_criterion,
@@ -33,7 +33,7 @@ from components.counterfactual.evidence import evidence_shares
 from components.counterfactual.localization import difference_relevance, localization_table
 from components.counterfactual.protocols import AgentLike, BlackBoxLike, DiffAELike
 from components.counterfactual.sweep import SweepResult, run_sweep
-from components.counterfactual.code_swap import decision_swap
+from components.errors import UserError
 
 __all__ = ["CohortEvaluation", "select_cases", "localization_maps", "evaluate_cohort"]
 

@@ -22,8 +22,8 @@ as :func:`uid_digest` (a sha256 prefix), which still identifies series and dupli
 
 from __future__ import annotations
 
-import hashlib
 import functools
+import hashlib
 import io
 import math
 import re

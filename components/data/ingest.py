@@ -38,7 +38,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -440,7 +440,7 @@ def ingest(
     summary: dict[str, Any] = {
         "format": FORMAT,
         "hash": digest,
-        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "source": src.description,
         "labels_csv": {"name": Path(labels_csv).name, "sha256": hashlib.sha256(Path(labels_csv).read_bytes()).hexdigest()},
         "counts": {

@@ -18,8 +18,8 @@ from numpy.typing import ArrayLike
 
 from components.blackbox import BlackBox
 from components.config import AgentConfig
-from components.models.agent import Agent
 from components.metrics.classification import prob_kl_per_case
+from components.models.agent import Agent
 from components.training.distill_agent import agent_scores, alignment_report, distill_agent
 from components.training.latents import augment_stacks
 

@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from monai.transforms import Compose, RandAffine, RandGaussianNoise
 from numpy.typing import ArrayLike
 from sklearn.metrics import roc_curve
-from monai.transforms import Compose, RandAffine, RandGaussianNoise
 from torch import nn
 
 from components.config import TeacherConfig
