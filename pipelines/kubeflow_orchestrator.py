@@ -40,8 +40,8 @@ from zenml.integrations.kubeflow.orchestrators.kubeflow_orchestrator import Kube
 from zenml.integrations.kubernetes.pod_settings import KubernetesPodSettings
 from zenml.stack import StackValidator
 
-__all__ = ["FLAVOR", "COMPILE_ONLY_ENV", "DiffExplainerKubeflowSettings", "DiffExplainerKubeflowConfig", "DiffExplainerKubeflowOrchestrator",
-           "DiffExplainerKubeflowFlavor", "apply_pod_settings"]
+__all__ = ["FLAVOR", "COMPILE_ONLY_ENV", "DiffExplainerKubeflowSettings", "DiffExplainerKubeflowConfig",
+           "DiffExplainerKubeflowOrchestrator", "DiffExplainerKubeflowFlavor", "apply_pod_settings"]
 
 FLAVOR = "diffexplainer_kubeflow"
 COMPILE_ONLY_ENV = "DIFFEXPLAINER_KFP_COMPILE_ONLY"
@@ -136,7 +136,7 @@ class DiffExplainerKubeflowOrchestrator(KubeflowOrchestrator):
     _snapshot: Any = None
 
     @property
-    def settings_class(self) -> type[DiffExplainerKubeflowSettings] | None:
+    def settings_class(self) -> type[DiffExplainerKubeflowSettings]:
         return DiffExplainerKubeflowSettings
 
     @property

@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 ProgressFn = Callable[[float, str], None]
-LogMetricsFn = Callable[[dict[str, float], int], None]
+LogMetricsFn = Callable[[dict[str, float], int], object]  # the result is ignored
 
 
 def one_cycle_lr(progress: float, max_lr: float, warmup: float = 0.3, final_div: float = 1e4) -> float:
