@@ -8,7 +8,7 @@ WORKDIR ?= .diffexplainer/demo
 PRESET ?= cpu-small
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv bench bench-agent bench-faithfulness bench-gates bench-cf clean
+.PHONY: demo test lint venv bench bench-agent bench-faithfulness bench-gates bench-cf clean
 
 venv: $(STAMP)
 
@@ -25,7 +25,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/diffexplainer demo --workdir $(WORKDIR) --preset $(PRESET)
 
-test: $(STAMP)
+# static checks first (config in pyproject.toml): a finding fails `make test`, so CI runs them too
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
@@ -55,4 +60,4 @@ bench-cf: $(STAMP)
 	$(PY) benchmarks/cf_cost.py --workdir $(WORKDIR) --preset $(PRESET)
 
 clean:
-	rm -rf .diffexplainer .pytest_cache
+	rm -rf .diffexplainer .pytest_cache .mypy_cache .ruff_cache

@@ -2,8 +2,9 @@
 
 The agent gate (one-sided 95 % lower bounds of AUC and F1 against the teacher's decisions, floors
 in ``gates``; here on the external cohort alone, without the held-out fold) is measured once per
-run, against one trained teacher. This script asks how much of the run-to-run spread comes from the teacher: on the DiffAE latents a finished ``make demo``
-cached (``WORKDIR/latents``, ``WORKDIR/datasets``), it trains ``--teachers`` teachers with the
+run, against one trained teacher. This script asks how much of the run-to-run spread comes
+from the teacher: on the DiffAE latents a finished ``make demo`` cached (``WORKDIR/latents``,
+``WORKDIR/datasets``), it trains ``--teachers`` teachers with the
 preset's teacher section and seeds 0..K-1, distils the configured agent for each exactly as
 the pipeline does (same augmentation latents, ridge start, fine-tuning), and scores it with
 the pipeline's alignment report. The DiffAE and the latents stay fixed.
@@ -29,6 +30,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,16 +40,16 @@ sys.path.insert(0, str(ROOT))
 
 from components.blackbox import from_module  # noqa: E402
 from components.config import load_config  # noqa: E402
+from components.counterfactual.code_swap import decision_swap  # noqa: E402
 from components.data.dataset import load_dataset  # noqa: E402
 from components.errors import UserError  # noqa: E402
-from components.counterfactual.code_swap import decision_swap  # noqa: E402
+from components.gates import agent_evidence  # noqa: E402
 from components.models.diffae import load_diffae  # noqa: E402
 from components.training.agent_suite import blackbox_targets  # noqa: E402
-from components.gates import agent_evidence  # noqa: E402
 from components.training.distill_agent import agent_scores, alignment_report, distill_agent  # noqa: E402
-from registry.gate_decision import decide  # noqa: E402
 from components.training.latents import augment_stacks  # noqa: E402
 from components.training.train_teacher import evaluate_teacher, train_teacher  # noqa: E402
+from registry.gate_decision import decide  # noqa: E402
 
 
 def _load_latents(workdir: Path, names: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
@@ -121,8 +123,9 @@ def main() -> None:
               f"r {row['r']:.3f} z_share {row['z_share']} ({time.monotonic() - start:.0f} s)", file=sys.stderr, flush=True)
     keys = ["teacher_external_auc", "agent_auc", "agent_f1", "r", "teacher_near_boundary"]
     keys += ["z_share"] if swap is not None else []
-    summary = {k: {"mean": float(np.mean([r[k] for r in rows])), "min": float(np.min([r[k] for r in rows])),
-                   "max": float(np.max([r[k] for r in rows]))} for k in keys}
+    summary: dict[str, Any] = {
+        k: {"mean": float(np.mean([r[k] for r in rows])), "min": float(np.min([r[k] for r in rows])),
+            "max": float(np.max([r[k] for r in rows]))} for k in keys}
     summary["gate_pass_rate"] = float(np.mean([r["passes_gate"] for r in rows]))
     print(json.dumps({"benchmark": "agent_fidelity", "preset": args.preset, "workdir": str(workdir),
                       "n_train": int(len(q)), "n_external": int(len(q_ext)), "gate": {"auc": gate_auc, "f1": gate_f1},

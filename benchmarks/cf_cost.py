@@ -43,11 +43,15 @@ sys.path.insert(0, str(ROOT))
 from components.blackbox import load_blackbox  # noqa: E402
 from components.caches import stored_inversions  # noqa: E402
 from components.config import CounterfactualConfig, ExperimentConfig, load_config  # noqa: E402
-from components.counterfactual.criteria import image_quality, manipulation_criterion, per_case_manipulation  # noqa: E402
+from components.counterfactual.criteria import (  # noqa: E402
+    image_quality,
+    manipulation_criterion,
+    per_case_manipulation,
+)
 from components.counterfactual.decoding import teacher_probabilities  # noqa: E402
 from components.counterfactual.evaluate import localization_maps, select_cases  # noqa: E402
 from components.counterfactual.localization import region_auroc  # noqa: E402
-from components.counterfactual.sweep import SweepResult, run_sweep  # noqa: E402
+from components.counterfactual.sweep import SweepResult, inversion_rows, run_sweep  # noqa: E402
 from components.data.dataset import load_dataset  # noqa: E402
 from components.errors import UserError  # noqa: E402
 from components.models.agent import load_agent  # noqa: E402
@@ -176,10 +180,13 @@ def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, settings: Sequence
         pre = None
         stored = stored_inversions(workdir, diffae, ext.hash, knobs["steps"]) if knobs["depth"] == 1.0 else None
         if stored is not None:  # the gate's cached inversions (their cost is still counted)
-            pre = tuple(torch.as_tensor(a[idx]) for a in stored)
+            pre = inversion_rows(stored, idx)
+
+        def progress(m: str, t: str = text) -> None:
+            _say(f"{t}: {m}")
+
         start = time.monotonic()
-        sweep = run_sweep(diffae, agent, bb, x, ccfg, precomputed=pre,
-                          progress=lambda m, t=text: _say(f"{t}: {m}"))
+        sweep = run_sweep(diffae, agent, bb, x, ccfg, precomputed=pre, progress=progress)
         maps = localization_maps(sweep, bb, ccfg, baselines=False)
         wall = time.monotonic() - start
         per = case_metrics(sweep, maps, disease, lungs, ccfg.mask_threshold)

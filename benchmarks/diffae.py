@@ -23,7 +23,7 @@ import argparse
 import json
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -107,13 +107,14 @@ def main() -> None:
     # placement, the one closest to our FLOPs per image.
     levels = len(cfg.channel_mults)
     attn = tuple(size // 2**i in cfg.attention_resolutions for i in range(levels))
-    best = None
+    best: tuple[tuple[int, ...], Callable[[], None], float] | None = None
     for base in (8, 16, 24, 32):
         chans = tuple(base * m for m in cfg.channel_mults)
         cand = _MonaiEps(chans, attn)
         step, flops = _train_step_fn(cand, size, args.batch, cfg.z_dim)
         if best is None or abs(flops - ours_flops) < abs(best[2] - ours_flops):
             best = (chans, step, flops)
+    assert best is not None  # the loop above always runs
     monai_chans, monai_step, monai_flops = best
 
     for fn in (ours_step, monai_step):

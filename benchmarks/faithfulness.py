@@ -66,7 +66,7 @@ from components.counterfactual.evaluate import localization_maps  # noqa: E402
 from components.counterfactual.evidence import component_masses, model_contrast, total_evidence  # noqa: E402
 from components.counterfactual.localization import region_auroc  # noqa: E402
 from components.counterfactual.reliance import reliance_deltas  # noqa: E402
-from components.counterfactual.sweep import run_sweep  # noqa: E402
+from components.counterfactual.sweep import inversion_rows, run_sweep  # noqa: E402
 from components.data.dataset import Dataset, load_dataset  # noqa: E402
 from components.data.interventions import cohort_interventions  # noqa: E402
 from components.errors import UserError  # noqa: E402
@@ -142,7 +142,7 @@ def _inversions(workdir: Path, ext: Dataset, steps: int, diffae: Any, idx: np.nd
     stored = stored_inversions(workdir, diffae, ext.hash, steps)  # made by this DiffAE on this cohort
     if stored is not None:
         say(f"reusing the cached DDIM inversions ({workdir / 'reconstructions'})")
-        return tuple(torch.as_tensor(a[idx]) for a in stored)  # type: ignore[return-value]
+        return inversion_rows(stored, idx)
     say(f"inverting {len(idx)} cases ({steps} DDIM steps)")
     with torch.no_grad():
         return diffae.reconstruct_stack(torch.as_tensor(np.asarray(ext.images)[idx]), steps)
@@ -179,8 +179,9 @@ def _save_arrays(folder: Path, bb: BlackBox, sweep: Any, maps: dict[str, np.ndar
     folder.mkdir(parents=True, exist_ok=True)
     arrays = {k: getattr(sweep, k) for k in ("alphas", "recon", "counterfactuals", "teacher_recon", "teacher_cf",
                                              "random_cf", "teacher_random", "random_alphas")}
-    np.savez_compressed(folder / "sweep.npz", **{k: np.asarray(v) for k, v in arrays.items() if v is not None})
-    np.savez_compressed(folder / "maps.npz", **maps)
+    present: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items() if v is not None}
+    np.savez_compressed(folder / "sweep.npz", **present)
+    np.savez_compressed(folder / "maps.npz", **maps)  # type: ignore[arg-type]  # numpy stubs: allow_pickle
     torch.save(bb.module.state_dict(), folder / "state_dict.pt")  # rebuild with build_teacher(cfg.teacher, H)
 
 
@@ -276,8 +277,8 @@ def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, n_cases: int = 30,
     for m in MAPS:
         auroc = np.array([region_auroc(maps["F"][m][k], lesion[k], region[k]) for k in range(len(idx))])
         total_f, total_r = total_evidence(maps["F"][m]), total_evidence(maps["R"][m])
-        rho_fr = [_spearman(maps["F"][m][k], maps["R"][m][k]) for k in range(len(idx))]
-        rho_fr = [r for r in rho_fr if r is not None]
+        rhos = [_spearman(maps["F"][m][k], maps["R"][m][k]) for k in range(len(idx))]
+        rho_fr = [r for r in rhos if r is not None]
         share, rel = [], []
         for b in ("F", "M"):
             for c in COMPONENTS if iv is not None else ():
@@ -317,10 +318,12 @@ def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, n_cases: int = 30,
                                             and r_box["flip_rate"] <= r_box["random_control_flip_rate"]),
     }
     if save_arrays:
-        np.savez_compressed(out / "arrays" / "cases.npz", idx=idx, lungs=lungs, marked=marked,
-                            **{c: v for c, v in comps.items() if v is not None},
-                            **{f"reliance_{b}_{c}": d for b, dd in deltas.items() for c, d in dd.items()},
-                            **({} if iv is None else {"iv_images": iv.images, **{f"iv_without_{c}": v for c, v in iv.removed.items()}}))
+        cases: dict[str, Any] = {"idx": idx, "lungs": lungs, "marked": marked,
+                                 **{c: v for c, v in comps.items() if v is not None},
+                                 **{f"reliance_{b}_{c}": d for b, dd in deltas.items() for c, d in dd.items()}}
+        if iv is not None:
+            cases |= {"iv_images": iv.images, **{f"iv_without_{c}": v for c, v in iv.removed.items()}}
+        np.savez_compressed(out / "arrays" / "cases.npz", **cases)
     result: dict[str, Any] = {
         "benchmark": "faithfulness",
         "workdir": str(workdir),

@@ -48,15 +48,19 @@ from components.config import ExperimentConfig, load_config  # noqa: E402
 from components.counterfactual.criteria import per_case_manipulation  # noqa: E402
 from components.counterfactual.decoding import teacher_probabilities  # noqa: E402
 from components.counterfactual.evaluate import select_cases  # noqa: E402
-from components.counterfactual.sweep import run_sweep  # noqa: E402
+from components.counterfactual.sweep import inversion_rows, run_sweep  # noqa: E402
 from components.data.dataset import load_dataset  # noqa: E402
 from components.errors import UserError  # noqa: E402
 from components.gates import GateResult, agent_evidence, counterfactual_evidence, reconstruction_evidence  # noqa: E402
-from components.metrics.reconstruction_eval import reconstruct_cohort, score_reconstruction, semantic_reconstruction  # noqa: E402
+from components.metrics.reconstruction_eval import (  # noqa: E402
+    reconstruct_cohort,
+    score_reconstruction,
+    semantic_reconstruction,
+)
 from components.models.diffae import DiffAE, load_diffae  # noqa: E402
-from components.training.train_diffae import EARLY_CHECKPOINT  # noqa: E402
 from components.training.agent_suite import blackbox_targets, distill_suite  # noqa: E402
-from components.training.distill_agent import agent_scores, decision_threshold, distill_agent  # noqa: E402
+from components.training.distill_agent import agent_scores, distill_agent  # noqa: E402
+from components.training.train_diffae import EARLY_CHECKPOINT  # noqa: E402
 from components.training.train_teacher import train_teacher  # noqa: E402
 from registry.gate_decision import decide  # noqa: E402
 
@@ -163,7 +167,8 @@ def main() -> None:
         # negative control 1: the agent distilled from teacher outputs shuffled across patients
         targets = blackbox_targets(bb, d["x"][fit])
         perm = np.random.default_rng(1000 + seed).permutation(int(fit.sum()))
-        shuffled = {k: None if v is None else v[perm] for k, v in targets.items()}
+        feats = targets["features"]
+        shuffled = {"logits": targets["logits"][perm], "features": None if feats is None else feats[perm]}
         bad, info = distill_agent(d["q"][fit], shuffled, bb.head if bb.mode == "feature" else None, agent_cfg)
         controls["shuffled_teacher_agent"].append(
             _agent_gate(cfg, bad, info["decision_threshold"], logits_gate, q_gate).passed)
@@ -176,7 +181,7 @@ def main() -> None:
         if seed < args.cf_seeds:
             probs = teacher_probabilities(bb, torch.as_tensor(d["x_ext"]), cfg.counterfactual.batch_size).numpy()
             idx = select_cases(probs, cfg.counterfactual)
-            pre = tuple(torch.as_tensor(d[k][idx]) for k in ("recon", "x_T", "q_inv")) \
+            pre = inversion_rows([d[k] for k in ("recon", "x_T", "q_inv")], idx) \
                 if cfg.counterfactual.ddim_depth == 1.0 else None  # cached inversions are full-depth
             # the gate's metrics use the sweep's alphas only, not the alpha search: skip it here
             sweep = run_sweep(d["diffae"], suite.agent, bb, torch.as_tensor(d["x_ext"][idx]), cfg.counterfactual,
@@ -203,16 +208,16 @@ def main() -> None:
         recon_control = {"source": "perturbed weights", "noise_scale": args.noise_scale}
     controls[name] = []
     if teachers:
-        bad = reconstruct_cohort(bad_model, d["x_ext"], cfg.diffae.ddim_steps)
-        rec, bad_semantic = bad["recon"], _semantic(bad_model, d["x_ext"], bad["q"], cfg)
+        bad_inv = reconstruct_cohort(bad_model, d["x_ext"], cfg.diffae.ddim_steps)
+        rec, bad_semantic = bad_inv["recon"], _semantic(bad_model, d["x_ext"], bad_inv["q"], cfg)
         for bb in teachers:
-            pc = score_reconstruction(bb, d["x_ext"], rec)["per_case"] | bad_semantic
-            g = decide(reconstruction_evidence(pc, cfg.gates))
+            recon_pc = score_reconstruction(bb, d["x_ext"], rec)["per_case"] | bad_semantic
+            g = decide(reconstruction_evidence(recon_pc, cfg.gates))
             controls[name].append(g.passed)
-        recon_control.update(psnr=float(np.mean(pc["psnr"])), last_gate=_brief(g),
+        recon_control.update(psnr=float(np.mean(recon_pc["psnr"])), last_gate=_brief(g),
                              semantic_psnr=float(np.mean(bad_semantic["semantic_psnr"])) if bad_semantic else None)
-        _say(f"{name}: PSNR {np.mean(pc['psnr']):.1f} dB, gate passed for {sum(controls[name])} of {len(teachers)} "
-             "teachers")
+        _say(f"{name}: PSNR {np.mean(recon_pc['psnr']):.1f} dB, gate passed for {sum(controls[name])} of "
+             f"{len(teachers)} teachers")
     gates: dict[str, dict[str, Any]] = {}
     for name in ("reconstruction", "agent", "counterfactual"):
         decided = [r["gates"][name]["passed"] for r in runs if name in r["gates"]]

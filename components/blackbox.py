@@ -117,7 +117,7 @@ class BlackBox:
         """Penultimate features ``[B,F]`` in feature mode; None in output mode."""
         if self.mode != "feature":
             return None
-        return self.module.features(x)
+        return self.module.features(x)  # type: ignore[operator]  # duck-typed: feature mode requires it
 
 
 def from_module(

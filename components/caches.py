@@ -149,7 +149,7 @@ def cached_reconstructions(
         return dict(zip(("recon", "x_T", "q"), stored)), {"path": str(path), "reused": True, **key}
     arrays = reconstruct_cohort(model, images, steps, progress=progress)
     folder.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **arrays)
+    np.savez(path, **arrays)  # type: ignore[arg-type]  # numpy stubs: allow_pickle
     meta.write_text(json.dumps(key))
     return arrays, {"path": str(path), "reused": False, **key}
 

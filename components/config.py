@@ -12,7 +12,7 @@ override any subset of keys; the preset is loaded first and the file is deep-mer
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -36,6 +36,10 @@ __all__ = [
     "load_config",
     "preset_path",
 ]
+
+_Objective = Literal["L1", "MSE", "KL"]
+_Augmentation = Literal["flip", "shift+x", "shift-x", "shift+y", "shift-y"]
+_Baseline = Literal["gradcam", "gradcampp", "saliency", "integrated_gradients", "occlusion"]
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -179,7 +183,8 @@ class TeacherConfig(StrictModel):
     weight_decay: float = Field(1e-4, ge=0)
     augment_flip: bool = Field(True, description="random left-right flips of the stack")
     augment_noise_std: float = Field(
-        0.0, ge=0, description="max std of MONAI RandGaussianNoise (std drawn uniformly up to it) added to training stacks ([-1,1] units); 0 = off"
+        0.0, ge=0, description="max std of MONAI RandGaussianNoise (std drawn uniformly up to it) added to "
+        "training stacks ([-1,1] units); 0 = off"
     )
     augment_translate_px: float = Field(
         0.0, ge=0, description="max in-plane shift (pixels) of a MONAI RandAffine per training stack; 0 = off"
@@ -192,7 +197,7 @@ class TeacherConfig(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
     @model_validator(mode="after")
-    def _resnet_four_stages(self) -> "TeacherConfig":
+    def _resnet_four_stages(self) -> TeacherConfig:
         if len(self.resnet_layers) != 4 or len(self.resnet_channels) != 4:
             raise ValueError("resnet_layers and resnet_channels need 4 entries (MONAI ResNet)")
         return self
@@ -201,17 +206,15 @@ class TeacherConfig(StrictModel):
 class AgentConfig(StrictModel):
     """Linear agent distilled from the teacher on DiffAE latents."""
 
-    objective: Literal["L1", "MSE", "KL"] = "L1"
-    report_objectives: list[Literal["L1", "MSE", "KL"]] = Field(
-        default_factory=lambda: ["L1", "MSE", "KL"]
-    )
+    objective: _Objective = "L1"
+    report_objectives: list[_Objective] = Field(default_factory=lambda: list(get_args(_Objective)))
     epochs: int = Field(200, ge=1)
     batch_size: int = Field(16, ge=1)
     lr: float = Field(1e-4, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     normalize_latents: bool = True
-    augmentations: list[Literal["flip", "shift+x", "shift-x", "shift+y", "shift-y"]] = Field(
-        default_factory=lambda: ["flip", "shift+x", "shift-x", "shift+y", "shift-y"],
+    augmentations: list[_Augmentation] = Field(
+        default_factory=lambda: list(get_args(_Augmentation)),
         description="stack augmentations whose latents and black-box targets add agent training pairs",
     )
     ridge_init: bool = Field(
@@ -341,13 +344,7 @@ class CounterfactualConfig(StrictModel):
     healthy_class: int = Field(0, ge=0, description="class index the localisation map moves toward")
     mask_threshold: float = Field(0.1, ge=0, lt=1, description="disease fraction above which a pixel is lesion")
     pointing_tolerance_px: int = Field(0, ge=0)
-    baselines: list[
-        Literal["gradcam", "gradcampp", "saliency", "integrated_gradients", "occlusion"]
-    ] = Field(
-        default_factory=lambda: [
-            "gradcam", "gradcampp", "saliency", "integrated_gradients", "occlusion"
-        ]
-    )
+    baselines: list[_Baseline] = Field(default_factory=lambda: list(get_args(_Baseline)))
     gradcam_target_layer: str | None = Field(
         None, description="module name in the teacher; None = last module with a 4-D output"
     )
@@ -386,7 +383,7 @@ class CounterfactualConfig(StrictModel):
     seed: int = 0
 
     @model_validator(mode="after")
-    def _alphas_valid(self) -> "CounterfactualConfig":
+    def _alphas_valid(self) -> CounterfactualConfig:
         if not self.alphas or any(a <= 0 for a in self.alphas):
             raise ValueError("alphas must be a non-empty list of positive values")
         if self.search_alpha_start > self.alpha_cap:
@@ -438,14 +435,14 @@ class ExperimentConfig(StrictModel):
     drift: DriftConfig = Field(default_factory=DriftConfig)
 
     @model_validator(mode="after")
-    def _gate_needs_random_control(self) -> "ExperimentConfig":
+    def _gate_needs_random_control(self) -> ExperimentConfig:
         if not self.counterfactual.random_control:
             raise ValueError("counterfactual.random_control is false, but the counterfactual gate decides on the "
                              "flip-rate gain over the random direction: it would always fail")
         return self
 
     @model_validator(mode="after")
-    def _sizes_agree(self) -> "ExperimentConfig":
+    def _sizes_agree(self) -> ExperimentConfig:
         if self.diffae.image_size != self.ingest.image_size:
             raise ValueError(
                 f"diffae.image_size ({self.diffae.image_size}) must equal "

@@ -30,7 +30,7 @@ from numpy.typing import ArrayLike
 
 from components.config import GateConfig
 from components.metrics.classification import auc_along, f1_along
-from components.stats.bootstrap import Bound, BootstrapSettings, mean_bound, one_sided_bound, paired_difference_bound
+from components.stats.bootstrap import BootstrapSettings, Bound, mean_bound, one_sided_bound, paired_difference_bound
 
 __all__ = [
     "GATE_NAMES",
@@ -66,7 +66,7 @@ class MetricEvidence:
     degenerate: bool = False
 
     @classmethod
-    def from_bound(cls, b: Bound, threshold: float) -> "MetricEvidence":
+    def from_bound(cls, b: Bound, threshold: float) -> MetricEvidence:
         """From a lower :class:`~components.stats.bootstrap.Bound`."""
         return cls(_num(b.point), _num(b.bound), float(threshold), b.n, b.degenerate)
 
@@ -165,7 +165,7 @@ class GateResult:
                 "evidence": self.evidence}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "GateResult":
+    def from_dict(cls, d: Mapping[str, Any]) -> GateResult:
         """Inverse of :meth:`to_dict`."""
         return cls(name=d["name"], passed=bool(d["passed"]), checks=list(d.get("checks", [])),
                    message=d.get("message", ""), evidence=d.get("evidence"))

@@ -56,8 +56,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, preset=args.preset)
     from components.data.ingest import ingest
 
-    labels = Path(args.labels) if args.labels else None
-    result = ingest(args.source, labels, Path(args.out), cfg.ingest, progress=_progress)
+    result = ingest(args.source, Path(args.labels), Path(args.out), cfg.ingest, progress=_progress)
     print(
         f"ingested {result.n_ok} patients ok, {result.n_quarantined} quarantined "
         f"({result.n_files} files); hash {result.dataset_hash}; outputs in {result.out}"

@@ -37,7 +37,7 @@ def main() -> None:
                          component_type=T.ORCHESTRATOR)
     client.create_stack_component(name="kfp", flavor=FLAVOR, component_type=T.ORCHESTRATOR, configuration={
         "kubeflow_hostname": "https://kubeflow.invalid/pipeline", "kubeflow_namespace": "kubeflow",
-        "compile_only": True})
+        "compile_only": True})  # type: ignore[dict-item]  # annotated Dict[str, str]; the flavor config validates it
     client.create_stack_component(name="registry", flavor="default", component_type=T.CONTAINER_REGISTRY,
                                   configuration={"uri": image.rsplit(":", 1)[0] or "registry.invalid/diffexplainer"})
     client.create_stack(name="kfp-compile", components={T.ORCHESTRATOR: "kfp", T.ARTIFACT_STORE: "default",

@@ -6,14 +6,16 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from components.config import ExperimentConfig
 
 __all__ = ["run_demo", "ensure_cohort"]
 
 
-def ensure_cohort(root: Path, cohort: str, cfg: ExperimentConfig, progress: Callable[[str], None]) -> Path:
+def ensure_cohort(
+    root: Path, cohort: Literal["osic", "external"], cfg: ExperimentConfig, progress: Callable[[str], None]
+) -> Path:
     """Write the synthetic cohort unless ``root`` already holds one made with the same settings."""
     from components.data.synth import write_cohort
 

@@ -8,8 +8,8 @@ from typing import Any
 from components.blackbox import check_contract
 from components.config import ExperimentConfig
 from components.data.single_patient import read_patient_stack
-from components.report.explain import explain_patient
 from components.models.diffae import load_diffae
+from components.report.explain import explain_patient
 from registry.loaders import (
     fetch_registered_diffae,
     find_agent_for_blackbox,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,24 +49,24 @@ _PROFILE_KEYS = {"node_selectors", "tolerations", "resources", "affinity", "volu
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def expand_env(value: Any, env: dict[str, str] | None = None, where: str = "") -> Any:
+def expand_env(value: Any, env: Mapping[str, str] | None = None, where: str = "") -> Any:
     """Expand ``${NAME}`` / ``${NAME:-default}`` in every string of a YAML tree.
 
     Raises:
         UserError: a ``${NAME}`` without default whose variable is unset.
     """
-    env = os.environ if env is None else env
+    environ: Mapping[str, str] = os.environ if env is None else env
     if isinstance(value, dict):
-        return {k: expand_env(v, env, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+        return {k: expand_env(v, environ, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
     if isinstance(value, list):
-        return [expand_env(v, env, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [expand_env(v, environ, f"{where}[{i}]") for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
 
     def _sub(m: re.Match[str]) -> str:
         name, default = m.group(1), m.group(2)
-        if name in env and env[name] != "":
-            return env[name]
+        if name in environ and environ[name] != "":
+            return environ[name]
         if default is None:
             raise UserError(f"{where}: environment variable {name} is not set")
         return default
@@ -274,9 +275,9 @@ def load_k8s_settings(path: str | Path, env: dict[str, str] | None = None) -> K8
                             f"{default_name!r} values when ZenML merges step over pipeline settings)")
 
     step_profiles: dict[str, str] = dict(raw.get("steps") or {})
-    for step, prof in step_profiles.items():
-        if prof not in profiles:
-            raise UserError(f"{path}: steps.{step}: unknown profile {prof!r}; profiles are {sorted(profiles)}")
+    for step, prof_name in step_profiles.items():
+        if prof_name not in profiles:
+            raise UserError(f"{path}: steps.{step}: unknown profile {prof_name!r}; profiles are {sorted(profiles)}")
 
     orch = dict(raw.get("orchestrator") or {})
     if "pod_settings" in orch:

@@ -24,12 +24,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -323,7 +322,7 @@ def check_http(name: str, url: str, timeout: float) -> CheckResult:
             status = resp.status
     except urllib.error.HTTPError as exc:
         return CheckResult(name, False, f"{url} answers HTTP {exc.code} {exc.reason}")
-    except (urllib.error.URLError, socket.timeout, OSError, ValueError) as exc:
+    except (TimeoutError, urllib.error.URLError, OSError, ValueError) as exc:
         return CheckResult(name, False, f"{url} unreachable: {_reason(exc)}")
     return CheckResult(name, True, f"{url} answers HTTP {status}")
 
@@ -393,9 +392,9 @@ def referenced_objects(settings: K8sSettings) -> tuple[dict[str, list[str]], dic
                         keys.append(source[ref]["key"])
         pull += [s for s in pod.image_pull_secrets or [] if s not in pull]
     for name, keys in (settings.kubeflow.get("env_keys") or {}).items():
-        table = configmaps if name in configmaps else secrets if name in secrets else None
-        if table is not None:
-            table[name] += [k for k in keys if k not in table[name]]
+        expected = configmaps if name in configmaps else secrets if name in secrets else None
+        if expected is not None:
+            expected[name] += [k for k in keys if k not in expected[name]]
     return secrets, configmaps, pull
 
 
@@ -456,21 +455,21 @@ def run_preflight(settings: K8sSettings, api: Any, who: str, as_service_account:
     core = client.CoreV1Api(api)
 
     results = [check_api_server(api, who, t)]
-    cluster: list[Callable[[], CheckResult]] = [lambda: check_namespace(core, ns, t)]
-    cluster += [lambda a=a: check_service_account(core, ns, a, pre.image_pull_secret, t) for a in accounts]
+    cluster: list[Callable[[], CheckResult]] = [partial(check_namespace, core, ns, t)]
+    cluster += [partial(check_service_account, core, ns, a, pre.image_pull_secret, t) for a in accounts]
     if as_service_account:
         for account in accounts:
             sa_api = client.ApiClient(api.configuration, header_name="Impersonate-User",
                                       header_value=f"system:serviceaccount:{ns}:{account}")
             authz = client.AuthorizationV1Api(sa_api)
-            cluster += [lambda z=authz, g=g, r=r, a=account: check_rbac(z, ns, g, r, f"service account {a}", t)
+            cluster += [partial(check_rbac, authz, ns, g, r, f"service account {account}", t)
                         for g, r in RBAC_RESOURCES]
     else:
         authz = client.AuthorizationV1Api(api)
-        cluster += [lambda g=g, r=r: check_rbac(authz, ns, g, r, who.split(" (")[0], t) for g, r in RBAC_RESOURCES]
-    cluster += [lambda n=n, k=k: check_object(core, "secret", ns, n, k, t) for n, k in secrets.items()]
-    cluster += [lambda n=n, k=k: check_object(core, "configmap", ns, n, k, t) for n, k in configmaps.items()]
-    cluster += [lambda n=n: check_object(core, "image pull secret", ns, n, [], t) for n in pull]
+        cluster += [partial(check_rbac, authz, ns, g, r, who.split(" (")[0], t) for g, r in RBAC_RESOURCES]
+    cluster += [partial(check_object, core, "secret", ns, n, k, t) for n, k in secrets.items()]
+    cluster += [partial(check_object, core, "configmap", ns, n, k, t) for n, k in configmaps.items()]
+    cluster += [partial(check_object, core, "image pull secret", ns, n, [], t) for n in pull]
     if results[0].ok:
         results += [check() for check in cluster]
         results += _node_checks(core, demands, pre.min_gpu_nodes, t)

@@ -25,23 +25,23 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Optional, Type, cast
+from typing import Any, cast
 
 from kfp import dsl
 from kfp import kubernetes as kfp_k8s
 from pydantic import Field
-from zenml.integrations.kubernetes.pod_settings import KubernetesPodSettings
+from zenml.enums import StackComponentType
 from zenml.integrations.kubeflow.flavors.kubeflow_orchestrator_flavor import (
     KubeflowOrchestratorConfig,
     KubeflowOrchestratorFlavor,
     KubeflowOrchestratorSettings,
 )
 from zenml.integrations.kubeflow.orchestrators.kubeflow_orchestrator import KubeflowOrchestrator
-from zenml.enums import StackComponentType
+from zenml.integrations.kubernetes.pod_settings import KubernetesPodSettings
 from zenml.stack import StackValidator
 
-__all__ = ["FLAVOR", "COMPILE_ONLY_ENV", "DiffExplainerKubeflowSettings", "DiffExplainerKubeflowConfig", "DiffExplainerKubeflowOrchestrator",
-           "DiffExplainerKubeflowFlavor", "apply_pod_settings"]
+__all__ = ["FLAVOR", "COMPILE_ONLY_ENV", "DiffExplainerKubeflowSettings", "DiffExplainerKubeflowConfig",
+           "DiffExplainerKubeflowOrchestrator", "DiffExplainerKubeflowFlavor", "apply_pod_settings"]
 
 FLAVOR = "diffexplainer_kubeflow"
 COMPILE_ONLY_ENV = "DIFFEXPLAINER_KFP_COMPILE_ONLY"
@@ -58,7 +58,7 @@ class DiffExplainerKubeflowSettings(KubeflowOrchestratorSettings):
     a step's GPU profile arrived as an empty ``KubernetesPodSettings``).
     """
 
-    pod: Optional[KubernetesPodSettings] = None
+    pod: KubernetesPodSettings | None = None
     env_keys: dict[str, list[str]] = Field(
         default_factory=dict, description="Secret or ConfigMap name -> keys (each becomes an env var of that name)")
 
@@ -136,11 +136,11 @@ class DiffExplainerKubeflowOrchestrator(KubeflowOrchestrator):
     _snapshot: Any = None
 
     @property
-    def settings_class(self) -> Optional[Type[DiffExplainerKubeflowSettings]]:
+    def settings_class(self) -> type[DiffExplainerKubeflowSettings]:
         return DiffExplainerKubeflowSettings
 
     @property
-    def validator(self) -> Optional[StackValidator]:
+    def validator(self) -> StackValidator | None:
         if cast(DiffExplainerKubeflowConfig, self.config).compile_only:
             return StackValidator(required_components={StackComponentType.CONTAINER_REGISTRY})
         return super().validator
@@ -188,9 +188,9 @@ class DiffExplainerKubeflowFlavor(KubeflowOrchestratorFlavor):
         return FLAVOR
 
     @property
-    def config_class(self) -> Type[KubeflowOrchestratorConfig]:
+    def config_class(self) -> type[KubeflowOrchestratorConfig]:
         return DiffExplainerKubeflowConfig
 
     @property
-    def implementation_class(self) -> Type[DiffExplainerKubeflowOrchestrator]:
+    def implementation_class(self) -> type[DiffExplainerKubeflowOrchestrator]:
         return DiffExplainerKubeflowOrchestrator

@@ -10,7 +10,7 @@ the challenger's, exactly.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -20,8 +20,8 @@ from components.models.diffae import DiffAE
 from components.training.agent_suite import blackbox_targets
 from components.training.distill_agent import agent_scores
 from components.training.latents import encode_latents
-from registry.mlflow_registry import current_champion
 from registry.loaders import load_classifier, load_registered, weights_sha256
+from registry.mlflow_registry import current_champion
 
 __all__ = ["ChampionCases", "champion_version", "champion_reconstruction", "champion_agent"]
 
@@ -97,7 +97,7 @@ def champion_agent(
         if teacher_version is None or diffae_version is None:
             return ChampionCases(version, reason="champion agent without a champion teacher / DiffAE")
         bb = load_classifier(f"models:/{teacher_name}/{teacher_version}")
-        diffae, _ = load_registered(diffae_name, diffae_version)
+        diffae = cast(DiffAE, load_registered(diffae_name, diffae_version)[0])  # registered as a DiffAE
     except Exception as exc:  # noqa: BLE001 - recorded in the decision, not fatal
         return ChampionCases(version, reason=f"champion models could not be loaded: {exc}")
     if weights_sha256(diffae) == weights_sha256(current_diffae):

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from mlflow import MlflowClient
+from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
 from components.errors import UserError
@@ -94,6 +95,7 @@ def lineage(spec: str) -> dict[str, Any]:
         dataset_hash = training["tags"].get("dataset_hash")
     out["dataset"] = {"hash": dataset_hash, "ingest_runs": []}
     if dataset_hash:
+        runs: list[Run]
         try:
             runs = client.search_runs(
                 experiment_ids=[e.experiment_id for e in client.search_experiments()],

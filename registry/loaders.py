@@ -12,7 +12,6 @@ from mlflow.exceptions import MlflowException
 
 from components.blackbox import BlackBox, load_blackbox, state_hash
 from components.errors import UserError
-from components.models.agent import Agent
 from components.models.diffae import DiffAE, save_diffae
 
 __all__ = [
@@ -89,13 +88,14 @@ def fetch_registered_diffae(name: str, spec: str, out_path: Path) -> dict:
             "dataset_hash": mv.tags.get("dataset_hash"), "sha256": weights_sha256(model)}
 
 
-def find_agent_for_blackbox(name: str, blackbox_hash: str) -> tuple[Agent, str]:
+def find_agent_for_blackbox(name: str, blackbox_hash: str) -> tuple[torch.nn.Module, str]:
     """The newest registered agent distilled for the black box with ``blackbox_hash``.
 
     Raises:
         UserError: none exists yet (run ``swap-classifier`` for that classifier first).
     """
     client = MlflowClient()
+    versions: list[ModelVersion]
     try:
         versions = client.search_model_versions(f"name = '{name}' and tags.blackbox_hash = '{blackbox_hash}'")
     except MlflowException:

@@ -160,7 +160,7 @@ def _write_audit(client: MlflowClient, record: AuditRecord) -> None:
 
         from zenml import log_metadata
 
-        log_metadata({f"audit_{record.model}_{record.timestamp}": json.loads(record.to_json())},
+        log_metadata(metadata={f"audit_{record.model}_{record.timestamp}": json.loads(record.to_json())},
                      model_version_id=UUID(zenml_id))
 
 

@@ -13,6 +13,7 @@ reconstruction itself shifts borderline decisions (DESIGN.md §5a).
 from __future__ import annotations
 
 import warnings
+from typing import Any, TypedDict
 
 import numpy as np
 from scipy.stats import spearmanr
@@ -26,8 +27,18 @@ __all__ = [
     "observable_criterion",
     "manipulation_criterion",
     "per_case_manipulation",
+    "PerCaseManipulation",
     "nan_to_none",
 ]
+
+
+class PerCaseManipulation(TypedDict):
+    """:func:`per_case_manipulation`'s arrays (``random_flips`` None without a random control)."""
+
+    direction_agreement: np.ndarray
+    flips: np.ndarray
+    random_flips: np.ndarray | None
+    flip_cases: np.ndarray
 
 
 def nan_to_none(value: float | None) -> float | None:
@@ -132,7 +143,7 @@ def _agreement(teacher: np.ndarray, agent: np.ndarray, t0: np.ndarray, a0: np.nd
     return float(agree.mean()) if agree.size else None
 
 
-def per_case_manipulation(sweep: SweepResult) -> dict[str, np.ndarray | None]:
+def per_case_manipulation(sweep: SweepResult) -> PerCaseManipulation:
     """Per-case evidence of criterion 3, what the counterfactual gate's bootstrap resamples.
 
     Returns:
@@ -176,7 +187,7 @@ def _spearman(alphas: np.ndarray, teacher: np.ndarray, t0: np.ndarray) -> list[f
     return rhos
 
 
-def manipulation_criterion(sweep: SweepResult) -> dict[str, object]:
+def manipulation_criterion(sweep: SweepResult) -> dict[str, Any]:
     """Criterion 3: does the teacher follow the agent's edit?
 
     Returns:
@@ -191,7 +202,7 @@ def manipulation_criterion(sweep: SweepResult) -> dict[str, object]:
     indet = np.flatnonzero(sweep.indeterminate)
     every = np.arange(t0.shape[0])
     rho = _spearman(sweep.alphas, sweep.teacher_cf, t0)
-    out: dict[str, object] = {
+    out: dict[str, Any] = {
         "n_cases": int(t0.shape[0]),
         "n_indeterminate": int(indet.size),
         "direction_agreement": _agreement(sweep.teacher_cf, sweep.agent_cf, t0, a0),

@@ -15,14 +15,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 
 from components.config import CounterfactualConfig
-from components.errors import UserError
 from components.counterfactual.attribution import counterfactual_attribution, flip_counterfactual
 from components.counterfactual.baselines import attribution_maps
+from components.counterfactual.code_swap import decision_swap
 from components.counterfactual.criteria import (
     manipulation_criterion,
     observable_criterion,
@@ -32,8 +33,8 @@ from components.counterfactual.decoding import teacher_probabilities
 from components.counterfactual.evidence import evidence_shares
 from components.counterfactual.localization import difference_relevance, localization_table
 from components.counterfactual.protocols import AgentLike, BlackBoxLike, DiffAELike
-from components.counterfactual.sweep import SweepResult, run_sweep
-from components.counterfactual.code_swap import decision_swap
+from components.counterfactual.sweep import SweepResult, inversion_rows, run_sweep
+from components.errors import UserError
 
 __all__ = ["CohortEvaluation", "select_cases", "localization_maps", "evaluate_cohort"]
 
@@ -52,7 +53,7 @@ class CohortEvaluation:
         seconds: wall time.
     """
 
-    metrics: dict[str, object]
+    metrics: dict[str, Any]
     sweep: SweepResult
     case_index: np.ndarray
     maps: dict[str, np.ndarray] = field(default_factory=dict)
@@ -158,7 +159,7 @@ def evaluate_cohort(
     x_all = torch.as_tensor(np.asarray(images), dtype=torch.float32)
     probs = teacher_probabilities(bb, x_all, cfg.batch_size).numpy()
     idx = select_cases(probs, cfg)
-    pre = None if inversions is None else tuple(torch.as_tensor(np.asarray(a)[idx]) for a in inversions)
+    pre = None if inversions is None else inversion_rows(inversions, idx)
     if progress is not None:
         progress(f"{len(idx)} {cfg.case_selection} cases of {len(x_all)}")
     sweep = run_sweep(model, agent, bb, x_all[idx], cfg, precomputed=pre, progress=progress)
@@ -199,7 +200,7 @@ def evaluate_cohort(
         parts = {"disease": masks, "distractor": distractor, "marker": marker}
         evidence = evidence_shares(maps, lungs, {k: np.asarray(v)[idx] for k, v in parts.items() if v is not None},
                                    cfg.shortcut_outside_share_max)
-    metrics: dict[str, object] = {
+    metrics: dict[str, Any] = {
         "reconstruction": reconstruction_criterion(sweep),
         "observable": observable_criterion(sweep, lungs, cfg.change_threshold),
         "counterfactual": manip,

@@ -48,7 +48,7 @@ def step_frame(agent: AgentLike, space: Literal["auto", "latent", "standardized"
         return _identity, _identity
     if not has:
         raise UserError("counterfactual.step_space 'standardized' needs an agent with normalize_latents()")
-    return agent.normalize_latents, agent.denormalize_latents
+    return agent.normalize_latents, agent.denormalize_latents  # type: ignore[attr-defined]  # checked above
 
 _EPS = 1e-12
 

@@ -22,7 +22,7 @@ class DiffAELike(Protocol):
         """``x: [B,4,H,W] in [-1,1]`` -> ``q: [B,4*Z]``, slice latents concatenated in order."""
         ...
 
-    def invert(self, x0: Tensor, z: Tensor, steps: int, depth: float = 1.0) -> Tensor:
+    def invert(self, x0: Tensor, z: Tensor, steps: int, *, depth: float = 1.0) -> Tensor:
         """``x0: [B,1,H,W]``, ``z: [B,Z]`` -> stochastic code ``x_T: [B,1,H,W]`` (DDIM inversion;
         ``depth < 1``: partial, to ``x_{t0}``)."""
         ...

@@ -9,11 +9,12 @@ Indeterminate cases are then pushed to a confident teacher decision by :mod:`.se
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from torch import Tensor
 
 from components.config import CounterfactualConfig
@@ -29,7 +30,13 @@ from components.counterfactual.manipulation import agent_gradient, random_direct
 from components.counterfactual.protocols import AgentLike, BlackBoxLike, DiffAELike
 from components.counterfactual.search import AlphaSearch, AlphaSearchResult, run_searches
 
-__all__ = ["SweepResult", "run_sweep", "is_indeterminate"]
+__all__ = ["SweepResult", "run_sweep", "is_indeterminate", "inversion_rows"]
+
+
+def inversion_rows(inversions: Sequence[ArrayLike], idx: np.ndarray) -> tuple[Tensor, Tensor, Tensor]:
+    """Rows ``idx`` of stored ``(recon, x_T, q)`` as tensors: :func:`run_sweep`'s ``precomputed``."""
+    recon, x_t, q = (torch.as_tensor(np.asarray(a)[idx]) for a in inversions)
+    return recon, x_t, q
 
 
 @dataclass

@@ -22,8 +22,8 @@ as :func:`uid_digest` (a sha256 prefix), which still identifies series and dupli
 
 from __future__ import annotations
 
-import hashlib
 import functools
+import hashlib
 import io
 import math
 import re
@@ -926,7 +926,7 @@ def load_volume(
         pos.append(float(p))
     if not kept:
         return None
-    z = np.array([records[i].ipp[2] if records[i].ipp else np.nan for i in kept], dtype=np.float64)
+    z = np.array([ipp[2] if (ipp := records[i].ipp) else np.nan for i in kept], dtype=np.float64)
     spacing = np.array([records[i].pixel_spacing_mm for i in kept], dtype=np.float64)
     spacing = spacing[np.isfinite(spacing)]
     return Volume(

@@ -38,9 +38,9 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -334,7 +334,7 @@ def _clear(out: Path) -> None:
 
 
 def _stack(arrays: list[np.ndarray | None], shape: tuple[int, ...], dtype: type) -> np.ndarray:
-    out = np.full((len(arrays), *shape), np.nan if dtype is np.float32 else 0, dtype=dtype)
+    out: np.ndarray = np.full((len(arrays), *shape), np.nan if dtype is np.float32 else 0, dtype=dtype)
     for i, a in enumerate(arrays):
         if a is not None:
             out[i] = a
@@ -424,8 +424,8 @@ def ingest(
         )
 
     size = cfg.image_size
-    images = np.stack([o.images for o in ok]).astype(np.float32)
-    lung = np.stack([o.lung_masks for o in ok]).astype(np.uint8)
+    images = np.stack(cast("list[np.ndarray]", [o.images for o in ok])).astype(np.float32)  # set when ok
+    lung = np.stack(cast("list[np.ndarray]", [o.lung_masks for o in ok])).astype(np.uint8)
     ids = [o.row["patient"] for o in ok]
     y = np.array([o.row["label"] for o in ok], dtype=np.int64)
     np.save(out / "images.npy", images)
@@ -440,7 +440,7 @@ def ingest(
     summary: dict[str, Any] = {
         "format": FORMAT,
         "hash": digest,
-        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "source": src.description,
         "labels_csv": {"name": Path(labels_csv).name, "sha256": hashlib.sha256(Path(labels_csv).read_bytes()).hexdigest()},
         "counts": {

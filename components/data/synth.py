@@ -43,7 +43,7 @@ from typing import Literal
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from components.config import SynthConfig
 from components.data.phantom import COMPONENTS, DEFAULT_FOV_MM, PAD_HU, Phantom, phantom_volume
@@ -302,7 +302,7 @@ def _series_template(ph: Phantom, rec: PatientRecord, profile: ScannerProfile, s
 
 def _set_slice(ds: Dataset, ph: Phantom, k: int, sop_uid: str, profile: ScannerProfile) -> None:
     """Fill the per-slice tags of ``ds`` with slice ``k`` (InstanceNumber k + 1), in place."""
-    ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
+    ds.file_meta.MediaStorageSOPInstanceUID = UID(sop_uid)
     ds.SOPInstanceUID = sop_uid
     ds.InstanceNumber = k + 1
     ds.ImagePositionPatient = [round(ph.origin_xy[0], 4), round(ph.origin_xy[1], 4), float(ph.z[k])]

@@ -17,12 +17,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from components.config import IngestConfig
 from components.errors import UserError
+
+if TYPE_CHECKING:
+    from great_expectations.data_context import AbstractDataContext
 
 __all__ = [
     "EXPECTATION_NAMES",
@@ -150,6 +153,7 @@ def prepare_validation(cfg: IngestConfig, docs_dir: Path | None = None) -> Prepa
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     check_blocking_names(cfg.blocking_expectations)
+    ctx: AbstractDataContext
     if docs_dir is not None:
         docs_dir.mkdir(parents=True, exist_ok=True)
         ctx = gx.get_context(mode="file", project_root_dir=str(docs_dir))

@@ -15,7 +15,7 @@ fixed-point iterations (see :func:`ddim_invert`).
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

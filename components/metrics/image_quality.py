@@ -8,6 +8,8 @@ Images are compared on the windowed image mapped to [0, 1]: a model image ``x âˆ
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import torch
 from monai.metrics import PSNRMetric, SSIMMetric
@@ -48,8 +50,9 @@ def slice_quality(
         raise ValueError(f"reference {tuple(reference.shape)} and test {tuple(test.shape)} differ in shape")
     lead, (h, w) = tuple(reference.shape[:-2]), tuple(reference.shape[-2:])
     ref, tst = _slices(reference, h, w), _slices(test, h, w)
-    psnr = PSNRMetric(max_val=1.0, reduction="none")(tst, ref)
-    ssim = SSIMMetric(spatial_dims=2, data_range=1.0, win_size=ssim_window(min(h, w)), reduction="none")(tst, ref)
+    psnr = cast(torch.Tensor, PSNRMetric(max_val=1.0, reduction="none")(tst, ref))
+    ssim = cast(torch.Tensor, SSIMMetric(spatial_dims=2, data_range=1.0, win_size=ssim_window(min(h, w)),
+                                         reduction="none")(tst, ref))
     return psnr.cpu().double().reshape(lead).numpy(), ssim.cpu().double().reshape(lead).numpy()
 
 

@@ -39,6 +39,9 @@ class Agent(nn.Module):
             fresh head (identity when ``F == C``).
     """
 
+    latent_mean: torch.Tensor  # buffers (register_buffer), typed for the checker
+    latent_std: torch.Tensor
+
     def __init__(
         self,
         latent_dim: int = 2048,

@@ -171,5 +171,5 @@ def load_diffae(path: str | Path, map_location: str | torch.device = "cpu") -> D
         raise ValueError(f"{path}: not a DiffAE checkpoint written by save_diffae")
     model = build_diffae(DiffAEConfig.model_validate(blob["config"]))
     model.load_state_dict(blob["state_dict"])
-    model.extra = blob.get("extra", {})  # type: ignore[attr-defined]
+    model.extra = blob.get("extra", {})
     return model.eval()

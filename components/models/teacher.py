@@ -15,6 +15,8 @@ the second black box of the swap-in example).
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
 from monai.networks.nets import DenseNet, ResNet
 from torch import nn
@@ -25,7 +27,7 @@ from components.errors import UserError
 __all__ = ["TeacherNet", "build_teacher", "IN_CHANNELS"]
 
 IN_CHANNELS = 4
-_DENSENET121 = {"init_features": 64, "growth_rate": 32, "block_config": (6, 12, 24, 16)}
+_DENSENET121: dict[str, Any] = {"init_features": 64, "growth_rate": 32, "block_config": (6, 12, 24, 16)}
 
 
 class TeacherNet(nn.Module):
@@ -60,7 +62,7 @@ class TeacherNet(nn.Module):
 
 
 def _densenet(cfg: TeacherConfig, small: bool) -> tuple[nn.Module, nn.Linear]:
-    layout = (
+    layout: dict[str, Any] = (
         {
             "init_features": cfg.init_features,
             "growth_rate": cfg.growth_rate,
@@ -76,7 +78,7 @@ def _densenet(cfg: TeacherConfig, small: bool) -> tuple[nn.Module, nn.Linear]:
         dropout_prob=cfg.dropout,
         **layout,
     )
-    out = net.class_layers.out
+    out = cast(nn.Linear, net.class_layers.out)
     backbone = nn.Sequential(
         net.features,
         nn.ReLU(),

@@ -12,6 +12,8 @@ O((HW)^2)).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -178,12 +180,12 @@ class ConditionalUNet(nn.Module):
         t_emb = self.time_mlp(timestep_embedding(t, self.base_channels).to(x_t.dtype))
         h = self.stem(x_t)
         skips: list[torch.Tensor] = []
-        for blocks in self.down:
+        for blocks in cast("Iterable[nn.ModuleList]", self.down):  # a ModuleList of ModuleLists
             h = self._run(blocks, h, t_emb, z)
             if isinstance(blocks[0], ResBlock):
                 skips.append(h)
         h = self.mid2(self.mid_attn(self.mid1(h, t_emb, z)), t_emb, z)
-        for blocks in self.up:
+        for blocks in cast("Iterable[nn.ModuleList]", self.up):  # a ModuleList of ModuleLists
             if isinstance(blocks[0], ResBlock):
                 h = torch.cat([h, skips.pop()], dim=1)
             h = self._run(blocks, h, t_emb, z)

@@ -7,6 +7,8 @@ from typing import Any
 
 __all__ = ["render_drift"]
 
+_QUALITY: dict[object, str] = {True: "passed", False: "failed"}
+
 
 def render_drift(metrics: Mapping[str, Any]) -> str:
     """HTML for ``metrics["drift"]`` (the drift step's record); empty when absent."""
@@ -16,7 +18,7 @@ def render_drift(metrics: Mapping[str, Any]) -> str:
     if not isinstance(rec, Mapping):
         return ""
     rows = [
-        ("data quality (Great Expectations)", {True: "passed", False: "failed"}.get(rec.get("validation_success"))),
+        ("data quality (Great Expectations)", _QUALITY.get(rec.get("validation_success"))),
         ("drift check", rec.get("status")),
         ("energy distance (joint)", rec.get("statistic")),
         ("permutation p-value", rec.get("p_value")),

@@ -45,7 +45,7 @@ def plot_case_panel(
     original: np.ndarray,
     recon: np.ndarray,
     counterfactuals: np.ndarray,
-    alphas: Sequence[float],
+    alphas: Sequence[float] | np.ndarray,
     path: str | Path,
     teacher_cf: np.ndarray | None = None,
     teacher_recon: np.ndarray | None = None,
@@ -88,7 +88,7 @@ def plot_case_panel(
 def plot_heatmaps(
     recon: np.ndarray,
     counterfactuals: np.ndarray,
-    alphas: Sequence[float],
+    alphas: Sequence[float] | np.ndarray,
     path: str | Path,
     title: str = "",
 ) -> Path:
@@ -125,7 +125,7 @@ def plot_heatmaps(
 
 
 def plot_score_curve(
-    alphas: Sequence[float],
+    alphas: Sequence[float] | np.ndarray,
     teacher_recon: np.ndarray,
     teacher_cf: np.ndarray,
     path: str | Path,
@@ -134,7 +134,7 @@ def plot_score_curve(
     teacher_random: np.ndarray | None = None,
     target_confidence: float | None = None,
     title: str = "",
-    random_alphas: Sequence[float] | None = None,
+    random_alphas: Sequence[float] | np.ndarray | None = None,
 ) -> Path:
     """Probability of each direction's target class vs alpha (alpha 0 = reconstruction).
 

@@ -93,7 +93,7 @@ def _gates(metrics: Mapping[str, Any]) -> str:
     gates = metrics.get("gates")
     if not gates:
         return '<h2>Promotion gates</h2><p class="na">not decided</p>'
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     for name, g in gates.items():
         if not g:
             rows.append((name, "not evaluated", None, None, None, None))

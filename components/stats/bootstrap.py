@@ -81,7 +81,7 @@ def _finite(x: float) -> bool:
 
 
 def one_sided_bound(
-    statistic: Callable[..., float],
+    statistic: Callable[..., np.ndarray | float],
     samples: Sequence[ArrayLike],
     settings: BootstrapSettings = BootstrapSettings(),
     greater_is_better: bool = True,
@@ -142,7 +142,7 @@ def mean_bound(
 
 
 def paired_difference_bound(
-    statistic: Callable[..., float],
+    statistic: Callable[..., np.ndarray | float],
     challenger: Sequence[ArrayLike],
     champion: Sequence[ArrayLike],
     settings: BootstrapSettings = BootstrapSettings(),

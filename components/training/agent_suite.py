@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
@@ -18,12 +18,19 @@ from numpy.typing import ArrayLike
 
 from components.blackbox import BlackBox
 from components.config import AgentConfig
-from components.models.agent import Agent
 from components.metrics.classification import prob_kl_per_case
+from components.models.agent import Agent
 from components.training.distill_agent import agent_scores, alignment_report, distill_agent
 from components.training.latents import augment_stacks
 
-__all__ = ["AgentSuite", "blackbox_targets", "distill_suite"]
+__all__ = ["AgentSuite", "BlackBoxTargets", "blackbox_targets", "distill_suite"]
+
+
+class BlackBoxTargets(TypedDict):
+    """:func:`blackbox_targets`: ``logits [N,C]``; ``features [N,F]`` (None in output mode)."""
+
+    logits: np.ndarray
+    features: np.ndarray | None
 
 
 @dataclass
@@ -34,7 +41,7 @@ class AgentSuite:
     alignment: dict[str, dict[str, float]]
     training: dict[str, dict[str, Any]]
     primary: str
-    gate_cases: dict[str, np.ndarray] | None = None
+    gate_cases: dict[str, np.ndarray]
     """Per case of the gate's evaluation set (external cohort + held-out training rows), for the
     primary agent: ``teacher_decision`` int ``[M]`` (0/1), ``agent_score`` ``[M]`` (P(positive)),
     ``kl`` ``[M]`` (KL(black box ‖ agent)), ``cohort`` ``[M]`` (``external`` | ``holdout``) and
@@ -47,7 +54,7 @@ class AgentSuite:
 
 
 @torch.no_grad()
-def blackbox_targets(bb: BlackBox, images: ArrayLike, batch_size: int = 64) -> dict[str, np.ndarray | None]:
+def blackbox_targets(bb: BlackBox, images: ArrayLike, batch_size: int = 64) -> BlackBoxTargets:
     """Black-box logits (and features in feature mode) on stacks.
 
     Args:
@@ -59,16 +66,17 @@ def blackbox_targets(bb: BlackBox, images: ArrayLike, batch_size: int = 64) -> d
         ``{"logits": [N,C], "features": [N,F] or None}`` as float32 numpy arrays.
     """
     x = np.asarray(images, dtype=np.float32)
-    logits, feats = [], []
+    logits: list[torch.Tensor] = []
+    feats: list[torch.Tensor | None] = []
     for i in range(0, len(x), batch_size):
         xb = torch.from_numpy(np.array(x[i : i + batch_size]))  # writable copy of a memmap slice
         logits.append(bb(xb).float())
         if bb.mode == "feature":
             f = bb.features(xb)
             feats.append(f.float() if f is not None else None)
-    out: dict[str, np.ndarray | None] = {"logits": torch.cat(logits).numpy()}
-    out["features"] = torch.cat(feats).numpy() if feats and all(f is not None for f in feats) else None
-    return out
+    complete = [f for f in feats if f is not None]
+    features = torch.cat(complete).numpy() if feats and len(complete) == len(feats) else None
+    return {"logits": torch.cat(logits).numpy(), "features": features}
 
 
 def distill_suite(
@@ -81,7 +89,7 @@ def distill_suite(
     q_train_aug: dict[str, ArrayLike] | None = None,
     progress: Callable[[float, str], None] | None = None,
     log_metrics: Callable[[dict[str, float], int], None] | None = None,
-    holdout: tuple[ArrayLike, ArrayLike] | None = None,
+    holdout: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> AgentSuite:
     """Distil one agent per objective in ``cfg.report_objectives`` (+ ``cfg.objective``).
 
@@ -104,7 +112,7 @@ def distill_suite(
     targets = blackbox_targets(bb, x_train)
     q_aug, targets_aug = None, None
     names = [n for n in cfg.augmentations if q_train_aug and n in q_train_aug]
-    if names:  # blocks of N rows: row j augments training row j % N (distill_agent's convention)
+    if names and q_train_aug:  # blocks of N rows: row j augments training row j % N (distill_agent's convention)
         q_aug = np.concatenate([np.asarray(q_train_aug[n], dtype=np.float32) for n in names])
         per_aug = [blackbox_targets(bb, augment_stacks(x_train, n)) for n in names]
         targets_aug = {

@@ -32,7 +32,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import numpy as np
 import torch
@@ -50,7 +50,15 @@ __all__ = ["distill_agent", "alignment_report", "agent_scores", "decision_thresh
 
 Objective = Literal["L1", "MSE", "KL"]
 ProgressFn = Callable[[float, str], None]
-LogMetricsFn = Callable[[dict[str, float], int], None]
+LogMetricsFn = Callable[[dict[str, float], int], object]  # the result is ignored
+
+
+@overload
+def _tensor(a: None) -> None: ...
+
+
+@overload
+def _tensor(a: ArrayLike | torch.Tensor) -> torch.Tensor: ...
 
 
 def _tensor(a: ArrayLike | torch.Tensor | None) -> torch.Tensor | None:
@@ -114,7 +122,7 @@ def _fit(
     c = int(logits.shape[1])
     agent = Agent(
         latent_dim=int(q.shape[1]),
-        feature_dim=int(head.in_features) if feature_mode else c,
+        feature_dim=int(head.in_features) if feature_mode and head is not None else c,
         num_classes=c,
         mode="feature" if feature_mode else "output",
         normalize=cfg.normalize_latents,
@@ -124,7 +132,8 @@ def _fit(
         agent.set_normalization(q.mean(0), q.std(0))
     info: dict[str, Any] = {"ridge_alpha": None}
     if cfg.ridge_init:
-        info["ridge_alpha"] = _ridge_init(agent, q, feats if feature_mode else logits, cfg.ridge_alphas)
+        target = feats if feature_mode and feats is not None else logits
+        info["ridge_alpha"] = _ridge_init(agent, q, target, cfg.ridge_alphas)
     info["start_state"] = copy.deepcopy(agent.state_dict())
     params = [p for p in agent.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -172,13 +181,13 @@ def _split_rows(n: int, n_aug: int, cfg: AgentConfig) -> tuple[np.ndarray, np.nd
 
 def distill_agent(
     q_train: ArrayLike | torch.Tensor,
-    blackbox_targets: Mapping[str, ArrayLike | torch.Tensor | None],
+    blackbox_targets: Mapping[str, Any],
     head: nn.Linear | None,
     cfg: AgentConfig,
     objective: Objective | None = None,
     progress: ProgressFn | None = None,
     q_aug: ArrayLike | torch.Tensor | None = None,
-    targets_aug: Mapping[str, ArrayLike | torch.Tensor | None] | None = None,
+    targets_aug: Mapping[str, Any] | None = None,
     log_metrics: LogMetricsFn | None = None,
 ) -> tuple[Agent, dict[str, Any]]:
     """Distil a linear agent from black-box outputs on latents.
@@ -216,7 +225,7 @@ def distill_agent(
         raise UserError("distill_agent needs q_train [N,D] and blackbox_targets['logits'] [N,C] with equal N")
     if head is None:
         feats = None
-    if feats is not None and (feats.ndim != 2 or len(feats) != len(q) or feats.shape[1] != head.in_features):
+    elif feats is not None and (feats.ndim != 2 or len(feats) != len(q) or feats.shape[1] != head.in_features):
         raise UserError(f"teacher features must be [N,{head.in_features}], got {list(feats.shape)}")
     qa = _tensor(q_aug)
     if qa is not None:
@@ -230,7 +239,7 @@ def distill_agent(
 
     def rows(orig: np.ndarray, aug: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         o, a = torch.as_tensor(orig, dtype=torch.long), torch.as_tensor(aug, dtype=torch.long)
-        f = torch.cat([feats[o], fa[a]]) if feats is not None else None
+        f = torch.cat([feats[o], fa[a]]) if feats is not None and fa is not None else None
         return torch.cat([q[o], qa[a]]), f, torch.cat([logits[o], la[a]])
 
     metrics: dict[str, Any] = {"objective": objective, "n_train": n, "n_aug": n_aug}

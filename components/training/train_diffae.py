@@ -13,8 +13,9 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -105,7 +106,7 @@ def train_diffae(
     cfg: DiffAEConfig,
     workdir: Path,
     progress: Callable[[str], None] | None = None,
-    log_metrics: Callable[[dict[str, float], int], None] | None = None,
+    log_metrics: Callable[[dict[str, float], int], object] | None = None,
     resume: bool = True,
 ) -> tuple[DiffAE, dict]:
     """Train a DiffAE on every slice of ``images``.
@@ -151,7 +152,7 @@ def train_diffae(
     torch.manual_seed(cfg.seed)
     model = build_diffae(cfg).to(device)
     if is_cuda:
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing from the stubs
     ema = copy.deepcopy(model).requires_grad_(False)
     loss_module = _DenoiseLoss(model, cfg.loss)
     if world > 1:
@@ -187,7 +188,7 @@ def train_diffae(
 
     def checkpoint() -> None:
         if world > 1:
-            states = [None] * world
+            states: list[Any] = [None] * world
             dist.all_gather_object(states, gen.get_state())
         else:
             states = [gen.get_state()]

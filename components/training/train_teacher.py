@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from monai.transforms import Compose, RandAffine, RandGaussianNoise
 from numpy.typing import ArrayLike
 from sklearn.metrics import roc_curve
-from monai.transforms import Compose, RandAffine, RandGaussianNoise
 from torch import nn
 
 from components.config import TeacherConfig
@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 ProgressFn = Callable[[float, str], None]
-LogMetricsFn = Callable[[dict[str, float], int], None]
+LogMetricsFn = Callable[[dict[str, float], int], object]  # the result is ignored
 
 
 def one_cycle_lr(progress: float, max_lr: float, warmup: float = 0.3, final_div: float = 1e4) -> float:

@@ -10,17 +10,17 @@ import mlflow
 import numpy as np
 from zenml import log_metadata, step
 
-from registry.loaders import load_classifier
 from components.blackbox import check_contract
 from components.caches import Latents
 from components.config import AgentConfig, GateConfig
 from components.data.dataset import load_dataset
 from components.gates import agent_evidence
-from components.models.diffae import load_diffae
 from components.models.agent import save_agent
+from components.models.diffae import load_diffae
 from components.training.agent_suite import distill_suite
 from registry.champion import champion_agent
 from registry.gate_decision import decide
+from registry.loaders import load_classifier
 from steps.tracking import log_dict_artifact, step_run
 
 __all__ = ["distill_agent_step"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import mlflow
 from zenml import log_metadata, step
@@ -23,6 +23,7 @@ from components.config import DriftConfig
 from components.drift.cohort import cohort_latents, reference_latents
 from components.drift.latent import latent_drift
 from components.errors import UserError
+from components.models.diffae import DiffAE
 from registry.loaders import load_registered, registered_version, weights_sha256
 from steps.tracking import log_dict_artifact, step_run
 
@@ -55,7 +56,7 @@ def check_cohort_drift(current: dict, cfg: DriftConfig, diffae_model_name: str, 
     if ref_hash == current["hash"]:
         return {**rec, "status": "unchanged", "statistic": 0.0, "p_value": 1.0,
                 "n_reference": current.get("patients_ok"), "n_current": current.get("patients_ok")}
-    model, _ = load_registered(diffae_model_name, str(mv.version))
+    model = cast(DiffAE, load_registered(diffae_model_name, str(mv.version))[0])  # registered as a DiffAE
     sha = weights_sha256(model)
     search = [Path(p) / "latents" for p in (mv.tags.get("workdir"), str(workdir)) if p]
     q_ref, found = reference_latents(workdir / "drift" / "reference", search, ref_hash, sha)

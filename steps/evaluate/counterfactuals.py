@@ -11,17 +11,17 @@ import numpy as np
 from zenml import log_metadata, step
 from zenml.types import HTMLString
 
-from registry.loaders import load_classifier
 from components.caches import reusable_inversions
 from components.config import CounterfactualConfig, GateConfig
 from components.counterfactual.criteria import per_case_manipulation
 from components.counterfactual.evaluate import evaluate_cohort
-from components.gates import counterfactual_evidence, gates_section
 from components.data.dataset import load_dataset
+from components.gates import counterfactual_evidence, gates_section
 from components.models.agent import load_agent
 from components.models.diffae import DiffAE, load_diffae
 from components.report.cohort import write_cohort_report
 from registry.gate_decision import decide
+from registry.loaders import load_classifier
 from registry.mlflow_registry import current_champion
 from steps.tracking import numeric_metrics, step_run
 

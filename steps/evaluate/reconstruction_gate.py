@@ -15,12 +15,16 @@ from components.caches import cached_reconstructions
 from components.config import GateConfig
 from components.data.dataset import load_dataset
 from components.gates import reconstruction_evidence
-from components.metrics.reconstruction_eval import evaluate_reconstruction, score_reconstruction, semantic_reconstruction
+from components.metrics.reconstruction_eval import (
+    evaluate_reconstruction,
+    score_reconstruction,
+    semantic_reconstruction,
+)
 from components.models.diffae import load_diffae
 from components.report.figures import plot_reconstructions
 from registry.champion import champion_reconstruction
-from registry.loaders import load_classifier
 from registry.gate_decision import decide
+from registry.loaders import load_classifier
 from steps.tracking import log_dict_artifact, step_run
 
 __all__ = ["reconstruction_gate_step"]

@@ -76,7 +76,7 @@ def register_models_step(
     champions = {name: current_champion(name) for name, *_ in entries}
     record = decision_record(gates, {"dataset": dataset_info["hash"], "external": external_hash}, champions)
     if ctx.model_version is not None:
-        log_metadata({"gate_decision": record}, model_version_id=ctx.model_version.id)
+        log_metadata(metadata={"gate_decision": record}, model_version_id=ctx.model_version.id)
     out: dict[str, dict] = {}
     for name, model, run_id, extra in entries:
         version = register_model(model, name, run_id, {**base_tags, **extra})

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import kubernetes_validate
 import yaml
-
 from infra_kustomize import build
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +24,7 @@ def validate(obj: dict) -> None:
     kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
 
 
-@lru_cache(maxsize=None)
+@cache
 def kubectl_render(directory: str) -> tuple[dict, ...]:
     """``kubectl kustomize DIR`` (offline); only call when KUBECTL is set."""
     out = subprocess.run([KUBECTL, "kustomize", directory], check=True, capture_output=True,

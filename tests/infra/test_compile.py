@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from infra_common import K8S, ROOT, validate
 
 from components.config import load_config
-from infra_common import K8S, ROOT, validate
 from pipelines.cli import main
 from pipelines.compile import PLACEHOLDER_INPUTS, compile_kubernetes, training_step_ids
 from pipelines.k8s import load_k8s_settings

@@ -6,7 +6,6 @@ import re
 import tomllib
 
 import pytest
-
 from infra_common import ROOT
 
 DOCKERFILE = ROOT / "infra" / "docker" / "Dockerfile"

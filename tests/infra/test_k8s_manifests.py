@@ -6,7 +6,6 @@ import re
 
 import pytest
 import yaml
-
 from infra_common import K8S, KUBECTL, OVERLAYS, ROOT, by_kind, kubectl_render, render, validate
 from infra_kustomize import build, load_docs
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from infra_common import K8S, ROOT, by_kind, render, validate
 
 from components.errors import UserError
-from infra_common import K8S, ROOT, by_kind, render, validate
 from pipelines.compile import step_pod_manifest
 from pipelines.k8s import ORCHESTRATOR_SETTINGS_KEY, load_k8s_settings
 

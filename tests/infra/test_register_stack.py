@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from infra_common import ROOT
 
 SCRIPT = ROOT / "infra" / "stack" / "register_stack.sh"

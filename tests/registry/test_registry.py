@@ -6,27 +6,26 @@ import json
 import uuid
 
 import mlflow
+import numpy as np
 import pytest
 import torch
 from mlflow import MlflowClient
-
-import numpy as np
 
 from components.config import GateConfig
 from components.errors import UserError
 from components.gates import agent_evidence, reconstruction_evidence
 from pipelines.cli import main
+from registry.gate_decision import decide, decision_record
 from registry.lineage import lineage, parse_model_spec
 from registry.mlflow_registry import (
     CHAMPION,
     gate_tags,
     promote,
     read_audit_log,
-    register_model,
     record_decision,
+    register_model,
     rollback,
 )
-from registry.gate_decision import decide, decision_record
 from steps.tracking import step_run
 
 FAST = GateConfig(n_resamples=300)

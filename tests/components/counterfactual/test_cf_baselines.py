@@ -54,5 +54,5 @@ def test_a_baseline_that_cannot_run_is_skipped_with_its_reason():
     assert {"saliency", "integrated_gradients", "occlusion"} <= set(maps)  # gradient / perturbation ones still run
     assert set(maps) | set(skipped) == set(BASELINES) and not set(maps) & set(skipped)
     assert {"gradcam", "gradcampp"} <= set(skipped) and all(reason.strip() for reason in skipped.values())
-    with pytest.raises(Exception):  # without a `skipped` dict the failure is not swallowed
+    with pytest.raises(Exception):  # noqa: B017 - any error: without a `skipped` dict it is not swallowed
         attribution_maps(bb, x, target_class=1, cfg=cfg, methods=["gradcam"])

@@ -14,9 +14,9 @@ from torch import nn
 from components.config import CounterfactualConfig
 from components.counterfactual.attribution import (
     attribution_stack,
-    flip_counterfactual,
     counterfactual_attribution,
     evidence_against,
+    flip_counterfactual,
     score_change,
 )
 from components.counterfactual.evaluate import evaluate_cohort

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from components.config import CounterfactualConfig
-from components.counterfactual.manipulation import agent_gradient, random_directions, shift_latents
 from components.counterfactual.criteria import manipulation_criterion
+from components.counterfactual.manipulation import agent_gradient, random_directions, shift_latents
 from components.counterfactual.sweep import run_sweep
 
 

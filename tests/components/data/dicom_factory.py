@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from components.config import IngestConfig
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, generate_uid
+
+from components.config import IngestConfig
 
 __all__ = ["FAKE_PHI", "small_cfg", "chest_volume", "write_series", "write_labels"]
 

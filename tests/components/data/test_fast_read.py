@@ -75,7 +75,7 @@ def test_sampled_extent_equals_exact() -> None:
         area = np.clip(1 - (z / 0.8) ** 2, 0, None) * 1000
         calls: list[int] = []
 
-        def of(ks: list[int], area: np.ndarray = area) -> np.ndarray:
+        def of(ks: list[int], area: np.ndarray = area, calls: list[int] = calls) -> np.ndarray:
             calls.extend(ks)
             return area[ks]
 

@@ -194,7 +194,9 @@ def test_header_prefix_reads_equal_pydicom(tmp_path: Path) -> None:
         assert len(data) > dicom_series.HEAD_BYTES
         ranges: list[tuple[int, int]] = []
 
-        def fetch_range(offset: int, n: int, data: bytes = data) -> memoryview:
+        def fetch_range(
+            offset: int, n: int, data: bytes = data, ranges: list[tuple[int, int]] = ranges
+        ) -> memoryview:
             ranges.append((offset, n))
             return memoryview(data)[offset : offset + n]
 

@@ -33,7 +33,7 @@ def test_tissue_hu_ranges(ph) -> None:
     # Slice 0 has no lung: the body is soft tissue (40 HU) with a fat rim and bone.
     body = ph.hu[0][ph.hu[0] > -500]
     assert 0 < float(np.median(body)) < 80
-    assert np.any((body > 700)), "cortical bone present"
+    assert np.any(body > 700), "cortical bone present"
     assert np.any((body > -150) & (body < -50)), "fat rim present"
 
 

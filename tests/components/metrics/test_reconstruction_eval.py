@@ -74,7 +74,7 @@ class _CodeDecoder:
     def __init__(self, hw: int, uses_noise: float) -> None:
         self.z_dim, self.hw, self.uses_noise = hw * hw, hw, uses_noise
 
-    def eval(self) -> "_CodeDecoder":
+    def eval(self) -> _CodeDecoder:
         return self
 
     def render(self, x_T: torch.Tensor, z: torch.Tensor, steps: int) -> torch.Tensor:
