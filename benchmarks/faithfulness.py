@@ -61,6 +61,7 @@ sys.path.insert(0, str(ROOT))
 from components.blackbox import BlackBox, from_module, state_hash  # noqa: E402
 from components.caches import stored_inversions  # noqa: E402
 from components.config import ExperimentConfig, SynthConfig, load_config  # noqa: E402
+from components.counterfactual.attribution import counterfactual_attribution, flip_counterfactual  # noqa: E402
 from components.counterfactual.criteria import manipulation_criterion  # noqa: E402
 from components.counterfactual.evaluate import localization_maps  # noqa: E402
 from components.counterfactual.evidence import component_masses, model_contrast, total_evidence  # noqa: E402
@@ -241,6 +242,8 @@ def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, n_cases: int = 30,
     agent_cfg = cfg.agent.model_copy(update={"report_objectives": [cfg.agent.objective]})
     maps: dict[str, dict[str, np.ndarray]] = {}
     deltas: dict[str, dict[str, np.ndarray]] = {}
+    f_alpha: np.ndarray | None = None  # F's attributed alpha per case (flip rule), for R's matched-step control
+    r_matched: np.ndarray | None = None
     for name, bb in boxes.items():
         t0 = time.monotonic()
         # the swap-in path as the pipeline runs it: the held-out fold left out, the configured objective
@@ -249,6 +252,14 @@ def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, n_cases: int = 30,
         sweep = run_sweep(diffae, suite.agent, bb, torch.as_tensor(x_ext[idx]), cf_cfg, search=False, precomputed=pre)
         raw = localization_maps(sweep, bb, cf_cfg)
         maps[name] = {k: raw[v] for k, v in MAPS.items()}
+        healthy = cf_cfg.healthy_class
+        if cf_cfg.attribution_alpha == "flip" and name == "F":
+            f_alpha = flip_counterfactual(sweep.counterfactuals[:, healthy], sweep.teacher_cf[:, healthy], healthy)[1]
+        if name == "R" and f_alpha is not None:  # R never flips, so its own rule takes the largest alpha:
+            # attribute R also at F's step size per case, so that the two maps differ only in the network
+            r_matched = counterfactual_attribution(
+                bb, sweep.recon, sweep.counterfactuals[np.arange(len(idx)), healthy, f_alpha], healthy,
+                cf_cfg.attribution_steps, cf_cfg.attribution_batch_size)
         if save_arrays:  # everything a later analysis needs without re-running the sweep
             _save_arrays(out / "arrays" / name, bb, sweep, maps[name])
         manip = manipulation_criterion(sweep)
@@ -298,6 +309,9 @@ def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, n_cases: int = 30,
                                                            seed=seed)),
             "randomisation_spearman": float(np.mean(rho_fr)) if rho_fr else None,
             "randomisation_evidence_ratio": float(total_r.sum() / total_f.sum()) if total_f.sum() > 0 else None,
+            # the attribution map only, with the flip rule: R attributed at F's alpha of each case
+            **({"randomisation_evidence_ratio_matched_alpha": float(total_evidence(r_matched).sum() / total_f.sum())}
+               if m == "attribution" and r_matched is not None and total_f.sum() > 0 else {}),
             "auroc_vs_random": _triple(model_contrast(auroc, auroc_random, seed=seed)),
             "auroc": float(np.nanmean(auroc)) if np.isfinite(auroc).any() else None,
             "reliance_spearman": _spearman(np.concatenate(share), np.concatenate(rel)) if share else None,
@@ -312,6 +326,9 @@ def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, n_cases: int = 30,
         "attribution_mcs_marker_positive_ge_0.5_ci_above_0": _at_least(att["mcs_marker_positive"], 0.5),
         "attribution_mcs_disease_positive_ge_0.3_ci_above_0": _at_least(att["mcs_disease_positive"], 0.3),
         "attribution_R_evidence_le_5pct": bool(ratio is not None and ratio <= 0.05),
+        "attribution_R_evidence_matched_alpha_le_5pct": bool(
+            att.get("randomisation_evidence_ratio_matched_alpha") is not None
+            and att["randomisation_evidence_ratio_matched_alpha"] <= 0.05),
         "attribution_auroc_beats_random_by_0.05": _at_least(att["auroc_vs_random"], 0.05),
         "attribution_reliance_spearman_ge_0.8": bool(rho is not None and rho >= 0.8),
         "R_flips_no_more_than_random": bool(r_box["flip_rate"] is not None and r_box["random_control_flip_rate"] is not None

@@ -21,6 +21,7 @@ def test_benchmark_prints_the_issue_keys(tiny_workdir, load_benchmark, capsys) -
     assert result["maps"]["random_direction"]["auroc_vs_random"] == [0.0, 0.0, 0.0]
     att = result["maps"]["attribution"]
     assert att["mcs_marker"][0] is not None and att["randomisation_evidence_ratio"] is not None
+    assert result["attribution_alpha"] == "flip" and att["randomisation_evidence_ratio_matched_alpha"] >= 0
     assert att["evidence"]["F"]["lungs"] is not None
     assert "probe_auc_marker" in result
     assert result["intervention_max_abs_diff"] < 1e-5, "interventions rendered exactly as the ingested stacks"
