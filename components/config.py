@@ -386,6 +386,8 @@ class CounterfactualConfig(StrictModel):
     def _alphas_valid(self) -> CounterfactualConfig:
         if not self.alphas or any(a <= 0 for a in self.alphas):
             raise ValueError("alphas must be a non-empty list of positive values")
+        if any(b <= a for a, b in zip(self.alphas, self.alphas[1:])):  # the flip rule and "largest" rely on it
+            raise ValueError(f"alphas must be strictly increasing, got {self.alphas}")
         if self.search_alpha_start > self.alpha_cap:
             raise ValueError("search_alpha_start must not exceed alpha_cap")
         return self

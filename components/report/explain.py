@@ -4,7 +4,9 @@ Writes into ``out_dir``: ``counterfactuals.npy`` (float32 ``[C, A, 4, H, W]`` in
 direction d = toward class d, alpha, slice), ``reconstruction.npy`` (``[4,H,W]``),
 ``attribution.npy`` (float32 ``[C, 4, H, W]``, index d = direction as in
 ``counterfactuals.npy``: integrated gradients of the black box from the counterfactuals
-toward class d to the reconstruction, mean over alphas, logit units; see
+toward class d to the reconstruction, logit units: at the smallest alpha whose decision
+reaches class d (the largest when none does; the first alpha when the reconstruction is
+already class d) with ``cfg.attribution_alpha = "flip"``, else the mean over alphas; see
 :mod:`components.counterfactual.attribution`; only with ``cfg.attribution_map``),
 ``scores.json`` (alphas, teacher and agent probabilities per direction and alpha, the random
 control, the alpha search when the case is indeterminate, network evaluations) and PNG panels:
@@ -21,7 +23,7 @@ import numpy as np
 import torch
 
 from components.config import CounterfactualConfig
-from components.counterfactual.attribution import attribution_stack, score_change
+from components.counterfactual.attribution import attribution_stack, flip_counterfactual, score_change
 from components.counterfactual.protocols import AgentLike, BlackBoxLike, DiffAELike
 from components.counterfactual.sweep import run_sweep
 from components.report.attribution_panel import plot_attribution
@@ -66,9 +68,10 @@ def explain_patient(
     files = ["counterfactuals.npy", "reconstruction.npy"]
     attribution = None
     if cfg.attribution_map:
+        flip = cfg.attribution_alpha == "flip"
         attr, baselines = attribution_stack(
             bb, sweep.recon, sweep.counterfactuals, cfg.attribution_steps, cfg.attribution_batch_size,
-            teacher_cf=sweep.teacher_cf if cfg.attribution_alpha == "flip" else None)
+            teacher_cf=sweep.teacher_cf if flip else None)
         attr = attr[0]
         np.save(out / "attribution.npy", attr.astype(np.float32))
         files.append("attribution.npy")
@@ -76,7 +79,10 @@ def explain_patient(
                                      f"{patient_id}: counterfactual attribution (red = evidence removed)"))
         attribution = [
             {"direction": d, "sum": float(attr[d].sum()),
-             "score_change": float(score_change(bb, sweep.recon, baselines[:, d], d)[0])}
+             "score_change": float(score_change(bb, sweep.recon, baselines[:, d], d)[0]),
+             "attribution_alpha": cfg.attribution_alpha,  # which counterfactual was attributed
+             "alpha": float(sweep.alphas[flip_counterfactual(sweep.counterfactuals[:, d], sweep.teacher_cf[:, d], d)[1][0]])
+             if flip else None}
             for d in range(attr.shape[0])
         ]
 

@@ -67,6 +67,7 @@ def test_demo_writes_report_with_all_sections(demo_run: tuple[dict, Path, object
     # what z alone carries (decoded from a prior x_T), gated on its lower bound (cpu-small floor)
     assert _between(rec["semantic_psnr"], 0, 90) and _between(rec["semantic_ssim"], -1.0, 1.0)
     sem = metrics["gates"]["reconstruction"]["metrics"]["semantic_psnr"]
+    assert sem["lower"] is not None and sem["point"] is not None
     assert sem["threshold"] == cfg.gates.semantic_psnr_min and sem["lower"] <= sem["point"]
 
     assert set(metrics["agent_alignment"]) == {"L1", "MSE", "KL"}

@@ -270,4 +270,11 @@ def test_explain_writes_the_attribution_map(standins, tmp_path) -> None:
     for d, row in enumerate(on_disk["attribution"]):
         assert row["direction"] == d and row["sum"] == pytest.approx(row["score_change"], rel=1e-3, abs=1e-4)
         assert row["sum"] == pytest.approx(float(attr[d].sum()), rel=1e-5)
+        assert row["attribution_alpha"] == "flip" and row["alpha"] in cfg.alphas  # which counterfactual it explains
     assert on_disk["attribution"][0]["sum"] > 0, "toward healthy removes disease evidence"
+    mean = explain_patient(x[0].numpy(), model, agent, bb, cfg.model_copy(update={"attribution_alpha": "mean"}),
+                           tmp_path / "mean", patient_id="P0")
+    assert mean["attribution"][0]["alpha"] is None
+    assert mean["attribution"][0]["sum"] == pytest.approx(mean["attribution"][0]["score_change"], rel=1e-3, abs=1e-4)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        CounterfactualConfig(**{**_CFG, "alphas": [0.4, 0.2]})
