@@ -53,9 +53,9 @@ from components.data.dataset import load_dataset  # noqa: E402
 from components.errors import UserError  # noqa: E402
 from components.gates import GateResult, agent_evidence, counterfactual_evidence, reconstruction_evidence  # noqa: E402
 from components.metrics.reconstruction_eval import (  # noqa: E402
+    gate_semantic_cases,
     reconstruct_cohort,
     score_reconstruction,
-    semantic_reconstruction,
 )
 from components.models.diffae import DiffAE, load_diffae  # noqa: E402
 from components.training.agent_suite import blackbox_targets, distill_suite  # noqa: E402
@@ -91,10 +91,7 @@ def _inputs(workdir: Path, cfg: ExperimentConfig) -> dict[str, Any]:
 
 def _semantic(model: Any, x: np.ndarray, q: np.ndarray, cfg: ExperimentConfig) -> dict[str, np.ndarray]:
     """The reconstruction gate's semantic measurement on the first ``gates.semantic_cases`` patients."""
-    k = min(cfg.gates.semantic_cases, len(x))
-    if k == 0:
-        return {}
-    return semantic_reconstruction(model, x[:k], np.asarray(q)[:k], cfg.diffae.ddim_steps, seed=cfg.gates.bootstrap_seed)
+    return gate_semantic_cases(model, x, q, cfg.diffae.ddim_steps, cfg.gates.semantic_cases, cfg.gates.bootstrap_seed)
 
 
 def _brief(g: GateResult) -> dict[str, Any]:

@@ -17,7 +17,8 @@ from components.metrics.classification import prob_kl, prob_kl_per_case
 from components.metrics.image_quality import slice_quality
 from components.models.diffae import DiffAE
 
-__all__ = ["evaluate_reconstruction", "reconstruct_cohort", "score_reconstruction", "semantic_reconstruction"]
+__all__ = ["evaluate_reconstruction", "reconstruct_cohort", "score_reconstruction", "semantic_reconstruction",
+           "gate_semantic_cases"]
 
 ProgressFn = Callable[[float, str], None]
 
@@ -148,6 +149,25 @@ def semantic_reconstruction(
     decoded = torch.cat(parts).reshape(n, s, h, w) if parts else torch.zeros((0, s, h, w))
     psnr, ssim = slice_quality(torch.as_tensor(np.asarray(images, np.float32)), decoded)
     return {"semantic_psnr": psnr.mean(axis=1).astype(np.float64), "semantic_ssim": ssim.mean(axis=1).astype(np.float64)}
+
+
+def gate_semantic_cases(
+    model: DiffAE, images: np.ndarray, q: np.ndarray, steps: int, n_cases: int, seed: int
+) -> dict[str, np.ndarray]:
+    """:func:`semantic_reconstruction` of the first ``n_cases`` patients (the gate's subset).
+
+    Args:
+        model, steps, seed: as in :func:`semantic_reconstruction`.
+        images: ``[N,4,H,W]`` in [-1,1]; q: ``[N,4Z]`` their latents.
+        n_cases: ``gates.semantic_cases``; 0 turns the measurement off.
+
+    Returns:
+        ``{semantic_psnr, semantic_ssim}`` float64 ``[min(n_cases, N)]``, or ``{}`` when off.
+    """
+    k = min(n_cases, len(images))
+    if k <= 0:
+        return {}
+    return semantic_reconstruction(model, np.asarray(images)[:k], np.asarray(q)[:k], steps, seed=seed)
 
 
 def evaluate_reconstruction(

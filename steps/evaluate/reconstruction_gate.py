@@ -17,8 +17,8 @@ from components.data.dataset import load_dataset
 from components.gates import reconstruction_evidence
 from components.metrics.reconstruction_eval import (
     evaluate_reconstruction,
+    gate_semantic_cases,
     score_reconstruction,
-    semantic_reconstruction,
 )
 from components.models.diffae import load_diffae
 from components.report.figures import plot_reconstructions
@@ -70,12 +70,13 @@ def reconstruction_gate_step(
         per_cohort = {"external": score_reconstruction(bb, np.asarray(ext.images), arrays["recon"], keep_samples=4)}
         originals, recons = per_cohort["external"].pop("samples")
         per_case = per_cohort["external"].pop("per_case")
-        k = min(gcfg.semantic_cases, len(ext))
-        if k > 0:  # what z alone carries: the first k patients decoded from a prior x_T
-            print(f"[gate] semantic reconstruction: {k} patients decoded from z with x_T ~ N(0, I)", flush=True)
-            per_case.update(semantic_reconstruction(model, np.asarray(ext.images)[:k], arrays["q"][:k], ddim_steps,
-                                                    seed=gcfg.bootstrap_seed))
-            per_cohort["external"].update({m: float(np.mean(per_case[m])) for m in ("semantic_psnr", "semantic_ssim")})
+        if gcfg.semantic_cases > 0:  # what z alone carries: the first patients decoded from a prior x_T
+            print(f"[gate] semantic reconstruction: {min(gcfg.semantic_cases, len(ext))} patients decoded from z "
+                  "with x_T ~ N(0, I)", flush=True)
+            semantic = gate_semantic_cases(model, np.asarray(ext.images), arrays["q"], ddim_steps,
+                                           gcfg.semantic_cases, gcfg.bootstrap_seed)
+            per_case.update(semantic)
+            per_cohort["external"].update({m: float(np.mean(v)) for m, v in semantic.items()})
         with tempfile.TemporaryDirectory() as tmp:
             png = plot_reconstructions(originals, recons, Path(tmp) / "reconstructions.png",
                                        title=f"external cohort, DDIM inversion, {ddim_steps} steps")

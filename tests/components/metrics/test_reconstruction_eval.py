@@ -11,6 +11,7 @@ from components.config import DiffAEConfig
 from components.counterfactual.decoding import encode_stacks, inversion_nfe
 from components.metrics.reconstruction_eval import (
     evaluate_reconstruction,
+    gate_semantic_cases,
     reconstruct_cohort,
     score_reconstruction,
     semantic_reconstruction,
@@ -91,6 +92,10 @@ def test_semantic_reconstruction_scores_what_z_alone_carries() -> None:
     assert np.all(half_in_x_t["semantic_psnr"] < 20) and np.all(half_in_x_t["semantic_ssim"] < 0.9)
     again = semantic_reconstruction(_CodeDecoder(8, 0.5), x, q, steps=2, batch_size=5)  # seeded prior draws
     np.testing.assert_allclose(again["semantic_psnr"], half_in_x_t["semantic_psnr"])
+    subset = gate_semantic_cases(_CodeDecoder(8, 0.5), x, q, steps=2, n_cases=3, seed=0)  # the gate's first 3
+    np.testing.assert_allclose(subset["semantic_psnr"], semantic_reconstruction(_CodeDecoder(8, 0.5), x[:3], q[:3], 2)
+                               ["semantic_psnr"])
+    assert gate_semantic_cases(_CodeDecoder(8, 0.5), x, q, steps=2, n_cases=0, seed=0) == {}
     real = semantic_reconstruction(_model(), x, np.zeros((5, 64), np.float32), steps=2)  # the real render path
     assert np.isfinite(real["semantic_psnr"]).all()
     with pytest.raises(ValueError, match="does not match"):
