@@ -10,13 +10,16 @@ architecture on the same training stacks with the project's teacher trainer:
 * ``R``: the same network with random weights (model randomisation, Adebayo et al. 2018);
 
 gives each its agent through the swap-in path (:func:`components.training.agent_suite.distill_suite`,
-what ``swap-classifier`` runs) and explains the same external cases (>= 30, half of them
-marked where possible) toward class 0 with the paper's difference map, the random-direction
+what ``swap-classifier`` runs) and explains the same external cases (>= 30; by default drawn
+evenly from the four strata F-positive x marked, ``--case-selection marker``: half marked, F's
+decision ignored) toward class 0 with the paper's difference map, the random-direction
 control, the counterfactual attribution map, Grad-CAM and integrated gradients. Per map:
 
-* ``mcs_marker`` = mean marker share under M - under F, ``mcs_disease`` = disease share under
-  F - under M (model-contrast scores, Yang & Kim 2019), ``[point, low, high]`` with a 95 %
-  paired bootstrap interval over the cases (``scipy.stats.bootstrap``);
+* ``mcs_marker`` = mean marker share under M - under F over the marked cases, ``mcs_disease`` =
+  disease share under F - under M over all cases (model-contrast scores, Yang & Kim 2019),
+  ``mcs_disease_f_positive`` the same over the cases F calls positive (the disease contrast's
+  analogue of the marked cases), ``[point, low, high]`` with a 95 % paired bootstrap interval
+  over the cases (``scipy.stats.bootstrap``);
 * ``randomisation_evidence_ratio``: R's total ``|map|`` over F's on the same cases, and
   ``randomisation_spearman``: mean per-case Spearman correlation of F's and R's maps;
 * ``auroc_vs_random``: F's localisation AUROC against the disease mask (inside the lungs) minus
@@ -77,7 +80,7 @@ from components.report.attribution_panel import plot_attribution  # noqa: E402
 from components.report.cohort import add_report_sections  # noqa: E402
 from components.report.faithfulness import render_faithfulness  # noqa: E402
 from components.report.metrics_json import json_ready  # noqa: E402
-from components.training.agent_suite import distill_suite  # noqa: E402
+from components.training.agent_suite import blackbox_targets, distill_suite  # noqa: E402
 from components.training.train_teacher import evaluate_teacher, train_teacher  # noqa: E402
 
 __all__ = ["MAPS", "COMPONENTS", "run_benchmark", "main"]
@@ -111,15 +114,31 @@ def probe_auc(q_train: np.ndarray, y_train: np.ndarray, q_test: np.ndarray, y_te
     return float(roc_auc_score(y_test, probe.predict_proba(q_test)[:, 1]))
 
 
-def select_cases(marker: np.ndarray, disease: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Up to ``n`` external cases with a disease mask, half marked / half unmarked where possible."""
+def select_cases(marker: np.ndarray, disease: np.ndarray, n: int, seed: int,
+                 f_positive: np.ndarray | None = None) -> np.ndarray:
+    """Up to ``n`` external cases with a disease mask, sorted.
+
+    Without ``f_positive``: half marked / half unmarked where possible. With it (F's decision per
+    external case, bool ``[N]``): the four strata F-positive x marked are filled in turn, one
+    case at a time, until ``n`` are drawn, so that each contrast has cases on which its own black box
+    has something to explain (M's on the marked cases, F's on those it calls positive).
+    """
     rng = np.random.default_rng(seed)
     usable = np.flatnonzero(disease)
-    marked, clean = usable[marker[usable] == 1], usable[marker[usable] == 0]
-    k_m = min(len(marked), max(n - len(clean), n // 2))
-    k_c = min(len(clean), n - k_m)
-    picks = np.concatenate([rng.choice(marked, k_m, replace=False), rng.choice(clean, k_c, replace=False)])
-    return np.sort(picks.astype(np.int64))
+    if f_positive is None:
+        marked, clean = usable[marker[usable] == 1], usable[marker[usable] == 0]
+        k_m = min(len(marked), max(n - len(clean), n // 2))
+        k_c = min(len(clean), n - k_m)
+        picks = np.concatenate([rng.choice(marked, k_m, replace=False), rng.choice(clean, k_c, replace=False)])
+        return np.sort(picks.astype(np.int64))
+    strata = [list(rng.permutation(usable[(f_positive[usable] == f) & ((marker[usable] == 1) == m)]))
+              for f in (True, False) for m in (True, False)]
+    chosen: list[int] = []
+    while len(chosen) < min(n, len(usable)):
+        for stratum in strata:
+            if stratum and len(chosen) < n:
+                chosen.append(int(stratum.pop()))
+    return np.sort(np.asarray(chosen, dtype=np.int64))
 
 
 def _black_boxes(x: np.ndarray, labels: dict[str, np.ndarray], folds: np.ndarray, cfg: ExperimentConfig,
@@ -188,7 +207,7 @@ def _save_arrays(folder: Path, bb: BlackBox, sweep: Any, maps: dict[str, np.ndar
 
 def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, n_cases: int = 30, seed: int = 0,
                   out_dir: str | Path | None = None, alphas: Sequence[float] | None = None,
-                  say: Say = _stderr, save_arrays: bool = False) -> dict[str, Any]:
+                  say: Say = _stderr, save_arrays: bool = False, case_selection: str = "decision") -> dict[str, Any]:
     """Run the model-contrast benchmark; returns the JSON-ready result (see the module docstring)."""
     start = time.monotonic()
     workdir = Path(workdir)
@@ -205,9 +224,15 @@ def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, n_cases: int = 30,
     if ext.masks is None:
         raise UserError("the external dataset has no masks.npy (not a synthetic cohort)")
     disease = np.nan_to_num(np.asarray(ext.masks)).reshape(len(ext), -1).max(axis=1) > cfg.counterfactual.mask_threshold
-    idx = select_cases(y_marker_ext, disease, n_cases, seed)
-    say(f"{len(idx)} external cases ({int(y_marker_ext[idx].sum())} marked); {len(x)} training stacks "
-        f"({int(y_marker.sum())} marked, {int(ds.labels.sum())} positive)")
+    boxes, info = _black_boxes(x, {"F": ds.labels, "M": y_marker}, ds.folds, cfg, say)
+    f_pos_ext = blackbox_targets(boxes["F"], x_ext)["logits"].argmax(axis=1) == 1
+    if case_selection not in ("decision", "marker"):
+        raise UserError(f"case_selection must be 'decision' or 'marker', got {case_selection!r}")
+    idx = select_cases(y_marker_ext, disease, n_cases, seed, f_pos_ext if case_selection == "decision" else None)
+    f_pos = f_pos_ext[idx]
+    say(f"{len(idx)} external cases ({int(y_marker_ext[idx].sum())} marked, {int(f_pos.sum())} called positive by F; "
+        f"selection: {case_selection}); {len(x)} training stacks ({int(y_marker.sum())} marked, "
+        f"{int(ds.labels.sum())} positive)")
 
     cf_cfg = cfg.counterfactual.model_copy(update={
         "baselines": ["gradcam", "integrated_gradients"], "random_control": True, "attribution_map": True,
@@ -237,7 +262,6 @@ def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, n_cases: int = 30,
     else:
         say("no cohorts/external/cohort.json: reliance (interventions) skipped")
 
-    boxes, info = _black_boxes(x, {"F": ds.labels, "M": y_marker}, ds.folds, cfg, say)
     fit = ~(np.asarray(ds.folds) == cfg.ingest.n_folds - 1) if cfg.gates.agent_holdout_fold else np.ones(len(x), bool)
     agent_cfg = cfg.agent.model_copy(update={"report_objectives": [cfg.agent.objective]})
     maps: dict[str, dict[str, np.ndarray]] = {}
@@ -310,6 +334,14 @@ def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, n_cases: int = 30,
                                                           np.asarray(positive["F"][m]["marker"])[marked], seed=seed)),
             "mcs_disease_positive": _triple(model_contrast(positive["F"][m]["disease"], positive["M"][m]["disease"],
                                                            seed=seed)),
+            # the disease contrast over the cases F calls positive, as the marker contrast is taken over the
+            # marked cases (M's positives): on the others F explains a small step toward a class it already gives
+            "mcs_disease_f_positive": _triple(model_contrast(np.asarray(masses["F"][m]["disease"])[f_pos],
+                                                             np.asarray(masses["M"][m]["disease"])[f_pos], seed=seed)),
+            "mcs_disease_positive_f_positive": _triple(model_contrast(
+                np.asarray(positive["F"][m]["disease"])[f_pos], np.asarray(positive["M"][m]["disease"])[f_pos],
+                seed=seed)),
+            "auroc_vs_random_f_positive": _triple(model_contrast(auroc[f_pos], auroc_random[f_pos], seed=seed)),
             "randomisation_spearman": float(np.mean(rho_fr)) if rho_fr else None,
             "randomisation_evidence_ratio": float(total_r.sum() / total_f.sum()) if total_f.sum() > 0 else None,
             # the attribution map only, with the flip rule: R attributed at F's alpha of each case
@@ -332,13 +364,15 @@ def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, n_cases: int = 30,
         "attribution_R_evidence_matched_alpha_le_5pct": None  # not measured (attribution_alpha: mean)
         if att.get("randomisation_evidence_ratio_matched_alpha") is None
         else bool(att["randomisation_evidence_ratio_matched_alpha"] <= 0.05),
+        "attribution_mcs_disease_positive_ge_0.3_ci_above_0_on_F_positive_cases":
+            _at_least(att["mcs_disease_positive_f_positive"], 0.3),
         "attribution_auroc_beats_random_by_0.05": _at_least(att["auroc_vs_random"], 0.05),
         "attribution_reliance_spearman_ge_0.8": bool(rho is not None and rho >= 0.8),
         "R_flips_no_more_than_random": bool(r_box["flip_rate"] is not None and r_box["random_control_flip_rate"] is not None
                                             and r_box["flip_rate"] <= r_box["random_control_flip_rate"]),
     }
     if save_arrays:
-        cases: dict[str, Any] = {"idx": idx, "lungs": lungs, "marked": marked,
+        cases: dict[str, Any] = {"idx": idx, "lungs": lungs, "marked": marked, "f_positive": f_pos,
                                  **{c: v for c, v in comps.items() if v is not None},
                                  **{f"reliance_{b}_{c}": d for b, dd in deltas.items() for c, d in dd.items()}}
         if iv is not None:
@@ -350,6 +384,8 @@ def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, n_cases: int = 30,
         "dataset_hash": ds.hash, "external_hash": ext.hash, "diffae_sha256": state_hash(diffae),
         "n_cases": int(len(idx)),
         "n_marked_cases": int(marked.sum()),
+        "n_f_positive_cases": int(f_pos.sum()),
+        "case_selection": case_selection,
         "alphas": list(cf_cfg.alphas),
         "attribution_alpha": cf_cfg.attribution_alpha,
         "maps": table,
@@ -377,6 +413,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                     "flip that the demo's 0.1-0.4 hardly move; the attribution map takes each case's flipping alpha")
     ap.add_argument("--attribution-alpha", choices=("flip", "mean"), default=None,
                     help="override counterfactual.attribution_alpha (default: the config's)")
+    ap.add_argument("--case-selection", choices=("decision", "marker"), default="decision",
+                    help="decision: strata of F's decision x marker (default); marker: half marked, F's decision "
+                    "ignored (sessions 5-6)")
     ap.add_argument("--out", default=None, help="output folder (default WORKDIR/faithfulness)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
@@ -387,7 +426,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     cfg = load_config(args.config, args.preset, {} if args.attribution_alpha is None else
                       {"counterfactual": {"attribution_alpha": args.attribution_alpha}})
     alphas = sorted(float(a) for a in args.alphas.split(",") if a.strip()) or None  # ascending: the flip rule
-    result = run_benchmark(args.workdir, cfg, args.cases, args.seed, args.out, alphas, save_arrays=args.save_arrays)
+    result = run_benchmark(args.workdir, cfg, args.cases, args.seed, args.out, alphas, save_arrays=args.save_arrays,
+                           case_selection=args.case_selection)
     # the demo's report gets a Faithfulness section (from the default run; an --out elsewhere is an experiment)
     if args.out is None and (Path(args.workdir) / "report" / "metrics.json").is_file():
         paths = add_report_sections(args.workdir, faithfulness=result)

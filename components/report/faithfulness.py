@@ -23,8 +23,8 @@ from typing import Any
 __all__ = ["EVIDENCE_COLUMNS", "FAITHFULNESS_COLUMNS", "render_evidence", "render_faithfulness"]
 
 EVIDENCE_COLUMNS = ("lungs", "outside_lungs", "disease", "distractor", "marker", "rest_of_lungs")
-FAITHFULNESS_COLUMNS = ("mcs_marker", "mcs_disease", "randomisation_evidence_ratio", "randomisation_spearman",
-                        "auroc_vs_random", "reliance_spearman")
+FAITHFULNESS_COLUMNS = ("mcs_marker", "mcs_disease", "mcs_disease_f_positive", "randomisation_evidence_ratio",
+                        "randomisation_spearman", "auroc_vs_random", "reliance_spearman")
 
 
 def _fmt(value: Any) -> str:

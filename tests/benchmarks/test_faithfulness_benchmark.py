@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 
 def test_benchmark_prints_the_issue_keys(tiny_workdir, load_benchmark, capsys) -> None:
     wd, cfg_path = tiny_workdir
@@ -12,9 +14,11 @@ def test_benchmark_prints_the_issue_keys(tiny_workdir, load_benchmark, capsys) -
     last = capsys.readouterr().out.strip().splitlines()[-1]
     result = json.loads(last)
     assert result["n_cases"] == 4 and 1 <= result["n_marked_cases"] <= 3
+    assert result["case_selection"] == "decision" and 0 <= result["n_f_positive_cases"] <= 4
     assert set(result["maps"]) == {"difference", "attribution", "random_direction", "gradcam", "integrated_gradients"}
     for name, row in result["maps"].items():
-        for key in ("mcs_marker", "mcs_disease", "mcs_marker_positive", "mcs_disease_positive", "auroc_vs_random"):
+        for key in ("mcs_marker", "mcs_disease", "mcs_marker_positive", "mcs_disease_positive", "auroc_vs_random",
+                    "mcs_disease_f_positive", "auroc_vs_random_f_positive"):
             assert isinstance(row[key], list) and len(row[key]) == 3, (name, key)
         for key in ("randomisation_spearman", "randomisation_evidence_ratio", "reliance_spearman"):
             assert key in row, (name, key)
@@ -30,3 +34,20 @@ def test_benchmark_prints_the_issue_keys(tiny_workdir, load_benchmark, capsys) -
     out = wd / "faithfulness"
     assert (out / "faithfulness.json").is_file() and "<h2>Faithfulness</h2>" in (out / "faithfulness.html").read_text()
     assert all((out / f"attribution_{b}.png").is_file() for b in "FMR")
+
+
+def test_decision_strata_fill_evenly_and_marker_mode_ignores_f(load_benchmark) -> None:
+    bench = load_benchmark("faithfulness")
+    marker = np.array([1, 1, 1, 0, 0, 0, 1, 0, 1, 0, 0, 1])
+    f_pos = np.array([1, 1, 0, 1, 1, 0, 0, 0, 0, 0, 1, 1], bool)
+    disease = np.ones(12, bool)
+    disease[11] = False  # no disease mask: never drawn
+    idx = bench.select_cases(marker, disease, 8, seed=0, f_positive=f_pos)
+    assert len(idx) == 8 and len(set(idx.tolist())) == 8 and 11 not in idx
+    strata = {(bool(f_pos[i]), bool(marker[i])) for i in idx}
+    assert strata == {(True, True), (True, False), (False, True), (False, False)}
+    counts = [int(((f_pos[idx] == f) & (marker[idx] == m)).sum()) for f in (True, False) for m in (1, 0)]
+    assert counts == [2, 2, 2, 2]  # 2 F+marked, 3 F+clean, 3 F-marked, 3 F-clean available: 2 each
+    assert bench.select_cases(marker, disease, 20, seed=0, f_positive=f_pos).tolist() == list(range(11))
+    plain = bench.select_cases(marker, disease, 6, seed=0)
+    assert int(marker[plain].sum()) == 3
