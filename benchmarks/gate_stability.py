@@ -149,7 +149,8 @@ def main() -> None:
         recon_gate = decide(reconstruction_evidence(per_case, cfg.gates))
         suite = distill_suite(bb, d["x"][fit], d["q"][fit], d["x_ext"], d["q_ext"], agent_cfg,
                               q_train_aug={a: v[fit] for a, v in d["q_aug"].items()},
-                              holdout=(d["x"][held], d["q"][held]) if held.any() else None)
+                              holdout=(d["x"][held], d["q"][held]) if held.any() else None,
+                              crossfit_folds=np.asarray(d["ds"].folds)[fit] if cfg.gates.agent_crossfit else None)
         cases = suite.gate_cases
         threshold = float(cases["threshold"])
         agent_gate = decide(agent_evidence(cases["teacher_decision"], cases["agent_score"], threshold, cases["kl"],
@@ -158,8 +159,13 @@ def main() -> None:
         # the same agent decided at threshold 0.5 (agent.threshold_rule: half), for comparison only
         row["agent_at_half"] = _brief(decide(agent_evidence(cases["teacher_decision"], cases["agent_score"], 0.5,
                                                             None, cfg.gates)))
+        # the same agent decided on external + held-out cases only (without the out-of-fold rows), for comparison
+        disjoint = cases["cohort"] != "crossfit"
+        row["agent_without_crossfit"] = _brief(decide(agent_evidence(
+            cases["teacher_decision"][disjoint], cases["agent_score"][disjoint], threshold, None, cfg.gates)))
         row["agent_threshold"] = threshold
         row["teacher_positives_gate_cases"] = int(cases["teacher_decision"].sum())
+        row["gate_cases"] = {c: int((cases["cohort"] == c).sum()) for c in ("external", "holdout", "crossfit")}
         logits_gate = blackbox_targets(bb, x_gate)["logits"]
         # negative control 1: the agent distilled from teacher outputs shuffled across patients
         targets = blackbox_targets(bb, d["x"][fit])
@@ -224,6 +230,7 @@ def main() -> None:
         rate = float(np.mean(decided))
         gates[name] = {"pass_rate": rate, "agreement": float(max(rate, 1.0 - rate)), "runs": len(decided)}
     half = [r["agent_at_half"]["passed"] for r in runs]
+    disjoint_only = [r["agent_without_crossfit"]["passed"] for r in runs]
     full = [r for r in runs if len(r["gates"]) == 3]
     print(json.dumps({
         "benchmark": "gate_stability", "workdir": str(args.workdir), "preset": args.preset, "seeds": args.seeds,
@@ -231,6 +238,7 @@ def main() -> None:
         "gates": gates,
         "negative_controls": {k: {"runs": len(v), "passed": int(sum(v))} for k, v in controls.items()},
         "agent_gate_pass_rate_at_threshold_half": float(np.mean(half)) if half else None,
+        "agent_gate_pass_rate_without_crossfit": float(np.mean(disjoint_only)) if disjoint_only else None,
         "all_gates_pass_rate": float(np.mean([all(g["passed"] for g in r["gates"].values()) for r in full]))
         if full else None,
         "reconstruction_control": recon_control, "per_seed": runs, "seconds": round(time.monotonic() - start, 1),

@@ -276,6 +276,11 @@ class GateConfig(StrictModel):
         True, description="score the agent gate on the external cohort plus the training cohort's held-out "
         "fold (the DiffAE's; excluded from agent distillation, patient-disjoint)",
     )
+    agent_crossfit: bool = Field(
+        False, description="also score the agent gate on every training row out of fold: for each training fold "
+        "an agent of the same recipe distilled without it scores it (threshold fixed from its own training rows). "
+        "More teacher positives per decision; the champion comparison stays on the external + held-out cases",
+    )
     psnr_window_hu: tuple[float, float] = (-1000.0, 200.0)
 
     @field_validator("noninferiority_delta")

@@ -265,6 +265,7 @@ def agent_evidence(
     champion_version: str | None = None,
     champion_reason: str | None = None,
     context: Mapping[str, Any] | None = None,
+    champion_cases: ArrayLike | None = None,
 ) -> GateEvidence:
     """Evidence of the agent gate: how well the agent reproduces the black box's decisions.
 
@@ -277,6 +278,9 @@ def agent_evidence(
         cfg: floors ``agent_auc_min`` / ``agent_f1_min``, deltas, bootstrap settings.
         champion: the champion agent on the same cases: ``{"teacher_decision", "agent_score",
             "agent_threshold"}`` (its own black box's decisions and its own threshold).
+        champion_cases: bool ``[n]``, the cases ``champion`` was scored on, in order (default
+            all); e.g. the external + held-out cases but not the out-of-fold training rows,
+            which the champion agent may have been fitted on.
         champion_version / champion_reason: recorded with the comparison.
         context: recorded facts (cohorts scored, how the threshold was chosen, ...).
     """
@@ -291,8 +295,12 @@ def agent_evidence(
     reported = {} if kl_per_case is None else {"kl": _reported_mean(kl_per_case, s, greater_is_better=False)}
     block = _champion_block(champion_version, champion_reason)
     if champion is not None:
+        keep = np.ones(len(y), bool) if champion_cases is None else np.asarray(champion_cases, dtype=bool)
         yc = np.asarray(champion["teacher_decision"]).astype(int)
         pc = np.asarray(champion["agent_score"], dtype=float)
+        if len(yc) != int(keep.sum()) or len(pc) != len(yc) or len(keep) != len(y):
+            raise ValueError(f"the champion was scored on {len(yc)} cases but {int(keep.sum())} of {len(y)} are "
+                             "selected for the comparison (champion_cases)")
         f1c = _f1_at(float(champion["agent_threshold"]))
         block = {"version": champion_version, "compared": True, "metrics": {}}
         for m, stat, stat_c in (("auc", auc_along, auc_along), ("f1", f1, f1c)):
@@ -301,7 +309,7 @@ def agent_evidence(
                 def pair(yy, pp, yyc, ppc, axis=-1, _a=stat, _c=stat_c):  # noqa: ANN001, ANN202
                     return np.asarray(_a(yy, pp, axis=axis)) - np.asarray(_c(yyc, ppc, axis=axis))
 
-                b = one_sided_bound(pair, [y, p, yc, pc], s, vectorized=True)
+                b = one_sided_bound(pair, [y[keep], p[keep], yc, pc], s, vectorized=True)
                 block["metrics"][m] = {"point": _num(b.point), "lower": _num(b.bound),
                                        "threshold": -float(cfg.noninferiority_delta[m]), "n": b.n}
     return GateEvidence("agent", metrics, reported, n=len(y), teacher_positives=int(y.sum()), champion=block,

@@ -3,7 +3,9 @@
 This is what both the training pipeline and ``swap-classifier`` run for a black box: black-box
 targets on the training stacks (and on flipped / one-pixel-shifted copies, augmentations that
 multiply the training pairs, DESIGN.md §5a), one agent per objective, and the alignment table
-on the external cohort with the black box's decisions as ground truth (paper Table 1).
+on the external cohort with the black box's decisions as ground truth (paper Table 1). The
+agent gate's cases: the external cohort, held-out training patients and, optionally, every
+training row scored out of fold by an agent of the same recipe that did not see its fold.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from numpy.typing import ArrayLike
 
 from components.blackbox import BlackBox
 from components.config import AgentConfig
+from components.errors import UserError
 from components.metrics.classification import prob_kl_per_case
 from components.models.agent import Agent
-from components.training.distill_agent import agent_scores, alignment_report, distill_agent
+from components.training.distill_agent import Objective, agent_scores, alignment_report, distill_agent
 from components.training.latents import augment_stacks
 
 __all__ = ["AgentSuite", "BlackBoxTargets", "blackbox_targets", "distill_suite"]
@@ -90,6 +93,7 @@ def distill_suite(
     progress: Callable[[float, str], None] | None = None,
     log_metrics: Callable[[dict[str, float], int], None] | None = None,
     holdout: tuple[np.ndarray, np.ndarray] | None = None,
+    crossfit_folds: ArrayLike | None = None,
 ) -> AgentSuite:
     """Distil one agent per objective in ``cfg.report_objectives`` (+ ``cfg.objective``).
 
@@ -104,6 +108,9 @@ def distill_suite(
             (see :func:`components.training.latents.augment_stacks`).
         holdout: ``(images [K,4,H,W], q [K,2048])`` of training-cohort patients the agents are
             not fitted on; scored with the external cohort in ``gate_cases``.
+        crossfit_folds: ``[N]`` patient fold id per training row: each fold is also scored by an
+            agent of the primary objective distilled on the other folds (cohort ``crossfit`` in
+            ``gate_cases``; see :func:`_crossfit_cases`). None = off.
 
     Returns:
         :class:`AgentSuite`. Output-mode black boxes (no features / head) give KL-only agents.
@@ -140,9 +147,58 @@ def distill_suite(
         q_gate = np.concatenate([q_gate, np.asarray(holdout[1], np.float32)])
         logits_gate = np.concatenate([logits_gate, blackbox_targets(bb, holdout[0])["logits"]])
         cohort += ["holdout"] * len(holdout[0])
-    gate_cases = _gate_cases(agents[primary], q_gate, logits_gate, training[primary].get("decision_threshold", 0.5))
+    threshold = float(training[primary].get("decision_threshold", 0.5))
+    gate_cases = _gate_cases(agents[primary], q_gate, logits_gate, threshold)
     gate_cases["cohort"] = np.asarray(cohort)
+    if crossfit_folds is not None:
+        extra = _crossfit_cases(np.asarray(q_train, np.float32), targets, q_aug, targets_aug, len(names),
+                                np.asarray(crossfit_folds), bb, cfg, primary, threshold, progress)
+        for key in ("teacher_decision", "agent_score", "kl"):
+            gate_cases[key] = np.concatenate([gate_cases[key], extra[key]])
+        gate_cases["cohort"] = np.concatenate([gate_cases["cohort"], np.full(len(extra["kl"]), "crossfit")])
     return AgentSuite(agents=agents, alignment=alignment, training=training, primary=primary, gate_cases=gate_cases)
+
+
+def _crossfit_cases(
+    q: np.ndarray, targets: BlackBoxTargets, q_aug: np.ndarray | None, targets_aug: dict[str, Any] | None,
+    n_aug_blocks: int, folds: np.ndarray, bb: BlackBox, cfg: AgentConfig, objective: Objective, threshold: float,
+    progress: Callable[[float, str], None] | None,
+) -> dict[str, np.ndarray]:
+    """Out-of-fold gate cases on the training rows: for each fold, an agent distilled (same recipe,
+    ``objective``) on the other folds' rows and their augmentations scores that fold.
+
+    Each fold's agent has its own decision threshold ``t_k``, fixed from its own training rows; its
+    scores are reported shifted by ``threshold - t_k`` so that the suite's single ``threshold``
+    decides every case as that fold's agent does (``P + threshold - t_k >= threshold`` iff
+    ``P >= t_k``); AUC is then measured on these threshold-aligned scores.
+
+    Returns:
+        ``teacher_decision`` ``[N]`` int, ``agent_score`` ``[N]`` (threshold-aligned, may leave
+        [0, 1]), ``kl`` ``[N]``, in training-row order; empty arrays when the rows hold fewer
+        than two folds (nothing to fit a fold's agent on).
+    """
+    n = len(q)
+    if folds.shape != (n,):
+        raise UserError(f"crossfit_folds must give one fold per training row ({n}), got shape {list(folds.shape)}")
+    ids = np.unique(folds)
+    if len(ids) < 2:
+        return {"teacher_decision": np.zeros(0, np.int64), "agent_score": np.zeros(0), "kl": np.zeros(0)}
+    out = {"teacher_decision": np.zeros(n, np.int64), "agent_score": np.zeros(n), "kl": np.zeros(n)}
+    for i, fold in enumerate(ids):
+        test = folds == fold
+        train, train_aug = ~test, np.tile(~test, n_aug_blocks)
+        if progress is not None:
+            progress(i / len(ids), f"cross-fit: agent without fold {fold} ({int(train.sum())} rows)")
+        sub: dict[str, np.ndarray | None] = {"logits": targets["logits"][train], "features": None
+                                             if targets["features"] is None else targets["features"][train]}
+        sub_aug = None if targets_aug is None else {k: None if v is None else v[train_aug] for k, v in targets_aug.items()}
+        agent, info = distill_agent(q[train], sub, bb.head if bb.mode == "feature" else None, cfg, objective=objective,
+                                    q_aug=None if q_aug is None else q_aug[train_aug], targets_aug=sub_aug)
+        cases = _gate_cases(agent, q[test], targets["logits"][test], float(info.get("decision_threshold", 0.5)))
+        out["teacher_decision"][test] = cases["teacher_decision"]
+        out["agent_score"][test] = cases["agent_score"] + threshold - float(cases["threshold"])
+        out["kl"][test] = cases["kl"]
+    return out
 
 
 def _gate_cases(agent: Agent, q: np.ndarray, teacher_logits: np.ndarray, threshold: float) -> dict[str, np.ndarray]:

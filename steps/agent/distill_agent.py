@@ -15,6 +15,7 @@ from components.caches import Latents
 from components.config import AgentConfig, GateConfig
 from components.data.dataset import load_dataset
 from components.gates import agent_evidence
+from components.metrics.classification import f1_along
 from components.models.agent import save_agent
 from components.models.diffae import load_diffae
 from components.training.agent_suite import distill_suite
@@ -44,7 +45,8 @@ def distill_agent_step(
     """One agent per objective (paper Table 1); the configured one is saved and gated.
 
     With ``gates.agent_holdout_fold`` the training cohort's ``holdout_fold`` (the DiffAE's
-    held-out fold) is left out of distillation and scored with the external cohort. With
+    held-out fold) is left out of distillation and scored with the external cohort; with
+    ``gates.agent_crossfit`` every other training row is also scored out of fold. With
     ``tracking_config`` and ``diffae`` the champion agent is re-scored on the same cases for
     non-inferiority.
 
@@ -68,6 +70,7 @@ def distill_agent_step(
             q_train_aug={a: latents.load(a)[fit] for a in latents.train_augmented},
             progress=lambda frac, msg: print(f"[agent {100 * frac:5.1f}%] {msg}", flush=True),
             holdout=(np.asarray(ds.images)[held], q_train[held]) if held.any() else None,
+            crossfit_folds=np.asarray(ds.folds)[fit] if gcfg.agent_crossfit else None,
         )
         for objective, m in suite.alignment.items():
             mlflow.log_metrics({f"{objective}_{k}": float(v) for k, v in m.items()})
@@ -85,7 +88,12 @@ def distill_agent_step(
             champion=None if champ is None else champ.per_case,
             champion_version=None if champ is None else champ.version,
             champion_reason=None if champ is None else champ.reason,
-            context={"cohorts": {c: int((cases["cohort"] == c).sum()) for c in ("external", "holdout")},
+            champion_cases=cases["cohort"] != "crossfit",
+            context={"cohorts": {c: int((cases["cohort"] == c).sum()) for c in ("external", "holdout", "crossfit")},
+                     # per-cohort point F1: the out-of-fold training rows are patients the teacher was fitted on
+                     "f1_by_cohort": {c: float(f1_along(cases["teacher_decision"][m], cases["agent_score"][m], threshold))
+                                      for c in ("external", "holdout", "crossfit")
+                                      if (m := cases["cohort"] == c).any()},
                      "holdout_fold": int(holdout_fold) if held.any() else None,
                      "external_dataset_hash": ext.hash, "dataset_hash": ds.hash,
                      "threshold_rule": cfg.threshold_rule, "objective": suite.primary})

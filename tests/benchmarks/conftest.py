@@ -13,6 +13,7 @@ import pytest
 import torch
 import yaml
 
+from components.caches import reconstructions_key
 from components.config import load_config
 from components.data.dataset import load_dataset
 from components.data.ingest import ingest
@@ -79,7 +80,7 @@ def tiny_workdir(tmp_path_factory) -> tuple[Path, Path]:
         recon, x_t, q = model.reconstruct_stack(torch.as_tensor(np.asarray(ext.images)), 2)
     (wd / "reconstructions").mkdir()
     np.savez(wd / "reconstructions" / "external.npz", recon=recon.numpy(), x_T=x_t.numpy(), q=q.numpy())
-    (wd / "reconstructions" / "external.json").write_text(json.dumps({"ddim_steps": 2, "dataset_hash": ext.hash}))
+    (wd / "reconstructions" / "external.json").write_text(json.dumps(reconstructions_key(model, ext.hash, 2)))
     torch.save(build_teacher(cfg.teacher, cfg.ingest.image_size).eval(), wd / "models" / "teacher.pt")
     save_agent(Agent(latent_dim=4 * cfg.diffae.z_dim, feature_dim=2, num_classes=2, mode="output"),
                wd / "models" / "agent.pt")

@@ -129,6 +129,25 @@ def test_agent_noninferiority_refuses_worse_and_accepts_equal() -> None:
     assert values["auc_vs_champion_lower"] == w["auc"]["lower"] and floors["auc_vs_champion_lower"] == -0.02
 
 
+def test_agent_noninferiority_only_on_the_cases_the_champion_scored() -> None:
+    rng = np.random.default_rng(2)
+    y = (rng.random(300) < 0.3).astype(int)
+    good = np.clip(0.5 * y + rng.normal(0.25, 0.12, 300), 0, 1)
+    scored = np.arange(300) < 200  # the last 100 (out-of-fold training rows) were not scored by the champion
+    champion = {"teacher_decision": y[scored], "agent_score": good[scored], "agent_threshold": 0.5}
+    ev = agent_evidence(y, good, 0.5, None, GateConfig(), champion=champion, champion_version="3",
+                        champion_cases=scored)
+    assert ev.n == 300 and ev.teacher_positives == int(y.sum())  # the floors see every case
+    assert ev.champion["metrics"]["auc"]["n"] == 200 and ev.champion["metrics"]["auc"]["point"] == 0.0
+    bad = good.copy()
+    bad[:200] = np.where(rng.random(200) < 0.3, 1 - good[:200], good[:200])
+    worse = agent_evidence(y, bad, 0.5, None, GateConfig(), champion=champion, champion_version="3",
+                           champion_cases=scored)
+    assert worse.champion["metrics"]["auc"]["lower"] < -0.02
+    with pytest.raises(ValueError):  # without the mask the arrays are not paired
+        agent_evidence(y, good, 0.5, None, GateConfig(), champion=champion, champion_version="3")
+
+
 def test_counterfactual_flip_gain_is_paired() -> None:
     flips = np.array([1, 1, 1, 0, 1, 1, 1, 1, 0, 1] * 3, float)
     random = np.array([0, 0, 1, 0, 0, 0, 0, 0, 0, 0] * 3, float)

@@ -1,0 +1,27 @@
+"""benchmarks/gate_stability.py on a tiny synthetic workdir: the JSON line has the issue's keys."""
+
+from __future__ import annotations
+
+import json
+
+
+def test_benchmark_prints_the_issue_keys(tiny_workdir, load_benchmark, capsys, monkeypatch) -> None:
+    wd, cfg_path = tiny_workdir
+    bench = load_benchmark("gate_stability")
+    monkeypatch.setattr("sys.argv", ["gate_stability.py", "--workdir", str(wd), "--config", str(cfg_path),
+                                     "--seeds", "2", "--cf-seeds", "1", "--threads", "1"])
+    bench.main()
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["seeds"] == 2 and result["cf_seeds"] == 1
+    runs = {"reconstruction": 2, "agent": 2, "counterfactual": 1}
+    for gate, n in runs.items():
+        g = result["gates"][gate]
+        assert g["runs"] == n and 0.0 <= g["pass_rate"] <= 1.0 and g["agreement"] == max(g["pass_rate"], 1 - g["pass_rate"])
+    # no early checkpoint in this workdir: the control is the DiffAE with perturbed weights
+    assert set(result["negative_controls"]) == {"shuffled_teacher_agent", "negated_agent", "perturbed_diffae"}
+    assert all(c["runs"] == 2 and 0 <= c["passed"] <= 2 for c in result["negative_controls"].values())
+    seed0 = result["per_seed"][0]
+    assert seed0["gate_cases"]["external"] == 8 and set(seed0["gates"]) == set(runs)
+    assert "agent_without_crossfit" in seed0 and result["agent_gate_pass_rate_without_crossfit"] is not None
+    for gate in seed0["gates"].values():
+        assert gate["passed"] == (not gate["failing"])
