@@ -6,7 +6,9 @@ through the official ``kubernetes`` client, whether what that file names is ther
 - the API server answers; the namespace exists; the service account exists (and lists the image
   pull secret when ``preflight.image_pull_secret`` names one);
 - the kube context's identity (or, with ``as_service_account``, the service account by
-  impersonation) may create pods, jobs and cronjobs in the namespace (SelfSubjectAccessReview);
+  impersonation) may do in the namespace every verb on every resource the shipped Role
+  (``infra/k8s/base/rbac.yaml``, :data:`RBAC_RULES`) grants: one SelfSubjectAccessReview per
+  (resource, verb), one result per resource;
 - every Secret and ConfigMap the pods reference (``env_from``, ``env``, ``image_pull_secrets``,
   ``preflight.secrets``) exists, with the keys ``kubeflow.env_keys`` lists;
 - enough schedulable nodes in each GPU profile's pool (node selector, tolerated taints) have the
@@ -55,8 +57,19 @@ __all__ = [
 ]
 
 GPU_RESOURCE = "nvidia.com/gpu"
-#: What the orchestrator creates in the namespace: (API group, resource).
-RBAC_RESOURCES: tuple[tuple[str, str], ...] = (("", "pods"), ("batch", "jobs"), ("batch", "cronjobs"))
+#: What the ZenML Kubernetes orchestrator does in the namespace, as the shipped Role
+#: (``infra/k8s/base/rbac.yaml``) grants it: (API group, resource or ``resource/subresource``, verbs),
+#: one entry per resource. ``tests/pipelines/test_k8s_preflight.py`` keeps the two equal.
+RBAC_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("", "pods", ("get", "list", "watch", "create", "delete", "patch")),
+    ("", "pods/log", ("get", "list")),
+    ("", "events", ("get", "list", "watch")),
+    ("", "secrets", ("get", "list", "create", "update", "patch", "delete")),
+    ("", "configmaps", ("get", "list", "create", "update", "patch", "delete")),
+    ("", "services", ("get", "list", "create", "delete")),
+    ("batch", "jobs", ("get", "list", "watch", "create", "update", "patch", "delete")),
+    ("batch", "cronjobs", ("get", "list", "watch", "create", "update", "patch", "delete")),
+)
 _PULL_SECRET_TYPES = {"kubernetes.io/dockerconfigjson", "kubernetes.io/dockercfg"}
 
 
@@ -218,22 +231,39 @@ def check_service_account(core: Any, namespace: str, name: str, pull_secret: str
     return CheckResult("service account", True, f"{name} exists in namespace {namespace}")
 
 
-def check_rbac(authz: Any, namespace: str, group: str, resource: str, who: str, timeout: float) -> CheckResult:
-    """SelfSubjectAccessReview: may ``who`` (the client's identity) create ``resource`` in ``namespace``?"""
+def check_rbac(authz: Any, namespace: str, group: str, resource: str, verbs: Iterable[str], who: str,
+               timeout: float) -> CheckResult:
+    """SelfSubjectAccessReview, one per verb: may ``who`` (the client's identity) do each of ``verbs``
+    on ``resource`` (``pods`` or a subresource such as ``pods/log``) in ``namespace``?
+
+    One result for the resource: it passes when every verb is allowed, else names the verbs that are
+    not. A review the API server does not answer ends the check with that verb and the reason.
+    """
     from kubernetes import client
 
-    kind = f"{resource}.{group}" if group else resource
-    body = client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(
-        resource_attributes=client.V1ResourceAttributes(namespace=namespace, verb="create", group=group,
-                                                        resource=resource)))
-    try:
-        review = _call(authz.create_self_subject_access_review, body, timeout=timeout)
-    except _expected_errors() as exc:
-        return CheckResult("rbac", False, f"cannot ask whether {who} may create {kind}: {_reason(exc)}")
-    if review.status is not None and review.status.allowed:
-        return CheckResult("rbac", True, f"may create {kind} in namespace {namespace} ({who})")
-    why = (review.status.reason if review.status is not None else "") or "no RBAC rule allows it"
-    return CheckResult("rbac", False, f"cannot create {kind} in namespace {namespace} ({who}): {why}")
+    name, _, subresource = resource.partition("/")
+    kind = (f"{name}.{group}" if group else name) + (f"/{subresource}" if subresource else "")
+    verbs = list(verbs)
+    denied: list[str] = []
+    reasons: list[str] = []
+    for verb in verbs:
+        body = client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(
+            resource_attributes=client.V1ResourceAttributes(namespace=namespace, verb=verb, group=group,
+                                                            resource=name, subresource=subresource or None)))
+        try:
+            review = _call(authz.create_self_subject_access_review, body, timeout=timeout)
+        except _expected_errors() as exc:
+            return CheckResult("rbac", False, f"cannot ask whether {who} may {verb} {kind}: {_reason(exc)}")
+        if review.status is not None and review.status.allowed:
+            continue
+        denied.append(verb)
+        reason = review.status.reason if review.status is not None else ""
+        if reason and reason not in reasons:
+            reasons.append(reason)
+    if not denied:
+        return CheckResult("rbac", True, f"may {', '.join(verbs)} {kind} in namespace {namespace} ({who})")
+    why = "; ".join(reasons) or "no RBAC rule allows it"
+    return CheckResult("rbac", False, f"cannot {', '.join(denied)} {kind} in namespace {namespace} ({who}): {why}")
 
 
 def check_object(core: Any, kind: str, namespace: str, name: str, keys: Iterable[str], timeout: float) -> CheckResult:
@@ -462,11 +492,11 @@ def run_preflight(settings: K8sSettings, api: Any, who: str, as_service_account:
             sa_api = client.ApiClient(api.configuration, header_name="Impersonate-User",
                                       header_value=f"system:serviceaccount:{ns}:{account}")
             authz = client.AuthorizationV1Api(sa_api)
-            cluster += [partial(check_rbac, authz, ns, g, r, f"service account {account}", t)
-                        for g, r in RBAC_RESOURCES]
+            cluster += [partial(check_rbac, authz, ns, g, r, v, f"service account {account}", t)
+                        for g, r, v in RBAC_RULES]
     else:
         authz = client.AuthorizationV1Api(api)
-        cluster += [partial(check_rbac, authz, ns, g, r, who.split(" (")[0], t) for g, r in RBAC_RESOURCES]
+        cluster += [partial(check_rbac, authz, ns, g, r, v, who.split(" (")[0], t) for g, r, v in RBAC_RULES]
     cluster += [partial(check_object, core, "secret", ns, n, k, t) for n, k in secrets.items()]
     cluster += [partial(check_object, core, "configmap", ns, n, k, t) for n, k in configmaps.items()]
     cluster += [partial(check_object, core, "image pull secret", ns, n, [], t) for n in pull]

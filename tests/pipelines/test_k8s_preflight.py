@@ -3,7 +3,8 @@
 No cluster is reachable here: a ``http.server`` on 127.0.0.1 answers the endpoints the official
 client calls (version, namespace, service account, Secrets, ConfigMaps, SelfSubjectAccessReview,
 nodes) with Kubernetes-shaped JSON, plus MLflow's ``/health`` and an S3 ``HEAD /bucket``. Two
-personalities: a healthy cluster and a broken one. The client reaches them through a kubeconfig
+personalities: a healthy cluster and a broken one; the access reviews are allowed unless their
+(resource, verb) is in ``Cluster.denied``, and each is recorded in ``Cluster.reviews``. The client reaches them through a kubeconfig
 written to ``tmp_path`` (contexts ``healthy``, ``broken``, ``down``), with the shipped
 ``configs/k8s-prod.yaml`` and its ``${...}`` variables pointed at the server.
 """
@@ -17,18 +18,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import yaml
 
 from pipelines.cli import main
+from pipelines.k8s_preflight import RBAC_RULES, check_rbac
 
 ROOT = Path(__file__).resolve().parents[2]
 PROD = ROOT / "configs" / "k8s-prod.yaml"
 NS = "diffexplainer-prod"
 BUCKET = "diffexplainer-prod-artifacts"
 SETTINGS_KEYS = list(yaml.safe_load((ROOT / "infra/k8s/base/configmap.yaml").read_text())["data"])
+ALL_VERBS = sum(len(verbs) for _, _, verbs in RBAC_RULES)
 VERSION = {"major": "1", "minor": "30", "gitVersion": "v1.30.2", "gitCommit": "0" * 40, "gitTreeState": "clean",
            "buildDate": "2024-06-11T20:20:00Z", "goVersion": "go1.22.4", "compiler": "gc", "platform": "linux/amd64"}
 
@@ -51,11 +55,12 @@ class Cluster:
     secrets: dict[str, tuple[str, list[str]]]  # name -> (type, keys)
     configmaps: dict[str, list[str]]
     accounts: dict[str, list[str]]  # name -> imagePullSecrets
-    denied: set[str]  # resources SelfSubjectAccessReview denies
+    denied: set[tuple[str, str]]  # (resource or resource/subresource, verb) SelfSubjectAccessReview denies
     nodes: list[dict[str, Any]]
     buckets: set[str]
     mlflow_up: bool = True
     seen: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    reviews: list[dict[str, str]] = field(default_factory=list)  # resourceAttributes of each access review
 
 
 def healthy() -> Cluster:
@@ -75,7 +80,7 @@ def healthy() -> Cluster:
 def broken() -> Cluster:
     c = healthy()
     del c.secrets["diffexplainer-s3"]
-    c.denied = {"cronjobs"}
+    c.denied = {("cronjobs", "create")}
     c.nodes = [_node("cpu-1", "cpu", "0", "64Gi", "16"), _node("gpu-small", "gpu", "1", "32Gi", "30", taint=True),
                _node("gpu-cordoned", "gpu", "4", "480Gi", "64", taint=True, unschedulable=True)]
     c.mlflow_up = False
@@ -147,7 +152,9 @@ def _serve(cluster: Cluster) -> ThreadingHTTPServer:
             if self.path != "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews":
                 return self._send(404, _status(404, f"no route {self.path}"))
             attrs = body["spec"]["resourceAttributes"]
-            allowed = attrs["resource"] not in cluster.denied and attrs.get("namespace") in cluster.namespaces
+            cluster.reviews.append(attrs)
+            resource = attrs["resource"] + (f"/{attrs['subresource']}" if attrs.get("subresource") else "")
+            allowed = (resource, attrs["verb"]) not in cluster.denied and attrs.get("namespace") in cluster.namespaces
             status = {"allowed": allowed} | ({} if allowed else {"reason": ""})
             self._send(201, {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
                              "metadata": {}, "spec": body["spec"], "status": status})
@@ -223,8 +230,12 @@ def test_healthy_cluster_passes_every_check(env: Env, capsys: pytest.CaptureFixt
     assert out[-1] == f"preflight: all {len(checks)} checks passed (k8s-prod.yaml)"
     assert f"ok   namespace: {NS} exists" in out
     assert f"ok   service account: diffexplainer-pipeline exists in namespace {NS}" in out
-    for kind in ("pods", "jobs.batch", "cronjobs.batch"):
-        assert f"ok   rbac: may create {kind} in namespace {NS} (context healthy)" in out
+    for verbs, kind in (("get, list, watch, create, delete, patch", "pods"), ("get, list", "pods/log"),
+                        ("get, list, watch", "events"), ("get, list, create, update, patch, delete", "secrets"),
+                        ("get, list, create, delete", "services"),
+                        ("get, list, watch, create, update, patch, delete", "cronjobs.batch")):
+        assert f"ok   rbac: may {verbs} {kind} in namespace {NS} (context healthy)" in out
+    assert len(_lines(out, "ok   rbac:")) == len(RBAC_RULES)  # one line per resource, not per verb
     for name in ("diffexplainer-s3", "diffexplainer-mlflow-db"):
         assert any(line.startswith(f"ok   secret: {name} exists") for line in out), name
     assert "ok   secret: diffexplainer-s3 exists with keys AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY" in out
@@ -238,7 +249,11 @@ def test_healthy_cluster_passes_every_check(env: Env, capsys: pytest.CaptureFixt
     cluster = env.clusters["healthy"]
     assert ("HEAD", f"/{BUCKET}") in {(m, p) for m, p, _ in cluster.seen}
     reviews = [h for m, p, h in cluster.seen if m == "POST"]
-    assert len(reviews) == 3 and all("Impersonate-User" not in h for h in reviews)
+    assert len(reviews) == ALL_VERBS and all("Impersonate-User" not in h for h in reviews)
+    asked = [(a.get("group") or "", a["resource"] + (f"/{a['subresource']}" if a.get("subresource") else ""), a["verb"])
+             for a in cluster.reviews]
+    assert sorted(asked) == sorted((g, r, v) for g, r, verbs in RBAC_RULES for v in verbs)
+    assert {a["namespace"] for a in cluster.reviews} == {NS}
 
 
 def test_broken_cluster_reports_each_problem(env: Env, capsys: pytest.CaptureFixture[str],
@@ -261,7 +276,8 @@ def test_broken_cluster_reports_each_problem(env: Env, capsys: pytest.CaptureFix
     assert len(failed) == 4, failed
     # what is fine in the broken cluster stays ok
     assert f"ok   namespace: {NS} exists" in out
-    assert f"ok   rbac: may create jobs.batch in namespace {NS} (context broken)" in out
+    assert f"ok   rbac: may get, list, watch, create, update, patch, delete jobs.batch in namespace {NS} " \
+           "(context broken)" in out
     assert _lines(out, "ok   artifact store:")
 
 
@@ -276,8 +292,8 @@ def test_missing_namespace_and_bucket(env: Env, capsys: pytest.CaptureFixture[st
     assert rc == 1
     assert "FAIL namespace: diffexplainer-missing does not exist (kubectl apply -k infra/k8s/overlays/...)" in out
     assert "FAIL secret: diffexplainer-s3 does not exist in namespace diffexplainer-missing" in out
-    assert "FAIL rbac: cannot create pods in namespace diffexplainer-missing (context healthy): " \
-           "no RBAC rule allows it" in out
+    assert "FAIL rbac: cannot get, list, watch, create, delete, patch pods in namespace diffexplainer-missing " \
+           "(context healthy): no RBAC rule allows it" in out
     assert any(line.startswith("FAIL artifact store: bucket no-such-bucket at http://127.0.0.1:")
                and line.endswith("does not exist") for line in out)
     assert any(line.startswith("ok   gpu nodes:") for line in out)  # nodes are cluster-wide
@@ -301,11 +317,87 @@ def test_as_service_account_impersonates_it(env: Env, capsys: pytest.CaptureFixt
     _point(monkeypatch, env, "healthy")
     rc, out, _ = _run(capsys, "--as-service-account")
     assert rc == 0, out
-    assert f"ok   rbac: may create cronjobs.batch in namespace {NS} (service account diffexplainer-pipeline)" in out
+    assert f"ok   rbac: may get, list, watch, create, update, patch, delete cronjobs.batch in namespace {NS} " \
+           "(service account diffexplainer-pipeline)" in out
+    assert len(_lines(out, "ok   rbac:")) == len(RBAC_RULES)
     reviews = [h for m, p, h in env.clusters["healthy"].seen if m == "POST"]
-    assert [h.get("Impersonate-User") for h in reviews] == [f"system:serviceaccount:{NS}:diffexplainer-pipeline"] * 3
+    assert [h.get("Impersonate-User") for h in reviews] == \
+        [f"system:serviceaccount:{NS}:diffexplainer-pipeline"] * ALL_VERBS
     gets = [h for m, p, h in env.clusters["healthy"].seen if m == "GET" and p.startswith("/api")]
     assert gets and all("Impersonate-User" not in h for h in gets)  # only the reviews impersonate
+
+
+@pytest.mark.parametrize("args, denied, failed", [
+    ([], {("pods", "watch")}, f"cannot watch pods in namespace {NS} (context healthy)"),
+    ([], {("pods/log", "get")}, f"cannot get pods/log in namespace {NS} (context healthy)"),
+    ([], {("jobs", "delete")}, f"cannot delete jobs.batch in namespace {NS} (context healthy)"),
+    (["--as-service-account"], {("pods", "list"), ("pods", "watch")},
+     f"cannot list, watch pods in namespace {NS} (service account diffexplainer-pipeline)"),
+])
+def test_a_denied_verb_fails_its_resource(env: Env, capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch, args: list[str],
+                                          denied: set[tuple[str, str]], failed: str) -> None:
+    """One verb the Role grants is denied: one FAIL line naming it and its resource, exit 1."""
+    _point(monkeypatch, env, "healthy")
+    env.clusters["healthy"].denied = denied
+    rc, out, err = _run(capsys, *args)
+    assert rc == 1 and err == []
+    assert _lines(out, "FAIL") == [f"FAIL rbac: {failed}: no RBAC rule allows it"]
+    assert len(_lines(out, "ok   rbac:")) == len(RBAC_RULES) - 1
+    assert out[-1] == f"preflight: 1 of {len(out) - 1} checks failed (k8s-prod.yaml)"
+
+
+def test_rbac_rules_are_the_shipped_role() -> None:
+    """``RBAC_RULES`` asks for exactly what ``infra/k8s/base/rbac.yaml``'s Role grants, once each."""
+    docs = list(yaml.safe_load_all((ROOT / "infra/k8s/base/rbac.yaml").read_text()))
+    (role,) = [d for d in docs if d["kind"] == "Role"]
+    granted = {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
+               for resource in rule["resources"] for verb in rule["verbs"]}
+    checked = [(group, resource, verb) for group, resource, verbs in RBAC_RULES for verb in verbs]
+    assert len(checked) == len(set(checked))
+    assert set(checked) == granted
+    resources = [(group, resource) for group, resource, _ in RBAC_RULES]
+    assert len(resources) == len(set(resources))  # one entry, hence one line, per resource
+
+
+class _Authz:
+    """Stands in for ``AuthorizationV1Api``: answers each verb's review from ``answers``
+    (True: allowed; a string: denied with that reason; None: no status; an exception: raised)."""
+
+    def __init__(self, answers: dict[str, Any]) -> None:
+        self.answers = answers
+        self.asked: list[tuple[str, str | None, str]] = []
+
+    def create_self_subject_access_review(self, body: Any, _request_timeout: Any = None) -> Any:
+        attrs = body.spec.resource_attributes
+        self.asked.append((attrs.resource, attrs.subresource, attrs.verb))
+        answer = self.answers[attrs.verb]
+        if isinstance(answer, BaseException):
+            raise answer
+        if answer is None:
+            return SimpleNamespace(status=None)
+        return SimpleNamespace(status=SimpleNamespace(allowed=answer is True, reason="" if answer is True else answer))
+
+
+def test_check_rbac_names_the_denied_verbs_and_their_reasons() -> None:
+    authz = _Authz({"get": True, "list": "RBAC: no rule", "watch": "RBAC: no rule", "delete": None})
+    result = check_rbac(authz, NS, "", "pods", ["get", "list", "watch", "delete"], "context c", 1.0)
+    assert result.line() == f"FAIL rbac: cannot list, watch, delete pods in namespace {NS} (context c): RBAC: no rule"
+    assert authz.asked == [("pods", None, "get"), ("pods", None, "list"), ("pods", None, "watch"),
+                           ("pods", None, "delete")]
+    log = _Authz({"get": True, "list": True})
+    assert check_rbac(log, NS, "", "pods/log", ["get", "list"], "context c", 1.0).line() == \
+        f"ok   rbac: may get, list pods/log in namespace {NS} (context c)"
+    assert log.asked == [("pods", "log", "get"), ("pods", "log", "list")]
+
+
+def test_check_rbac_stops_at_a_review_the_server_does_not_answer() -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    authz = _Authz({"get": True, "list": ApiException(status=403, reason="Forbidden"), "watch": True})
+    result = check_rbac(authz, NS, "batch", "jobs", ["get", "list", "watch"], "context c", 1.0)
+    assert result.line() == "FAIL rbac: cannot ask whether context c may list jobs.batch: HTTP 403 Forbidden"
+    assert [verb for _, _, verb in authz.asked] == ["get", "list"]
 
 
 @pytest.mark.parametrize("args, message", [
