@@ -8,12 +8,16 @@ training rows) and decides every gate through the pipeline's own decision path
 (:mod:`components.gates` evidence -> ``mlflow.validate_evaluation_results``):
 
 * ``reconstruction``: the cached reconstructions scored with this seed's teacher;
-* ``agent``: the agent against this seed's teacher on external + held-out training patients;
+* ``agent``: the agent against this seed's teacher on external + held-out training patients and,
+  with ``gates.agent_crossfit``, every other training row scored out of fold (as the pipeline);
+  ``agent_without_crossfit`` is the same gate on external + held-out patients only;
 * ``counterfactual``: a sweep of the borderline external cases with this seed's agent and
   teacher (the costliest part: only the first ``--cf-seeds`` seeds).
 
 Negative controls that must fail every time: an agent distilled from shuffled teacher outputs,
-the agent with its weights negated (both per seed), and the external cohort reconstructed by an
+the agent with its weights negated (both per seed; scored against the real teacher on the gate's
+population: external + held-out patients and, with ``gates.agent_crossfit``, the training rows,
+which the control agent scores itself), and the external cohort reconstructed by an
 under-trained DiffAE, scored with every seed's teacher: the early checkpoint the DiffAE trainer
 keeps (``WORKDIR/checkpoints/diffae_early.pt``, EMA weights at ``diffae.early_checkpoint_step``)
 or, when the workdir has none, the DiffAE with Gaussian noise on its weights (``--noise-scale``).
@@ -52,6 +56,7 @@ from components.counterfactual.sweep import inversion_rows, run_sweep  # noqa: E
 from components.data.dataset import load_dataset  # noqa: E402
 from components.errors import UserError  # noqa: E402
 from components.gates import GateResult, agent_evidence, counterfactual_evidence, reconstruction_evidence  # noqa: E402
+from components.metrics.classification import auc_along, f1_along  # noqa: E402
 from components.metrics.reconstruction_eval import (  # noqa: E402
     gate_semantic_cases,
     reconstruct_cohort,
@@ -134,8 +139,10 @@ def main() -> None:
     d = _inputs(Path(args.workdir), cfg)
     fit, held = ~d["held"], d["held"]
     agent_cfg = cfg.agent.model_copy(update={"report_objectives": [cfg.agent.objective]})
-    q_gate = np.concatenate([d["q_ext"], d["q"][held]])
-    x_gate = np.concatenate([d["x_ext"], d["x"][held]])
+    # the agent gate's population for the negative controls: external + held-out, + the training rows
+    # when the gate scores them out of fold (a control agent scores them itself)
+    q_gate = np.concatenate([d["q_ext"], d["q"][held]] + ([d["q"][fit]] if cfg.gates.agent_crossfit else []))
+    x_gate = np.concatenate([d["x_ext"], d["x"][held]] + ([d["x"][fit]] if cfg.gates.agent_crossfit else []))
     runs: list[dict[str, Any]] = []
     teachers = []
     controls: dict[str, list[bool]] = {"shuffled_teacher_agent": [], "negated_agent": []}
@@ -154,18 +161,24 @@ def main() -> None:
         cases = suite.gate_cases
         threshold = float(cases["threshold"])
         agent_gate = decide(agent_evidence(cases["teacher_decision"], cases["agent_score"], threshold, cases["kl"],
-                                           cfg.gates))
+                                           cfg.gates, agent_decision=cases["agent_decision"],
+                                           disjoint_cases=cases["cohort"] != "crossfit"))
         row["gates"] = {"reconstruction": _brief(recon_gate), "agent": _brief(agent_gate)}
-        # the same agent decided at threshold 0.5 (agent.threshold_rule: half), for comparison only
-        row["agent_at_half"] = _brief(decide(agent_evidence(cases["teacher_decision"], cases["agent_score"], 0.5,
-                                                            None, cfg.gates)))
         # the same agent decided on external + held-out cases only (without the out-of-fold rows), for comparison
         disjoint = cases["cohort"] != "crossfit"
+        # ... and there at threshold 0.5 (agent.threshold_rule: half; the out-of-fold rows are decided by
+        # their own agents at their own fitted thresholds), for comparison only
+        row["agent_at_half"] = _brief(decide(agent_evidence(cases["teacher_decision"][disjoint],
+                                                            cases["agent_score"][disjoint], 0.5, None, cfg.gates)))
         row["agent_without_crossfit"] = _brief(decide(agent_evidence(
             cases["teacher_decision"][disjoint], cases["agent_score"][disjoint], threshold, None, cfg.gates)))
         row["agent_threshold"] = threshold
         row["teacher_positives_gate_cases"] = int(cases["teacher_decision"].sum())
         row["gate_cases"] = {c: int((cases["cohort"] == c).sum()) for c in ("external", "holdout", "crossfit")}
+        row["f1_by_cohort"] = {c: float(f1_along(cases["teacher_decision"][m], cases["agent_decision"][m], 0.5))
+                               for c in ("external", "holdout", "crossfit") if (m := cases["cohort"] == c).any()}
+        row["auc_by_cohort"] = {c: float(auc_along(cases["teacher_decision"][m], cases["agent_score"][m]))
+                                for c in ("external", "holdout", "crossfit") if (m := cases["cohort"] == c).any()}
         logits_gate = blackbox_targets(bb, x_gate)["logits"]
         # negative control 1: the agent distilled from teacher outputs shuffled across patients
         targets = blackbox_targets(bb, d["x"][fit])

@@ -266,14 +266,22 @@ def agent_evidence(
     champion_reason: str | None = None,
     context: Mapping[str, Any] | None = None,
     champion_cases: ArrayLike | None = None,
+    agent_decision: ArrayLike | None = None,
+    disjoint_cases: ArrayLike | None = None,
 ) -> GateEvidence:
     """Evidence of the agent gate: how well the agent reproduces the black box's decisions.
 
     Args:
         teacher_decision: ``[n]`` 0/1, the black box's decision (its argmax) per case.
-        agent_score: ``[n]`` the agent's ``P(positive class)`` in [0, 1].
+        agent_score: ``[n]`` the agent's ``P(positive class)`` in [0, 1] (AUC is measured on it).
         agent_threshold: the agent's decision threshold on ``agent_score``, fixed from
             training data before these cases were seen (F1 is measured at it).
+        agent_decision: ``[n]`` 0/1, the agent's decision per case when cases are decided by
+            different agents at their own thresholds (out-of-fold cases); F1 is then measured on
+            it instead of ``agent_score >= agent_threshold``.
+        disjoint_cases: bool ``[n]``, the cases patient-disjoint from everything the black box and
+            the DiffAE were trained on (external + held-out); AUC and F1 on them alone are
+            reported (``auc_disjoint`` / ``f1_disjoint``, point and lower bound), not gated.
         kl_per_case: ``[n]`` KL(black box ‖ agent) per case (reported, upper bound), or None.
         cfg: floors ``agent_auc_min`` / ``agent_f1_min``, deltas, bootstrap settings.
         champion: the champion agent on the same cases: ``{"teacher_decision", "agent_score",
@@ -287,12 +295,20 @@ def agent_evidence(
     s = bootstrap_settings(cfg)
     y = np.asarray(teacher_decision).astype(int)
     p = np.asarray(agent_score, dtype=float)
-    f1 = _f1_at(float(agent_threshold))
+    # F1 on 0/1 decisions (at 0.5), so that each case may have been decided at its own agent's threshold
+    d = (p >= float(agent_threshold) if agent_decision is None else np.asarray(agent_decision) > 0).astype(float)
+    if d.shape != y.shape:
+        raise ValueError(f"agent_decision has shape {list(d.shape)}, teacher_decision {list(y.shape)}")
+    f1 = _f1_at(0.5)
     metrics = {
         "auc": MetricEvidence.from_bound(one_sided_bound(auc_along, [y, p], s, vectorized=True), cfg.agent_auc_min),
-        "f1": MetricEvidence.from_bound(one_sided_bound(f1, [y, p], s, vectorized=True), cfg.agent_f1_min),
+        "f1": MetricEvidence.from_bound(one_sided_bound(f1, [y, d], s, vectorized=True), cfg.agent_f1_min),
     }
     reported = {} if kl_per_case is None else {"kl": _reported_mean(kl_per_case, s, greater_is_better=False)}
+    if disjoint_cases is not None and not np.all(sub := np.asarray(disjoint_cases, dtype=bool)):
+        for m, stat, arr in (("auc", auc_along, p), ("f1", f1, d)):
+            b = one_sided_bound(stat, [y[sub], arr[sub]], s, vectorized=True)
+            reported[f"{m}_disjoint"] = {"point": _num(b.point), "lower": _num(b.bound), "n": b.n}
     block = _champion_block(champion_version, champion_reason)
     if champion is not None:
         keep = np.ones(len(y), bool) if champion_cases is None else np.asarray(champion_cases, dtype=bool)
@@ -303,13 +319,13 @@ def agent_evidence(
                              "selected for the comparison (champion_cases)")
         f1c = _f1_at(float(champion["agent_threshold"]))
         block = {"version": champion_version, "compared": True, "metrics": {}}
-        for m, stat, stat_c in (("auc", auc_along, auc_along), ("f1", f1, f1c)):
+        for m, stat, stat_c, ours in (("auc", auc_along, auc_along, p), ("f1", f1, f1c, d)):
             if m in cfg.noninferiority_delta:
 
                 def pair(yy, pp, yyc, ppc, axis=-1, _a=stat, _c=stat_c):  # noqa: ANN001, ANN202
                     return np.asarray(_a(yy, pp, axis=axis)) - np.asarray(_c(yyc, ppc, axis=axis))
 
-                b = one_sided_bound(pair, [y[keep], p[keep], yc, pc], s, vectorized=True)
+                b = one_sided_bound(pair, [y[keep], ours[keep], yc, pc], s, vectorized=True)
                 block["metrics"][m] = {"point": _num(b.point), "lower": _num(b.bound),
                                        "threshold": -float(cfg.noninferiority_delta[m]), "n": b.n}
     return GateEvidence("agent", metrics, reported, n=len(y), teacher_positives=int(y.sum()), champion=block,

@@ -106,6 +106,8 @@ def _gates(metrics: Mapping[str, Any]) -> str:
             ok = m.get("lower") is not None and m["lower"] >= m["threshold"]
             rows.append((name, f"{metric}: challenger - champion v{champ.get('version')}", m.get("point"),
                          m.get("lower"), m.get("threshold"), ok))
+        for metric, m in (g.get("reported") or {}).items():  # measured, not gated: no threshold, no verdict
+            rows.append((name, f"{metric} (reported)", m.get("point"), m.get("lower"), None, None))
         if champ and not champ.get("compared", True):
             rows.append((name, f"champion v{champ.get('version')} not compared: {champ.get('reason')}",
                          None, None, None, None))

@@ -45,10 +45,13 @@ class AgentSuite:
     training: dict[str, dict[str, Any]]
     primary: str
     gate_cases: dict[str, np.ndarray]
-    """Per case of the gate's evaluation set (external cohort + held-out training rows), for the
-    primary agent: ``teacher_decision`` int ``[M]`` (0/1), ``agent_score`` ``[M]`` (P(positive)),
-    ``kl`` ``[M]`` (KL(black box ‖ agent)), ``cohort`` ``[M]`` (``external`` | ``holdout``) and
-    ``threshold`` (0-d, the agent's decision threshold fixed in training)."""
+    """Per case of the gate's evaluation set (external cohort, held-out training rows and, with
+    ``crossfit_folds``, every training row out of fold), for the primary agent:
+    ``teacher_decision`` int ``[M]`` (0/1), ``agent_score`` ``[M]`` (P(positive); on ``crossfit``
+    rows the fold agent's), ``agent_decision`` int ``[M]`` (0/1: ``agent_score`` at the deciding
+    agent's own threshold), ``kl`` ``[M]`` (KL(black box ‖ agent)), ``cohort`` ``[M]``
+    (``external`` | ``holdout`` | ``crossfit``) and ``threshold`` (0-d, the primary agent's
+    decision threshold fixed in training)."""
 
     @property
     def agent(self) -> Agent:
@@ -152,8 +155,8 @@ def distill_suite(
     gate_cases["cohort"] = np.asarray(cohort)
     if crossfit_folds is not None:
         extra = _crossfit_cases(np.asarray(q_train, np.float32), targets, q_aug, targets_aug, len(names),
-                                np.asarray(crossfit_folds), bb, cfg, primary, threshold, progress)
-        for key in ("teacher_decision", "agent_score", "kl"):
+                                np.asarray(crossfit_folds), bb, cfg, primary, progress)
+        for key in ("teacher_decision", "agent_score", "agent_decision", "kl"):
             gate_cases[key] = np.concatenate([gate_cases[key], extra[key]])
         gate_cases["cohort"] = np.concatenate([gate_cases["cohort"], np.full(len(extra["kl"]), "crossfit")])
     return AgentSuite(agents=agents, alignment=alignment, training=training, primary=primary, gate_cases=gate_cases)
@@ -161,29 +164,29 @@ def distill_suite(
 
 def _crossfit_cases(
     q: np.ndarray, targets: BlackBoxTargets, q_aug: np.ndarray | None, targets_aug: dict[str, Any] | None,
-    n_aug_blocks: int, folds: np.ndarray, bb: BlackBox, cfg: AgentConfig, objective: Objective, threshold: float,
+    n_aug_blocks: int, folds: np.ndarray, bb: BlackBox, cfg: AgentConfig, objective: Objective,
     progress: Callable[[float, str], None] | None,
 ) -> dict[str, np.ndarray]:
     """Out-of-fold gate cases on the training rows: for each fold, an agent distilled (same recipe,
     ``objective``) on the other folds' rows and their augmentations scores that fold.
 
-    Each fold's agent has its own decision threshold ``t_k``, fixed from its own training rows; its
-    scores are reported shifted by ``threshold - t_k`` so that the suite's single ``threshold``
-    decides every case as that fold's agent does (``P + threshold - t_k >= threshold`` iff
-    ``P >= t_k``); AUC is then measured on these threshold-aligned scores.
+    Each fold's agent decides its fold at its own threshold ``t_k``, fixed from its own training
+    rows (``agent_decision``); its scores are its own ``P(positive)`` (every agent is distilled to
+    the same black box, so their probabilities share one scale; AUC is measured on them pooled).
 
     Returns:
-        ``teacher_decision`` ``[N]`` int, ``agent_score`` ``[N]`` (threshold-aligned, may leave
-        [0, 1]), ``kl`` ``[N]``, in training-row order; empty arrays when the rows hold fewer
-        than two folds (nothing to fit a fold's agent on).
+        ``teacher_decision`` ``[N]`` int, ``agent_score`` ``[N]``, ``agent_decision`` ``[N]``
+        int, ``kl`` ``[N]``, in training-row order; empty arrays when the rows hold fewer than
+        two folds (nothing to fit a fold's agent on).
     """
     n = len(q)
     if folds.shape != (n,):
         raise UserError(f"crossfit_folds must give one fold per training row ({n}), got shape {list(folds.shape)}")
     ids = np.unique(folds)
+    keys = ("teacher_decision", "agent_score", "agent_decision", "kl")
     if len(ids) < 2:
-        return {"teacher_decision": np.zeros(0, np.int64), "agent_score": np.zeros(0), "kl": np.zeros(0)}
-    out = {"teacher_decision": np.zeros(n, np.int64), "agent_score": np.zeros(n), "kl": np.zeros(n)}
+        return {k: np.zeros(0, np.int64 if "decision" in k else np.float64) for k in keys}
+    out = {k: np.zeros(n, np.int64 if "decision" in k else np.float64) for k in keys}
     for i, fold in enumerate(ids):
         test = folds == fold
         train, train_aug = ~test, np.tile(~test, n_aug_blocks)
@@ -195,9 +198,8 @@ def _crossfit_cases(
         agent, info = distill_agent(q[train], sub, bb.head if bb.mode == "feature" else None, cfg, objective=objective,
                                     q_aug=None if q_aug is None else q_aug[train_aug], targets_aug=sub_aug)
         cases = _gate_cases(agent, q[test], targets["logits"][test], float(info.get("decision_threshold", 0.5)))
-        out["teacher_decision"][test] = cases["teacher_decision"]
-        out["agent_score"][test] = cases["agent_score"] + threshold - float(cases["threshold"])
-        out["kl"][test] = cases["kl"]
+        for key in keys:
+            out[key][test] = cases[key]
     return out
 
 
@@ -208,4 +210,5 @@ def _gate_cases(agent: Agent, q: np.ndarray, teacher_logits: np.ndarray, thresho
         a_prob = torch.softmax(agent(torch.as_tensor(q)).float(), dim=1).numpy()
     t_prob = torch.softmax(torch.as_tensor(teacher_logits).float(), dim=1).numpy()
     return {"teacher_decision": (t_prob.argmax(1) == 1).astype(np.int64), "agent_score": score,
+            "agent_decision": (score >= threshold).astype(np.int64),
             "kl": prob_kl_per_case(t_prob, a_prob), "threshold": np.asarray(float(threshold))}

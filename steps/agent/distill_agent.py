@@ -88,10 +88,12 @@ def distill_agent_step(
             champion=None if champ is None else champ.per_case,
             champion_version=None if champ is None else champ.version,
             champion_reason=None if champ is None else champ.reason,
-            champion_cases=cases["cohort"] != "crossfit",
+            champion_cases=cases["cohort"] != "crossfit", agent_decision=cases["agent_decision"],
+            disjoint_cases=cases["cohort"] != "crossfit",
             context={"cohorts": {c: int((cases["cohort"] == c).sum()) for c in ("external", "holdout", "crossfit")},
-                     # per-cohort point F1: the out-of-fold training rows are patients the teacher was fitted on
-                     "f1_by_cohort": {c: float(f1_along(cases["teacher_decision"][m], cases["agent_score"][m], threshold))
+                     # per-cohort point F1: most out-of-fold training rows are patients the teacher and
+                     # the DiffAE were trained on (not patient-disjoint from them, only from the agent)
+                     "f1_by_cohort": {c: float(f1_along(cases["teacher_decision"][m], cases["agent_decision"][m], 0.5))
                                       for c in ("external", "holdout", "crossfit")
                                       if (m := cases["cohort"] == c).any()},
                      "holdout_fold": int(holdout_fold) if held.any() else None,

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TINY = {
     "synth": {"slices_per_patient": 10, "osic_matrix": 64, "external_matrix": 80, "marker_fraction": 0.5,
               "osic_prevalence": 0.4, "external_prevalence": 0.4},
-    "ingest": {"image_size": 16, "min_slices": 8, "n_folds": 2, "workers": 1},
+    "ingest": {"image_size": 16, "min_slices": 8, "n_folds": 3, "workers": 1},
     "diffae": {"image_size": 16, "base_channels": 8, "channel_mults": [1, 2], "attention_resolutions": [],
                "encoder_channels": 8, "z_dim": 16, "timesteps": 50, "ddim_steps": 2, "inversion_fixed_point_iters": 0},
     "teacher": {"arch": "densenet-small", "init_features": 4, "growth_rate": 4, "block_config": [2, 2],

@@ -22,6 +22,7 @@ def test_benchmark_prints_the_issue_keys(tiny_workdir, load_benchmark, capsys, m
     assert all(c["runs"] == 2 and 0 <= c["passed"] <= 2 for c in result["negative_controls"].values())
     seed0 = result["per_seed"][0]
     assert seed0["gate_cases"]["external"] == 8 and set(seed0["gates"]) == set(runs)
+    assert seed0["gate_cases"]["holdout"] > 0 and seed0["gate_cases"]["crossfit"] > 0  # 3 folds: 2 cross-fitted
     assert "agent_without_crossfit" in seed0 and result["agent_gate_pass_rate_without_crossfit"] is not None
     for gate in seed0["gates"].values():
         assert gate["passed"] == (not gate["failing"])

@@ -133,14 +133,14 @@ def test_agent_noninferiority_only_on_the_cases_the_champion_scored() -> None:
     rng = np.random.default_rng(2)
     y = (rng.random(300) < 0.3).astype(int)
     good = np.clip(0.5 * y + rng.normal(0.25, 0.12, 300), 0, 1)
-    scored = np.arange(300) < 200  # the last 100 (out-of-fold training rows) were not scored by the champion
+    scored = np.arange(300) % 3 != 1  # 200 cases the champion scored, interleaved with 100 it did not
     champion = {"teacher_decision": y[scored], "agent_score": good[scored], "agent_threshold": 0.5}
     ev = agent_evidence(y, good, 0.5, None, GateConfig(), champion=champion, champion_version="3",
                         champion_cases=scored)
     assert ev.n == 300 and ev.teacher_positives == int(y.sum())  # the floors see every case
     assert ev.champion["metrics"]["auc"]["n"] == 200 and ev.champion["metrics"]["auc"]["point"] == 0.0
     bad = good.copy()
-    bad[:200] = np.where(rng.random(200) < 0.3, 1 - good[:200], good[:200])
+    bad[scored] = np.where(rng.random(200) < 0.3, 1 - good[scored], good[scored])
     worse = agent_evidence(y, bad, 0.5, None, GateConfig(), champion=champion, champion_version="3",
                            champion_cases=scored)
     assert worse.champion["metrics"]["auc"]["lower"] < -0.02
@@ -186,3 +186,27 @@ def test_semantic_psnr_is_gated_only_with_a_floor_and_fails_an_absorbed_code() -
     assert gated.metrics["psnr"].lower > 35.0
     values, floors = gated.validation_inputs()
     assert values["semantic_psnr_lower"] == m.lower and floors["semantic_psnr_lower"] == 18.0
+
+
+def test_agent_f1_on_per_case_decisions() -> None:
+    """Cases decided by different agents at their own thresholds: F1 on the given decisions, AUC on the scores."""
+    rng = np.random.default_rng(4)
+    y = (rng.random(200) < 0.3).astype(int)
+    score = np.clip(0.4 * y + rng.normal(0.3, 0.12, 200), 0, 1)
+    own_threshold = np.where(np.arange(200) < 100, 0.5, 0.35)  # two agents, two thresholds
+    decision = (score >= own_threshold).astype(int)
+    ev = agent_evidence(y, score, 0.5, None, GateConfig(), agent_decision=decision)
+    single = agent_evidence(y, score, 0.5, None, GateConfig())
+    tp = int((decision & y).sum())
+    assert ev.metrics["f1"].point == pytest.approx(2 * tp / (decision.sum() + y.sum()))
+    assert ev.metrics["f1"].point != single.metrics["f1"].point
+    assert ev.metrics["auc"].point == single.metrics["auc"].point
+    with pytest.raises(ValueError):
+        agent_evidence(y, score, 0.5, None, GateConfig(), agent_decision=decision[:10])
+    first = np.arange(200) < 100
+    split = agent_evidence(y, score, 0.5, None, GateConfig(), agent_decision=decision, disjoint_cases=first)
+    alone = agent_evidence(y[first], score[first], 0.5, None, GateConfig())
+    assert split.reported["f1_disjoint"]["point"] == alone.metrics["f1"].point
+    assert split.reported["auc_disjoint"]["lower"] == alone.metrics["auc"].lower and split.reported["f1_disjoint"]["n"] == 100
+    assert split.metrics["f1"].point == ev.metrics["f1"].point  # reported, not gated: the decision is unchanged
+    assert "f1_disjoint" not in ev.reported

@@ -58,14 +58,14 @@ def test_crossfit_scores_every_training_row_out_of_fold() -> None:
     assert plain.gate_cases["cohort"].tolist() == ["external"] * 40 + ["holdout"] * 20
     cohort = crossed.gate_cases["cohort"]
     assert cohort.tolist() == ["external"] * 40 + ["holdout"] * 20 + ["crossfit"] * 120
-    for key in ("teacher_decision", "agent_score", "kl"):
+    for key in ("teacher_decision", "agent_score", "agent_decision", "kl"):
         assert len(crossed.gate_cases[key]) == 180
         # the cases the final agent scores are unchanged by the cross-fit
         np.testing.assert_allclose(crossed.gate_cases[key][:60], plain.gate_cases[key][:60], rtol=1e-6)
     teacher = (blackbox_targets(bb, x)["logits"].argmax(1) == 1).astype(int)
     np.testing.assert_array_equal(crossed.gate_cases["teacher_decision"][60:], teacher)
     # each fold's rows are decided by an agent that never saw them, yet agree with the teacher
-    decided = crossed.gate_cases["agent_score"][60:] >= float(crossed.gate_cases["threshold"])
+    decided = crossed.gate_cases["agent_decision"][60:] == 1
     assert 0 < teacher.sum() < len(teacher) and (decided == teacher).mean() > 0.9
 
 
@@ -76,4 +76,44 @@ def test_crossfit_with_a_single_fold_adds_no_cases() -> None:
     cfg = AgentConfig(epochs=2, report_objectives=["L1"], augmentations=[], val_fraction=0.2, seed=0)
     suite = distill_suite(bb, x, q, xe, qe, cfg, crossfit_folds=np.zeros(40, int))
     assert suite.gate_cases["cohort"].tolist() == ["external"] * 20
-    assert all(len(suite.gate_cases[k]) == 20 for k in ("teacher_decision", "agent_score", "kl"))
+    assert all(len(suite.gate_cases[k]) == 20 for k in ("teacher_decision", "agent_score", "agent_decision", "kl"))
+
+
+def test_crossfit_agents_never_see_their_fold_and_decide_at_their_own_threshold(monkeypatch) -> None:
+    """A spy on distill_agent: each fold agent's rows (originals and the flip block) exclude its fold,
+    the flip block stays aligned with the original rows, and each fold is scored and decided by its
+    own agent at that agent's threshold."""
+    import components.training.agent_suite as suite_mod
+    from components.training.distill_agent import agent_scores
+
+    bb = from_module(_Box(), source="test box")
+    x, q = _stacks(90, 0)
+    q_flip = _stacks(90, 5)[1]  # any latents: only their identity matters here
+    xe, qe = _stacks(20, 1)
+    folds = np.random.default_rng(3).permutation(np.repeat(np.arange(3), 30))
+    row_of = {q[i].tobytes(): i for i in range(90)}
+    flip_row_of = {q_flip[i].tobytes(): i for i in range(90)}
+    calls: list[dict] = []
+    real = suite_mod.distill_agent
+
+    def spy(q_train, targets, head, cfg, **kw):
+        agent, info = real(q_train, targets, head, cfg, **kw)
+        calls.append({"rows": [row_of[r.tobytes()] for r in np.asarray(q_train)],
+                      "aug_rows": [flip_row_of[r.tobytes()] for r in np.asarray(kw["q_aug"])],
+                      "agent": agent, "threshold": float(info["decision_threshold"])})
+        return agent, info
+
+    monkeypatch.setattr(suite_mod, "distill_agent", spy)
+    cfg = AgentConfig(epochs=3, report_objectives=["L1"], augmentations=["flip"], val_fraction=0.2, seed=0)
+    suite = distill_suite(bb, x, q, xe, qe, cfg, q_train_aug={"flip": q_flip}, crossfit_folds=folds)
+    assert len(calls) == 4  # the final agent, then one per fold
+    assert sorted(calls[0]["rows"]) == list(range(90))
+    cases = suite.gate_cases
+    crossed = cases["cohort"] == "crossfit"
+    for fold, call in zip(range(3), calls[1:], strict=True):
+        expected = np.flatnonzero(folds != fold).tolist()
+        assert call["rows"] == expected and call["aug_rows"] == expected  # no fold row, blocks aligned
+        own = agent_scores(call["agent"], q[folds == fold])
+        np.testing.assert_allclose(cases["agent_score"][crossed][folds == fold], own, rtol=1e-6)
+        np.testing.assert_array_equal(cases["agent_decision"][crossed][folds == fold], own >= call["threshold"])
+    assert len({round(c["threshold"], 6) for c in calls}) > 1  # the per-case decisions matter: thresholds differ
