@@ -56,14 +56,13 @@ from components.counterfactual.sweep import inversion_rows, run_sweep  # noqa: E
 from components.data.dataset import load_dataset  # noqa: E402
 from components.errors import UserError  # noqa: E402
 from components.gates import GateResult, agent_evidence, counterfactual_evidence, reconstruction_evidence  # noqa: E402
-from components.metrics.classification import auc_along, f1_along  # noqa: E402
 from components.metrics.reconstruction_eval import (  # noqa: E402
     gate_semantic_cases,
     reconstruct_cohort,
     score_reconstruction,
 )
 from components.models.diffae import DiffAE, load_diffae  # noqa: E402
-from components.training.agent_suite import blackbox_targets, distill_suite  # noqa: E402
+from components.training.agent_suite import blackbox_targets, cohort_scores, distill_suite  # noqa: E402
 from components.training.distill_agent import agent_scores, distill_agent  # noqa: E402
 from components.training.train_diffae import EARLY_CHECKPOINT  # noqa: E402
 from components.training.train_teacher import train_teacher  # noqa: E402
@@ -175,10 +174,8 @@ def main() -> None:
         row["agent_threshold"] = threshold
         row["teacher_positives_gate_cases"] = int(cases["teacher_decision"].sum())
         row["gate_cases"] = {c: int((cases["cohort"] == c).sum()) for c in ("external", "holdout", "crossfit")}
-        row["f1_by_cohort"] = {c: float(f1_along(cases["teacher_decision"][m], cases["agent_decision"][m], 0.5))
-                               for c in ("external", "holdout", "crossfit") if (m := cases["cohort"] == c).any()}
-        row["auc_by_cohort"] = {c: float(auc_along(cases["teacher_decision"][m], cases["agent_score"][m]))
-                                for c in ("external", "holdout", "crossfit") if (m := cases["cohort"] == c).any()}
+        per_cohort = cohort_scores(cases)
+        row["f1_by_cohort"], row["auc_by_cohort"] = per_cohort["f1"], per_cohort["auc"]
         logits_gate = blackbox_targets(bb, x_gate)["logits"]
         # negative control 1: the agent distilled from teacher outputs shuffled across patients
         targets = blackbox_targets(bb, d["x"][fit])

@@ -21,12 +21,12 @@ from numpy.typing import ArrayLike
 from components.blackbox import BlackBox
 from components.config import AgentConfig
 from components.errors import UserError
-from components.metrics.classification import prob_kl_per_case
+from components.metrics.classification import auc_along, f1_along, prob_kl_per_case
 from components.models.agent import Agent
 from components.training.distill_agent import Objective, agent_scores, alignment_report, distill_agent
 from components.training.latents import augment_stacks
 
-__all__ = ["AgentSuite", "BlackBoxTargets", "blackbox_targets", "distill_suite"]
+__all__ = ["AgentSuite", "BlackBoxTargets", "blackbox_targets", "cohort_scores", "distill_suite"]
 
 
 class BlackBoxTargets(TypedDict):
@@ -160,6 +160,19 @@ def distill_suite(
             gate_cases[key] = np.concatenate([gate_cases[key], extra[key]])
         gate_cases["cohort"] = np.concatenate([gate_cases["cohort"], np.full(len(extra["kl"]), "crossfit")])
     return AgentSuite(agents=agents, alignment=alignment, training=training, primary=primary, gate_cases=gate_cases)
+
+
+def cohort_scores(gate_cases: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """Point F1 (on ``agent_decision``) and AUC (on ``agent_score``) per cohort of
+    :attr:`AgentSuite.gate_cases`: ``{"f1": {cohort: x}, "auc": {cohort: x}}``, cohorts present only."""
+    out: dict[str, dict[str, float]] = {"f1": {}, "auc": {}}
+    for c in ("external", "holdout", "crossfit"):
+        m = gate_cases["cohort"] == c
+        if m.any():
+            y = gate_cases["teacher_decision"][m]
+            out["f1"][c] = float(f1_along(y, gate_cases["agent_decision"][m], 0.5))
+            out["auc"][c] = float(auc_along(y, gate_cases["agent_score"][m]))
+    return out
 
 
 def _crossfit_cases(

@@ -15,10 +15,9 @@ from components.caches import Latents
 from components.config import AgentConfig, GateConfig
 from components.data.dataset import load_dataset
 from components.gates import agent_evidence
-from components.metrics.classification import f1_along
 from components.models.agent import save_agent
 from components.models.diffae import load_diffae
-from components.training.agent_suite import distill_suite
+from components.training.agent_suite import cohort_scores, distill_suite
 from registry.champion import champion_agent
 from registry.gate_decision import decide
 from registry.loaders import load_classifier
@@ -93,9 +92,7 @@ def distill_agent_step(
             context={"cohorts": {c: int((cases["cohort"] == c).sum()) for c in ("external", "holdout", "crossfit")},
                      # per-cohort point F1: most out-of-fold training rows are patients the teacher and
                      # the DiffAE were trained on (not patient-disjoint from them, only from the agent)
-                     "f1_by_cohort": {c: float(f1_along(cases["teacher_decision"][m], cases["agent_decision"][m], 0.5))
-                                      for c in ("external", "holdout", "crossfit")
-                                      if (m := cases["cohort"] == c).any()},
+                     "f1_by_cohort": cohort_scores(cases)["f1"],
                      "holdout_fold": int(holdout_fold) if held.any() else None,
                      "external_dataset_hash": ext.hash, "dataset_hash": ds.hash,
                      "threshold_rule": cfg.threshold_rule, "objective": suite.primary})

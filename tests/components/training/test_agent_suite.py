@@ -8,7 +8,7 @@ from torch import nn
 
 from components.blackbox import from_module
 from components.config import AgentConfig
-from components.training.agent_suite import blackbox_targets, distill_suite
+from components.training.agent_suite import blackbox_targets, cohort_scores, distill_suite
 
 H = 8
 
@@ -67,6 +67,10 @@ def test_crossfit_scores_every_training_row_out_of_fold() -> None:
     # each fold's rows are decided by an agent that never saw them, yet agree with the teacher
     decided = crossed.gate_cases["agent_decision"][60:] == 1
     assert 0 < teacher.sum() < len(teacher) and (decided == teacher).mean() > 0.9
+    per_cohort = cohort_scores(crossed.gate_cases)
+    assert set(per_cohort["f1"]) == {"external", "holdout", "crossfit"} and set(per_cohort["auc"]) == set(per_cohort["f1"])
+    tp = int((decided & (teacher == 1)).sum())
+    assert per_cohort["f1"]["crossfit"] == 2 * tp / (decided.sum() + teacher.sum())
 
 
 def test_crossfit_with_a_single_fold_adds_no_cases() -> None:
