@@ -268,9 +268,12 @@ class GateConfig(StrictModel):
     n_resamples: int = Field(2000, ge=100)
     bootstrap_seed: int = 0
     noninferiority_delta: dict[str, float] = Field(
-        default_factory=lambda: {"psnr": 0.5, "ssim": 0.005, "decision_kept": 0.05, "auc": 0.02, "f1": 0.05},
+        default_factory=lambda: {"psnr": 0.5, "ssim": 0.005, "decision_kept": 0.05, "semantic_psnr": 1.0,
+                                 "auc": 0.02, "f1": 0.05, "direction_agreement": 0.05, "flip_gain": 0.40},
         description="metric -> margin delta: challenger - champion must have lower bound >= -delta; "
-        "a metric left out is not compared",
+        "a metric left out is not compared. Known: psnr, ssim, decision_kept, semantic_psnr (reconstruction), "
+        "auc, f1 (agent), direction_agreement, flip_gain (counterfactual: the champion's own sweep on the "
+        "challenger's cases; flip_gain on the cases indeterminate for both)",
     )
     agent_holdout_fold: bool = Field(
         True, description="score the agent gate on the external cohort plus the training cohort's held-out "
@@ -286,7 +289,7 @@ class GateConfig(StrictModel):
     @field_validator("noninferiority_delta")
     @classmethod
     def _known_metrics(cls, v: dict[str, float]) -> dict[str, float]:
-        known = {"psnr", "ssim", "decision_kept", "auc", "f1"}
+        known = {"psnr", "ssim", "decision_kept", "semantic_psnr", "auc", "f1", "direction_agreement", "flip_gain"}
         bad = sorted(set(v) - known)
         if bad:
             raise ValueError(f"unknown metric(s) {', '.join(bad)}; known: {', '.join(sorted(known))}")

@@ -214,7 +214,8 @@ def reconstruction_evidence(
             possibly smaller set, ``semantic_psnr`` / ``semantic_ssim`` (z decoded from a prior
             ``x_T``; PSNR gated when ``cfg.semantic_psnr_min`` is set, else reported).
         cfg: floors (``psnr_min``, ``ssim_min``, ``decision_kept_min``), deltas, bootstrap.
-        champion_per_case: the champion DiffAE's values on the same patients (same order).
+        champion_per_case: the champion DiffAE's values on the same patients (same order);
+            ``semantic_psnr`` is compared when both sides measured it on the same patients.
         champion_version: its registry version (recorded).
         champion_reason: why no comparison was made although a champion exists (recorded).
     """
@@ -236,7 +237,8 @@ def reconstruction_evidence(
         champion = {"version": champion_version, "compared": True, "metrics": {
             m: _noninferiority(_mean, [np.asarray(per_case[m], float)], [np.asarray(champion_per_case[m], float)],
                                cfg.noninferiority_delta[m], s)
-            for m in floors if m in cfg.noninferiority_delta
+            for m in (*floors, "semantic_psnr") if m in cfg.noninferiority_delta
+            and per_case.get(m) is not None and champion_per_case.get(m) is not None
         }}
     return GateEvidence("reconstruction", metrics, reported, n=len(np.asarray(per_case["psnr"])),
                         champion=champion, settings=s)
@@ -339,6 +341,8 @@ def counterfactual_evidence(
     cfg: GateConfig,
     champion_version: str | None = None,
     champion_reason: str | None = None,
+    flip_cases: ArrayLike | None = None,
+    champion: Mapping[str, Any] | None = None,
 ) -> GateEvidence:
     """Evidence of the counterfactual gate.
 
@@ -349,7 +353,17 @@ def counterfactual_evidence(
             class flips the black box's decision at some alpha of the sweep.
         random_flips: ``[m]`` the same for the random direction of equal size on the same
             cases (paired), or None when the control is off (the gain is then unmeasured).
-        cfg: floors ``direction_agreement_min`` / ``flip_gain_min`` and bootstrap settings.
+        cfg: floors ``direction_agreement_min`` / ``flip_gain_min``, non-inferiority margins
+            (``noninferiority_delta`` ``direction_agreement`` / ``flip_gain``) and bootstrap settings.
+        champion_version / champion_reason: recorded with the comparison.
+        flip_cases: ``[m]`` the indices (in the explained cases) that ``flips`` refer to; needed
+            to pair the flip gain with the champion's.
+        champion: the champion's sweep on the *same* explained cases, as
+            :func:`components.counterfactual.criteria.per_case_manipulation` returns it
+            (``direction_agreement [n]``, ``flips`` / ``random_flips`` ``[k]``, ``flip_cases [k]``).
+            Direction agreement is paired over all n cases; the flip gain over the cases
+            indeterminate for both black boxes (not compared, with the reason recorded, when
+            fewer than 2 are).
     """
     s = bootstrap_settings(cfg)
     agree = np.asarray(direction_agreement, dtype=float)
@@ -362,8 +376,44 @@ def counterfactual_evidence(
         reported["random_control_flip_rate"] = _reported_mean(r, s, False)
     else:
         metrics["flip_gain"] = MetricEvidence(None, None, cfg.flip_gain_min, 0)
-    return GateEvidence("counterfactual", metrics, reported, n=int(agree.size), champion=_champion_block(
-        champion_version, champion_reason), settings=s, context={"n_flip_cases": int(f.size)})
+    block = _champion_block(champion_version, champion_reason)
+    if champion is not None:
+        block = {"version": champion_version, **_counterfactual_noninferiority(
+            agree, None if random_flips is None else f - np.asarray(random_flips, dtype=float),
+            None if flip_cases is None else np.asarray(flip_cases), champion, cfg, s)}
+    return GateEvidence("counterfactual", metrics, reported, n=int(agree.size), champion=block, settings=s,
+                        context={"n_flip_cases": int(f.size)})
+
+
+def _counterfactual_noninferiority(
+    agree: np.ndarray, gain: np.ndarray | None, flip_cases: np.ndarray | None, champion: Mapping[str, Any],
+    cfg: GateConfig, s: BootstrapSettings,
+) -> dict[str, Any]:
+    """Challenger - champion on the same explained cases (see :func:`counterfactual_evidence`)."""
+    delta = cfg.noninferiority_delta
+    champ_agree = np.asarray(champion["direction_agreement"], dtype=float)
+    if champ_agree.shape != agree.shape:
+        raise ValueError(f"the champion's sweep covers {champ_agree.size} cases, the challenger's {agree.size}")
+    block: dict[str, Any] = {"compared": True, "metrics": {}, "not_compared": {}}
+    if "direction_agreement" in delta:
+        block["metrics"]["direction_agreement"] = _noninferiority(_mean, [agree], [champ_agree],
+                                                                  delta["direction_agreement"], s)
+    if "flip_gain" in delta:
+        champ_random = champion.get("random_flips")
+        if gain is None or champ_random is None or flip_cases is None:
+            block["not_compared"]["flip_gain"] = "no random-direction control on one side"
+        else:
+            champ_gain = np.asarray(champion["flips"], dtype=float) - np.asarray(champ_random, dtype=float)
+            common, mine, theirs = np.intersect1d(flip_cases, np.asarray(champion["flip_cases"]),
+                                                  return_indices=True)
+            if common.size < 2:
+                block["not_compared"]["flip_gain"] = (f"{common.size} case(s) indeterminate for both black boxes "
+                                                      "(need >= 2)")
+            else:
+                block["metrics"]["flip_gain"] = _noninferiority(_mean, [gain[mine]], [champ_gain[theirs]],
+                                                                delta["flip_gain"], s)
+                block["n_flip_cases_compared"] = int(common.size)
+    return block
 
 
 def finalize_gate(evidence: GateEvidence, verdicts: Mapping[str, bool]) -> GateResult:

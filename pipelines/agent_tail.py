@@ -36,7 +36,7 @@ def distil_explain_register(
     _, _, cf_gate = evaluate_counterfactuals_step(
         diffae=diffae, teacher=teacher, agent=agent, dataset=dataset, external=external,
         recon_gate=gate, counterfactual_config=config["counterfactual"], workdir=out_dir, experiment=experiment,
-        gate_config=config["gates"], champion_model=tracking["agent_model_name"])
+        gate_config=config["gates"], tracking_config=tracking)
     register_models_step(diffae=diffae, teacher=teacher, agent=agent, recon_gate=gate, cf_gate=cf_gate,
                          dataset_info=dataset, external_info=external, tracking_config=tracking,
                          preset=config["preset"], auto_promote=auto_promote, which=which)

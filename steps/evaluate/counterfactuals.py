@@ -15,14 +15,15 @@ from components.caches import reusable_inversions
 from components.config import CounterfactualConfig, GateConfig
 from components.counterfactual.criteria import per_case_manipulation
 from components.counterfactual.evaluate import evaluate_cohort
+from components.counterfactual.sweep import inversion_rows
 from components.data.dataset import load_dataset
 from components.gates import counterfactual_evidence, gates_section
 from components.models.agent import load_agent
 from components.models.diffae import DiffAE, load_diffae
 from components.report.cohort import write_cohort_report
+from registry.champion import champion_counterfactual
 from registry.gate_decision import decide
 from registry.loaders import load_classifier
-from registry.mlflow_registry import current_champion
 from steps.tracking import numeric_metrics, step_run
 
 __all__ = ["evaluate_counterfactuals_step"]
@@ -51,10 +52,14 @@ def evaluate_counterfactuals_step(
     workdir: str,
     experiment: str,
     gate_config: dict | None = None,
-    champion_model: str | None = None,
+    tracking_config: dict | None = None,
 ) -> tuple[Annotated[dict, "metrics"], Annotated[HTMLString, "report"], Annotated[dict, "counterfactual_gate"]]:
     """Run the counterfactual sweep on the external cohort, decide the counterfactual gate and
     write ``workdir/report`` (its ``gates`` section holds all three gates).
+
+    With ``tracking_config`` (registered model names) and a champion agent, the champion's
+    DiffAE, agent and black box sweep the same explained cases for the non-inferiority check
+    (:func:`registry.champion.champion_counterfactual`; reused when all three weights equal).
 
     Returns:
         the report's metrics.json dict, the HTML page (a ZenML HTML artifact) and the
@@ -75,19 +80,26 @@ def evaluate_counterfactuals_step(
                  "reconstruction_gate": recon_gate.get("wall_s")}
     with step_run(experiment, "counterfactuals", tags={"stage": "counterfactual", "dataset_hash": dataset_info["hash"],
                   "external_dataset_hash": ext.hash}, params={"counterfactual": counterfactual_config}) as run:
+        inversions = _gate_inversions(recon_gate, model, ext.hash, cfg.ddim_steps, cfg.ddim_depth)
         evaluation = evaluate_cohort(model, agent_model, bb, np.asarray(ext.images), np.asarray(ext.lung_masks), cfg,
                                      masks=None if ext.masks is None else np.asarray(ext.masks),
                                      distractor=None if ext.distractor is None else np.asarray(ext.distractor),
                                      marker=None if ext.marker is None else np.asarray(ext.marker),
-                                     inversions=_gate_inversions(recon_gate, model, ext.hash, cfg.ddim_steps, cfg.ddim_depth),
+                                     inversions=inversions,
                                      progress=lambda msg: print(f"[counterfactual {time.time() - t0:6.0f} s] {msg}", flush=True))
         per_case = per_case_manipulation(evaluation.sweep)
-        champion = current_champion(champion_model) if champion_model else None
+        champ = None
+        if tracking_config is not None:
+            idx = evaluation.case_index
+            champ = champion_counterfactual(
+                tracking_config["agent_model_name"], tracking_config["teacher_model_name"],
+                tracking_config["diffae_model_name"], (model, agent_model, bb), np.asarray(ext.images)[idx], cfg,
+                dict(per_case), precomputed=None if inversions is None else inversion_rows(inversions, idx))
         cf_gate = decide(counterfactual_evidence(
             per_case["direction_agreement"], per_case["flips"], per_case["random_flips"], gcfg,
-            champion_version=champion,
-            champion_reason=None if champion is None else "not compared: it needs the champion's own counterfactual "
-            "sweep on the same cases (floors only)"))
+            champion_version=None if champ is None else champ.version,
+            champion_reason=None if champ is None else champ.reason,
+            flip_cases=per_case["flip_cases"], champion=None if champ is None else champ.per_case))
         print(f"[counterfactual] {cf_gate.message}", flush=True)
         mlflow.log_metric("gate_counterfactual_passed", float(cf_gate.passed))
         timings = {**timings_s, "counterfactual": time.time() - t0}

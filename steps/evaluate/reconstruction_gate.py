@@ -85,8 +85,8 @@ def reconstruction_gate_step(
             per_cohort["osic_holdout"] = evaluate_reconstruction(
                 model, bb, np.asarray(ds.images)[np.asarray(ds.folds) == holdout], ddim_steps)
             per_cohort["osic_holdout"].pop("per_case", None)
-        champ = champion_reconstruction(champion_model, model, bb, np.asarray(ext.images), ddim_steps, per_case) \
-            if champion_model else None
+        champ = champion_reconstruction(champion_model, model, bb, np.asarray(ext.images), ddim_steps, per_case,
+                                        gcfg.semantic_cases, gcfg.bootstrap_seed) if champion_model else None
         evidence = reconstruction_evidence(
             per_case, gcfg, champion_per_case=None if champ is None else champ.per_case,
             champion_version=None if champ is None else champ.version,

@@ -210,3 +210,70 @@ def test_agent_f1_on_per_case_decisions() -> None:
     assert split.reported["auc_disjoint"]["lower"] == alone.metrics["auc"].lower and split.reported["f1_disjoint"]["n"] == 100
     assert split.metrics["f1"].point == ev.metrics["f1"].point  # reported, not gated: the decision is unchanged
     assert "f1_disjoint" not in ev.reported
+
+
+def _cf_cases(rng: np.random.Generator, n: int = 30, flip_p: float = 0.8) -> dict[str, np.ndarray]:
+    """A sweep's per-case evidence: agreement over n cases, flips on the indeterminate ones."""
+    cases = np.flatnonzero(rng.random(n) < 0.7)
+    return {"direction_agreement": np.clip(rng.normal(0.97, 0.05, n), 0, 1),
+            "flips": (rng.random(cases.size) < flip_p).astype(float),
+            "random_flips": (rng.random(cases.size) < 0.1).astype(float), "flip_cases": cases}
+
+
+def test_counterfactual_noninferiority_refuses_worse_and_accepts_equal() -> None:
+    rng = np.random.default_rng(4)
+    champ = _cf_cases(rng)
+    equal = counterfactual_evidence(champ["direction_agreement"], champ["flips"], champ["random_flips"], GateConfig(),
+                                    champion_version="2", flip_cases=champ["flip_cases"], champion=champ)
+    eq = equal.champion["metrics"]
+    assert equal.champion["version"] == "2" and equal.champion["compared"] is True
+    assert eq["flip_gain"]["point"] == 0.0 and eq["flip_gain"]["lower"] == 0.0 >= eq["flip_gain"]["threshold"]
+    assert eq["direction_agreement"]["lower"] == 0.0 and eq["flip_gain"]["n"] == champ["flip_cases"].size
+    # the challenger's direction is no better than chance where the champion's flips the decision
+    worse = {**champ, "flips": champ["random_flips"].copy(), "direction_agreement": champ["direction_agreement"] - 0.3}
+    ev = counterfactual_evidence(worse["direction_agreement"], worse["flips"], worse["random_flips"], GateConfig(),
+                                 champion_version="2", flip_cases=worse["flip_cases"], champion=champ)
+    values, floors = ev.validation_inputs()
+    assert values["flip_gain_vs_champion_lower"] < floors["flip_gain_vs_champion_lower"] == -0.40
+    assert values["direction_agreement_vs_champion_lower"] < -0.05
+    verdicts = {k: (values[k] or -9) >= f for k, f in floors.items()}
+    assert {"direction_agreement_vs_champion_lower", "flip_gain_vs_champion_lower"} <= \
+        set(finalize_gate(ev, verdicts).failing)
+
+
+def test_counterfactual_flip_gain_pairs_only_cases_indeterminate_for_both() -> None:
+    rng = np.random.default_rng(5)
+    mine = _cf_cases(rng)
+    champ = {**mine, "flip_cases": mine["flip_cases"][::2], "flips": np.ones(mine["flip_cases"][::2].size),
+             "random_flips": np.zeros(mine["flip_cases"][::2].size)}
+    ev = counterfactual_evidence(mine["direction_agreement"], mine["flips"], mine["random_flips"], GateConfig(),
+                                 champion_version="1", flip_cases=mine["flip_cases"], champion=champ)
+    m = ev.champion["metrics"]["flip_gain"]
+    common = mine["flip_cases"][::2]
+    assert m["n"] == common.size == ev.champion["n_flip_cases_compared"]
+    gain = (mine["flips"] - mine["random_flips"])[::2]
+    assert m["point"] == pytest.approx(gain.mean() - 1.0)
+    # one case indeterminate for both: not compared (recorded), and not a failing validation input
+    lone = {**champ, "flip_cases": mine["flip_cases"][:1], "flips": np.ones(1), "random_flips": np.zeros(1)}
+    ev1 = counterfactual_evidence(mine["direction_agreement"], mine["flips"], mine["random_flips"], GateConfig(),
+                                  champion_version="1", flip_cases=mine["flip_cases"], champion=lone)
+    assert "flip_gain" not in ev1.champion["metrics"] and "1 case(s)" in ev1.champion["not_compared"]["flip_gain"]
+    assert "flip_gain_vs_champion_lower" not in ev1.validation_inputs()[1]
+    with pytest.raises(ValueError, match="covers"):
+        counterfactual_evidence(np.ones(5), np.ones(2), np.zeros(2), GateConfig(), champion_version="1",
+                                flip_cases=np.arange(2), champion=mine)
+
+
+def test_reconstruction_champion_compares_semantic_psnr_on_the_same_patients() -> None:
+    rng = np.random.default_rng(6)
+    cases = _recon_cases(42.0 + rng.normal(0.0, 1.0, 60))
+    cases["semantic_psnr"] = 24.0 + rng.normal(0.0, 2.0, 30)
+    champ = {**cases, "semantic_psnr": cases["semantic_psnr"] + 3.0}  # the champion's z carries more
+    ev = reconstruction_evidence(cases, GateConfig(semantic_psnr_min=18.0), champion_per_case=champ,
+                                 champion_version="4")
+    m = ev.champion["metrics"]["semantic_psnr"]
+    assert m["n"] == 30 and m["point"] == pytest.approx(-3.0) and m["lower"] < m["threshold"] == -1.0
+    assert ev.champion["metrics"]["psnr"]["point"] == 0.0
+    without = reconstruction_evidence(cases, GateConfig(), champion_per_case={k: v for k, v in champ.items()
+                                                                              if k != "semantic_psnr"})
+    assert "semantic_psnr" not in without.champion["metrics"]

@@ -11,11 +11,13 @@ import torch
 from mlflow import MlflowClient
 
 from components.blackbox import from_module
-from components.config import DiffAEConfig
+from components.config import CounterfactualConfig, DiffAEConfig
+from components.counterfactual.criteria import per_case_manipulation
+from components.counterfactual.sweep import run_sweep
 from components.models.agent import Agent
 from components.models.diffae import build_diffae
 from components.training.latents import encode_latents
-from registry.champion import champion_agent, champion_reconstruction
+from registry.champion import champion_agent, champion_counterfactual, champion_reconstruction
 from registry.mlflow_registry import CHAMPION, register_model
 from steps.tracking import step_run
 
@@ -75,6 +77,9 @@ def test_champion_diffae_same_weights_reuses_and_other_weights_reconstruct(image
     other = champion_reconstruction(name, build_diffae(TINY).eval(), bb, images, 2, mine)
     assert other.version == version and other.per_case["psnr"].shape == (5,)
     assert not np.allclose(other.per_case["psnr"], 40.0)  # really re-reconstructed by the champion
+    assert "semantic_psnr" not in other.per_case
+    semantic = champion_reconstruction(name, build_diffae(TINY).eval(), bb, images, 2, mine, semantic_cases=3)
+    assert semantic.per_case["semantic_psnr"].shape == (3,) and semantic.per_case["psnr"].shape == (5,)
 
 
 def test_champion_agent_scores_its_own_black_box_on_the_challenger_cases(images: np.ndarray) -> None:
@@ -99,3 +104,32 @@ def test_champion_agent_scores_its_own_black_box_on_the_challenger_cases(images:
     lonely = f"agent-{uuid.uuid4().hex[:6]}"
     _champion(agent, lonely)
     assert "without a champion teacher" in champion_agent(lonely, "nope", names["diffae"], diffae, q, images).reason
+
+
+def test_champion_counterfactual_reuses_identical_weights_and_sweeps_its_own_models_otherwise(
+    images: np.ndarray,
+) -> None:
+    torch.manual_seed(0)
+    diffae, teacher = build_diffae(TINY).eval(), _Stack().eval()
+    agent = Agent(latent_dim=4 * TINY.z_dim, feature_dim=4, num_classes=2, head=teacher.head).eval()
+    suffix = uuid.uuid4().hex[:6]
+    names = {k: f"{k}-{suffix}" for k in ("agent", "teacher", "diffae")}
+    _champion(diffae, names["diffae"])
+    _champion(teacher, names["teacher"])
+    version = _champion(agent, names["agent"])
+    cfg = CounterfactualConfig(alphas=[0.5, 1.0], ddim_steps=2, batch_size=8, search_max_evals=0)
+    bb = from_module(teacher)
+    mine = {"direction_agreement": np.full(5, 0.25), "flips": np.ones(2), "random_flips": np.zeros(2),
+            "flip_cases": np.arange(2)}
+    same = champion_counterfactual(names["agent"], names["teacher"], names["diffae"], (diffae, agent, bb), images,
+                                   cfg, mine)
+    assert same.version == version and same.per_case["direction_agreement"].tolist() == [0.25] * 5  # reused
+    torch.manual_seed(1)
+    challenger = Agent(latent_dim=4 * TINY.z_dim, feature_dim=4, num_classes=2, head=teacher.head).eval()
+    res = champion_counterfactual(names["agent"], names["teacher"], names["diffae"], (diffae, challenger, bb),
+                                  images, cfg, mine)
+    assert res.version == version and res.reason is None
+    expect = per_case_manipulation(run_sweep(diffae, agent, bb, torch.as_tensor(images), cfg))
+    assert np.allclose(res.per_case["direction_agreement"], expect["direction_agreement"])
+    assert res.per_case["flip_cases"].tolist() == expect["flip_cases"].tolist()
+    assert not np.allclose(res.per_case["direction_agreement"], 0.25)
