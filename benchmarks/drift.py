@@ -10,6 +10,9 @@
 4. ``--splits`` random splits of the training cohort's latents (``--patients`` vs the rest):
    the false-alarm rate at ``drift.alpha``.
 
+Items 1, 2 and 4 also run the acquisition test (:mod:`components.drift.acquisition`: what
+ingestion measured per scan, ``patients.csv``), reported beside the latent one.
+
 The DiffAE is the demo's ``models/diffae.pt`` (the one the cached latents were encoded with).
 
 Usage: ``python benchmarks/drift.py [--workdir .diffexplainer/demo] [--patients 120] [--seed 7]``
@@ -24,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 from components.config import load_config  # noqa: E402
 from components.data.ingest import ingest  # noqa: E402
 from components.data.synth import write_cohort  # noqa: E402
-from components.drift.cohort import cohort_latents  # noqa: E402
+from components.drift.acquisition import acquisition_drift  # noqa: E402
+from components.drift.cohort import cohort_latents, dataset_acquisition  # noqa: E402
 from components.drift.latent import latent_drift  # noqa: E402
 from components.models.diffae import load_diffae  # noqa: E402
 
@@ -40,6 +45,13 @@ from components.models.diffae import load_diffae  # noqa: E402
 def _summary(rep: dict) -> dict:
     keep = ("statistic", "p_value", "drift", "n_reference", "n_current", "seconds")
     return {**{k: rep[k] for k in keep}, "per_slice_p": [round(s["p_value"], 4) for s in rep["per_slice"]]}
+
+
+def _acq(reference: pd.DataFrame, current: pd.DataFrame, alpha: float) -> dict:
+    res = acquisition_drift(reference, current, alpha=alpha)
+    return {"p_value": res.p_value, "drift": res.drift, "changed": res.changed(),
+            "fields": {f["field"]: [round(f["p_value"], 6), f["reference_median"], f["current_median"]]
+                       for f in res.fields}}
 
 
 def main() -> None:
@@ -64,6 +76,9 @@ def main() -> None:
                  "train_latents_cached": cached}
     out["external_vs_train"] = _summary(latent_drift(q_train, q_ext, alpha=d.alpha, n_permutations=d.n_permutations,
                                                      seed=d.seed).to_dict())
+    acq_train = dataset_acquisition(work / "datasets" / "osic")
+    out["external_vs_train"]["acquisition"] = _acq(acq_train, dataset_acquisition(work / "datasets" / "external"),
+                                                   d.alpha)
 
     scratch = Path(args.scratch)
     fresh_src, fresh_ds = scratch / "cohort", scratch / "dataset"
@@ -75,7 +90,8 @@ def main() -> None:
     t0 = time.perf_counter()
     q_fresh, _ = cohort_latents(model, fresh_ds)
     rep = latent_drift(q_train, q_fresh, alpha=d.alpha, n_permutations=d.n_permutations, seed=d.seed)
-    out["fresh_same_kind_vs_train"] = {**_summary(rep.to_dict()), "check_wall_s": round(time.perf_counter() - t0, 2)}
+    out["fresh_same_kind_vs_train"] = {**_summary(rep.to_dict()), "check_wall_s": round(time.perf_counter() - t0, 2),
+                                       "acquisition": _acq(acq_train, dataset_acquisition(fresh_ds), d.alpha)}
 
     from components.data.dataset import load_dataset
     from components.training.latents import encode_latents
@@ -92,14 +108,19 @@ def main() -> None:
         out[f"train_{name}_vs_rest"] = _summary(r.to_dict())
     out["offset_hu"], out["noise_hu"] = args.offset_hu, args.noise_hu
 
-    alarms, pvals = 0, []
+    alarms, pvals, acq_alarms = 0, [], 0
+    usable = acq_train[acq_train["status"] == "ok"].reset_index(drop=True)
     for k in range(args.splits):
         perm = np.random.default_rng(1000 + k).permutation(len(q_train))
         cur, ref = q_train[perm[: args.patients]], q_train[perm[args.patients:]]
         r = latent_drift(ref, cur, alpha=d.alpha, n_permutations=d.n_permutations, seed=k)
         alarms += r.drift
         pvals.append(round(r.p_value, 3))
-    out["random_splits"] = {"n": args.splits, "false_alarms": alarms, "rate": alarms / args.splits, "p_values": pvals}
+        rows = np.random.default_rng(1000 + k).permutation(len(usable))
+        acq_alarms += acquisition_drift(usable.iloc[rows[args.patients:]], usable.iloc[rows[: args.patients]],
+                                        alpha=d.alpha).drift
+    out["random_splits"] = {"n": args.splits, "false_alarms": alarms, "rate": alarms / args.splits, "p_values": pvals,
+                            "acquisition_false_alarms": acq_alarms}
     print(json.dumps(out))
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from components.config import ExperimentConfig
-from components.drift.cohort import cohort_latents
+from components.drift.acquisition import acquisition_drift
+from components.drift.cohort import cohort_latents, dataset_acquisition
 from components.drift.latent import latent_drift
 from components.errors import UserError
 
@@ -41,7 +42,9 @@ def run_drift(
     """Encode both dataset folders (or read the pipeline's cached latents) and test for drift.
 
     Returns:
-        the :class:`~components.drift.latent.DriftReport` fields plus ``diffae`` (its source),
+        the :class:`~components.drift.latent.DriftReport` fields (``drift`` is the latent test's
+        verdict), ``acquisition`` (:func:`~components.drift.acquisition.acquisition_drift` of the
+        two ``patients.csv`` tables, plus ``changed``: the fields that moved), ``diffae`` (its source),
         ``reference_cached`` / ``current_cached`` (latents read from the cache) and ``seconds``.
 
     Raises:
@@ -57,5 +60,7 @@ def run_drift(
     q_cur, cur_cached = cohort_latents(model, current)
     d = cfg.drift
     report = latent_drift(q_ref, q_cur, alpha=d.alpha, n_permutations=d.n_permutations, seed=d.seed)
-    return {**report.to_dict(), "diffae": source, "reference_cached": ref_cached, "current_cached": cur_cached,
+    acquisition = acquisition_drift(dataset_acquisition(reference), dataset_acquisition(current), alpha=d.alpha)
+    return {**report.to_dict(), "acquisition": {**acquisition.to_dict(), "changed": acquisition.changed()},
+            "diffae": source, "reference_cached": ref_cached, "current_cached": cur_cached,
             "seconds_total": round(time.perf_counter() - t0, 3)}

@@ -12,14 +12,16 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from components.blackbox import state_hash
 from components.data.dataset import load_dataset
+from components.drift.acquisition import ACQUISITION_FIELDS
 from components.errors import UserError
 from components.models.diffae import DiffAE
 from components.training.latents import encode_latents
 
-__all__ = ["cached_latents", "cohort_latents"]
+__all__ = ["cached_latents", "cohort_latents", "reference_latents", "dataset_acquisition", "reference_acquisition"]
 
 
 def cached_latents(cache: Path, dataset_hash: str, diffae_sha256: str, n_rows: int | None = None) -> np.ndarray | None:
@@ -91,4 +93,44 @@ def reference_latents(
             keep_dir.mkdir(parents=True, exist_ok=True)
             np.save(kept, q)
             return q, str(cache)
+    return None, ""
+
+
+def dataset_acquisition(dataset_dir: str | Path) -> pd.DataFrame:
+    """The acquisition fields (and ``status``) of an ingested dataset folder's ``patients.csv``;
+    patient identifiers are not kept.
+
+    Raises:
+        UserError: the folder has no ``patients.csv``.
+    """
+    path = Path(dataset_dir) / "patients.csv"
+    if not path.is_file():
+        raise UserError(f"{dataset_dir}: no patients.csv (not an ingested dataset folder)")
+    table = pd.read_csv(path)
+    return table[[c for c in ("status", *ACQUISITION_FIELDS) if c in table.columns]]
+
+
+def reference_acquisition(keep_dir: Path, workdirs: list[Path], dataset_hash: str) -> tuple[pd.DataFrame | None, str]:
+    """The acquisition table of the dataset with ``dataset_hash``, kept like :func:`reference_latents`.
+
+    Looks in ``keep_dir`` (a copy without patient identifiers), then in each
+    ``WORKDIR/datasets/*`` of ``workdirs`` for a ``dataset.json`` with that hash.
+
+    Returns:
+        (the table or None, where it was found or ``""``).
+    """
+    kept = keep_dir / f"acquisition-{dataset_hash.removeprefix('sha256:')[:16]}.csv"
+    if kept.is_file():
+        return pd.read_csv(kept), str(kept)
+    for workdir in workdirs:
+        for meta in sorted(workdir.glob("datasets/*/dataset.json")):
+            try:
+                found = json.loads(meta.read_text()).get("hash") == dataset_hash
+            except (OSError, ValueError):
+                continue
+            if found and (meta.parent / "patients.csv").is_file():
+                table = dataset_acquisition(meta.parent)
+                keep_dir.mkdir(parents=True, exist_ok=True)
+                table.to_csv(kept, index=False)
+                return table, str(meta.parent)
     return None, ""

@@ -36,4 +36,13 @@ def render_drift(metrics: Mapping[str, Any]) -> str:
     if per_slice:
         out += "<p>Per slice position (reported, not decided on):</p>" + _table(
             ["slice", "energy distance", "p-value"], [(s["slice"], s["statistic"], s["p_value"]) for s in per_slice])
+    acq = rec.get("acquisition")
+    if isinstance(acq, Mapping) and acq.get("status") == "tested":
+        out += (f"<p>Acquisition (what ingestion measured per scan; reported, not the trigger): combined p-value "
+                f"{acq.get('p_value'):.3g}, changed: {', '.join(acq.get('changed') or []) or 'none'}.</p>") + _table(
+            ["field", "KS statistic", "p-value", "reference median", "current median"],
+            [(f["field"], f["statistic"], f["p_value"], f["reference_median"], f["current_median"])
+             for f in acq.get("fields") or []])
+    elif isinstance(acq, Mapping) and acq.get("reason"):
+        out += f"<p>Acquisition test not run: {acq['reason']}</p>"
     return out

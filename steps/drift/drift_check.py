@@ -20,7 +20,8 @@ import mlflow
 from zenml import log_metadata, step
 
 from components.config import DriftConfig
-from components.drift.cohort import cohort_latents, reference_latents
+from components.drift.acquisition import acquisition_drift
+from components.drift.cohort import cohort_latents, dataset_acquisition, reference_acquisition, reference_latents
 from components.drift.latent import latent_drift
 from components.errors import UserError
 from components.models.diffae import DiffAE
@@ -67,7 +68,17 @@ def check_cohort_drift(current: dict, cfg: DriftConfig, diffae_model_name: str, 
     report = latent_drift(q_ref, q_cur, alpha=cfg.alpha, n_permutations=cfg.n_permutations, seed=cfg.seed)
     action = cfg.on_drift if report.drift else "retrain"
     return {**rec, **report.to_dict(), "status": "tested", "action": action, "reference_latents": found,
+            "acquisition": _acquisition(current, cfg, workdir, search, ref_hash),
             "seconds_total": round(time.perf_counter() - t0, 3)}
+
+
+def _acquisition(current: dict, cfg: DriftConfig, workdir: Path, latent_caches: list[Path], ref_hash: str) -> dict:
+    """The acquisition test (reported beside the latent one, never the trigger)."""
+    ref, found = reference_acquisition(workdir / "drift" / "reference", [p.parent for p in latent_caches], ref_hash)
+    if ref is None:
+        return {"status": "no_reference", "reason": f"no ingested dataset folder with hash {ref_hash[:20]}..."}
+    res = acquisition_drift(ref, dataset_acquisition(current["path"]), alpha=cfg.alpha)
+    return {"status": "tested", **res.to_dict(), "changed": res.changed(), "reference": found}
 
 
 @step(enable_cache=False)  # depends on the registry's champion, like the gate steps
@@ -90,6 +101,8 @@ def drift_check_step(
             mlflow.log_metrics({"drift_statistic": rec["statistic"], "drift_p_value": rec["p_value"],
                                 **{f"drift_slice{s['slice']}_p_value": s["p_value"] for s in rec["per_slice"]},
                                 **{f"drift_slice{s['slice']}_statistic": s["statistic"] for s in rec["per_slice"]}})
+            if rec["acquisition"].get("status") == "tested":
+                mlflow.log_metric("drift_acquisition_p_value", rec["acquisition"]["p_value"])
         log_dict_artifact(rec, "drift.json")
     out = Path(workdir) / "drift"
     if rec["action"] == "alert":
@@ -100,6 +113,10 @@ def drift_check_step(
     (out / "drift.json").write_text(json.dumps(rec, indent=2))
     log_metadata({"drift": rec})
     print(f"[drift] {rec['status']}: drift={rec['drift']} p={rec.get('p_value')} -> {rec['action']}", flush=True)
+    acq = rec.get("acquisition") or {}
+    if acq.get("drift"):
+        print(f"[drift] acquisition changed (p={acq['p_value']:.3g}): {', '.join(acq['changed'])}; the latent "
+              f"test decides the action", flush=True)
     if rec["action"] == "alert":
         raise DriftAlert(rec["message"])
     return rec, rec["action"]

@@ -19,14 +19,18 @@ from pipelines.cli import main
 SIZE = 8
 
 
-def _dataset(root: Path, images: np.ndarray, tag: str) -> Path:
-    """A minimal ingest --out folder (the files load_dataset reads)."""
+def _dataset(root: Path, images: np.ndarray, tag: str, matrix: int = 128, spacing: float = 2.9) -> Path:
+    """A minimal ingest --out folder (the files load_dataset reads), with the acquisition fields
+    ingestion measures (matrix, pixel spacing, air / lung HU) drawn around a scanner's values."""
     root.mkdir(parents=True)
     n = len(images)
+    rng = np.random.default_rng(sum(map(ord, tag)))
     np.save(root / "images.npy", images.astype(np.float32))
     np.save(root / "lung_masks.npy", np.ones(images.shape, np.uint8))
-    pd.DataFrame({"patient": [f"P{i:03d}" for i in range(n)], "status": "ok", "reason": "", "label": i % 2,
-                  "fold": 0, "cohort": tag} for i in range(n)).to_csv(root / "patients.csv", index=False)
+    pd.DataFrame({"patient": [f"P{i:03d}" for i in range(n)], "status": "ok", "reason": "",
+                  "label": [i % 2 for i in range(n)], "fold": 0, "cohort": tag, "rows": matrix, "cols": matrix,
+                  "pixel_spacing_mm": spacing + rng.normal(0, 0.1, n), "hu_air": -1000.0,
+                  "hu_lung": rng.normal(-850, 15, n)}).to_csv(root / "patients.csv", index=False)
     (root / "dataset.json").write_text(json.dumps({"hash": f"sha256:{tag}", "counts": {"patients_ok": n}}))
     return root
 
@@ -67,6 +71,28 @@ def test_drift_json_for_unchanged_and_shifted_cohorts(tmp_path: Path, diffae, ca
     assert results["same"]["drift"] is False and results["same"]["p_value"] > 0.05
     assert results["shift"]["drift"] is True and results["shift"]["p_value"] < 0.01
     assert results["shift"]["statistic"] > 5 * results["same"]["statistic"]
+    for doc in results.values():  # same scanner: the acquisition test sees nothing
+        acq = doc["acquisition"]
+        assert acq["drift"] is False and acq["changed"] == [] and acq["n_reference"] == 30
+        assert {f["field"] for f in acq["fields"]} == {"pixel_spacing_mm", "hu_lung"}
+        assert set(acq["skipped"]) == {"rows", "cols", "hu_air", "slice_spacing_mm"}
+
+
+def test_drift_reports_a_scanner_change_the_latents_do_not_show(tmp_path: Path, diffae, capsys) -> None:  # noqa: ANN001
+    rng = np.random.default_rng(1)
+    base = rng.uniform(-1, 0.2, size=(60, 4, SIZE, SIZE))
+    ref = _dataset(tmp_path / "ref", base[:30], "ref")
+    other = _dataset(tmp_path / "scanner", base[30:], "scanner", matrix=160, spacing=2.4)
+    rc, out, err = _run(["drift", "--reference", str(ref), "--current", str(other), "--diffae", str(diffae[0])],
+                        capsys)
+    assert rc == 0, err
+    doc = json.loads(out.strip().splitlines()[-1])
+    assert doc["drift"] is False  # the images (and so the latents) are of the same kind
+    acq = doc["acquisition"]
+    assert acq["drift"] is True and acq["p_value"] < 0.01
+    assert set(acq["changed"]) == {"rows", "cols", "pixel_spacing_mm"}
+    rows = next(f for f in acq["fields"] if f["field"] == "rows")
+    assert (rows["reference_median"], rows["current_median"]) == (128.0, 160.0)
 
 
 @pytest.mark.parametrize("case", ["not_dataset", "bad_checkpoint", "wrong_size", "no_champion"])
