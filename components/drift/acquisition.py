@@ -85,7 +85,9 @@ def acquisition_drift(
     ref, cur = _usable(reference), _usable(current)
     if ref.empty or cur.empty:
         raise ValueError(f"no usable patients (reference {len(ref)}, current {len(cur)})")
-    rows, skipped = [], {}
+    rows: list[dict[str, Any]] = []
+    pvals: list[float] = []
+    skipped: dict[str, str] = {}
     for name in fields:
         if name not in ref.columns or name not in cur.columns:
             skipped[name] = "missing in one table"
@@ -99,9 +101,10 @@ def acquisition_drift(
             skipped[name] = f"constant and equal ({a[0]:g})"
             continue
         res = ks_2samp(a, b)
-        rows.append({"field": name, "statistic": float(res.statistic), "p_value": float(res.pvalue),
+        pvals.append(float(res.pvalue))
+        rows.append({"field": name, "statistic": float(res.statistic), "p_value": pvals[-1],
                      "reference_median": float(np.median(a)), "current_median": float(np.median(b))})
-    p = min(1.0, len(rows) * min(r["p_value"] for r in rows)) if rows else 1.0
+    p = min(1.0, len(pvals) * min(pvals)) if pvals else 1.0
     return AcquisitionDrift(
         p_value=float(p), drift=bool(p < alpha), alpha=alpha, n_reference=len(ref), n_current=len(cur),
         fields=rows, skipped=skipped,
