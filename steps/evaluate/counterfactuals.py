@@ -21,7 +21,7 @@ from components.models.agent import load_agent
 from components.models.diffae import DiffAE, load_diffae
 from components.report.cohort import write_cohort_report
 from registry.gate_decision import decide
-from registry.loaders import load_classifier
+from registry.loaders import load_teacher
 from registry.mlflow_registry import current_champion
 from steps.tracking import numeric_metrics, step_run
 
@@ -63,7 +63,7 @@ def evaluate_counterfactuals_step(
     cfg = CounterfactualConfig.model_validate(counterfactual_config)
     gcfg = GateConfig.model_validate(gate_config or {})
     model = load_diffae(diffae["path"])
-    bb = load_classifier(teacher["path"])
+    bb = load_teacher(teacher)
     agent_model, _ = load_agent(agent["path"])
     ext = load_dataset(external["path"])
     t0 = time.time()
@@ -104,6 +104,7 @@ def evaluate_counterfactuals_step(
                      "counterfactuals": run.info.run_id},
             case_ids=list(ext.patients["patient"]),
             gates=gates_section([recon_gate, agent["gate"], cf_gate]),
+            blackbox={"mode": bb.mode, "head": bb.head_name, "hash": bb.content_hash, "source": bb.source},
         )
         metrics = json.loads(paths.metrics_json.read_text())
         mlflow.log_metrics(numeric_metrics({k: metrics.get(k) or {} for k in ("counterfactual", "localization")}))

@@ -101,7 +101,7 @@ def test_contract_rejects_bad_classifiers(module: nn.Module, kwargs: dict, messa
 
 
 def test_missing_head_is_rejected() -> None:
-    with pytest.raises(UserError, match="head 'classifier' not found"):
+    with pytest.raises(UserError, match=r"head 'classifier' not found on the classifier \(its Linear layers: head\)"):
         from_module(FeatureNet(), head_name="classifier")
     with pytest.raises(UserError, match="feature mode needs a named Linear head"):
         from_module(OutputNet(), mode="feature")
@@ -138,6 +138,66 @@ def test_torchscript_and_torch_save_loaders(tmp_path: Path) -> None:
     junk.write_text("not a model")
     with pytest.raises(UserError, match="not a TorchScript or torch.save file"):
         load_blackbox(str(junk))
+
+
+class UnnamedFeatureNet(FeatureNet):
+    """Feature-exposing, but ``head_name`` is a class attribute: TorchScript drops it."""
+
+    head_name = "head"
+
+    def __init__(self) -> None:
+        super().__init__()
+        del self.head_name  # only the class attribute is left
+
+
+class UnexportedFeatureNet(UnnamedFeatureNet):
+    """``features`` without ``@torch.jit.export``: tracing keeps only ``forward``."""
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.conv(x)).mean(dim=(2, 3))
+
+
+def _ts(tmp_path: Path, module: torch.jit.ScriptModule, name: str) -> str:
+    path = tmp_path / name
+    torch.jit.save(module, str(path))
+    return str(path)
+
+
+def test_scripted_and_traced_classifiers_in_feature_mode_via_head_name(tmp_path: Path) -> None:
+    """What each TorchScript format keeps (torch 2.13), and the head name that restores feature mode."""
+    x = torch.rand(2, 4, SIZE, SIZE) * 2 - 1
+    scripted = _ts(tmp_path, torch.jit.script(UnnamedFeatureNet().eval()), "scripted.pt")
+    assert load_blackbox(scripted).mode == "output"  # features kept, class attribute head_name lost
+    bb = load_blackbox(scripted, head_name="head")
+    assert (bb.mode, bb.head_name) == ("feature", "head") and isinstance(bb.head, nn.Linear)
+    assert check_contract(bb, 4, SIZE, 2) == {"num_classes": 2, "num_features": 6}
+    own = _ts(tmp_path, torch.jit.script(FeatureNet().eval()), "own.pt")  # head_name set in __init__: kept
+    assert load_blackbox(own).mode == "feature"
+
+    # tracing keeps an @torch.jit.export-ed features (and then instance attributes such as head_name)
+    assert load_blackbox(_ts(tmp_path, torch.jit.trace(FeatureNet().eval(), x), "exported.pt")).mode == "feature"
+    traced = _ts(tmp_path, torch.jit.trace(UnnamedFeatureNet().eval(), x), "traced.pt")
+    assert load_blackbox(traced).mode == "output"
+    bb = load_blackbox(traced, head_name="head")
+    assert bb.mode == "feature" and check_contract(bb, 4, SIZE, 2)["num_features"] == 6
+    torch.testing.assert_close(bb.head(bb.features(x)), bb(x))
+
+    plain_trace = _ts(tmp_path, torch.jit.trace(UnexportedFeatureNet().eval(), x), "plain_trace.pt")
+    assert load_blackbox(plain_trace).mode == "output"
+    with pytest.raises(UserError, match=r"feature mode needs a features\(x\) method \(TorchScript keeps") as err:
+        load_blackbox(plain_trace, head_name="head")
+    assert "\n" not in str(err.value)
+    named = UnexportedFeatureNet().eval()
+    named.head_name = "head"  # an instance attribute, as FeatureNet has
+    traced_both = _ts(tmp_path, torch.jit.trace_module(named, {"forward": x, "features": x}), "both.pt")
+    assert load_blackbox(traced_both).mode == "output"  # trace_module keeps features but drops head_name
+    assert load_blackbox(traced_both, head_name="head").mode == "feature"
+
+    with pytest.raises(UserError, match=r"head 'fc' not found on the classifier \(its Linear layers: head\)"):
+        load_blackbox(traced, head_name="fc")
+    with pytest.raises(UserError, match="head 'conv' is a Conv2d, expected nn.Linear"):
+        load_blackbox(traced, head_name="conv")
+    assert load_blackbox(traced, head_name="head", mode="output").mode == "output"
 
 
 def test_import_path_loader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
