@@ -79,7 +79,7 @@ def evaluate_counterfactuals_step(
                                      masks=None if ext.masks is None else np.asarray(ext.masks),
                                      distractor=None if ext.distractor is None else np.asarray(ext.distractor),
                                      marker=None if ext.marker is None else np.asarray(ext.marker),
-                                     inversions=_gate_inversions(recon_gate, model, ext.hash, cfg.ddim_steps, cfg.ddim_depth),
+                                     inversions=_gate_inversions(recon_gate, model, ext.hash, cfg.ddim_step_count, cfg.ddim_depth),
                                      progress=lambda msg: print(f"[counterfactual {time.time() - t0:6.0f} s] {msg}", flush=True))
         per_case = per_case_manipulation(evaluation.sweep)
         champion = current_champion(champion_model) if champion_model else None

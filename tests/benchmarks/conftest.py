@@ -35,7 +35,7 @@ TINY = {
                 "folds_to_train": 2, "epochs": 2, "batch_size": 8, "max_minutes": 0.5,
                 "augment_translate_px": 0.0, "augment_scale": 0.0},
     "agent": {"epochs": 2, "augmentations": [], "report_objectives": ["L1"], "ridge_alphas": [10.0], "patience": 1},
-    "counterfactual": {"ddim_steps": 2, "ig_steps": 4, "batch_size": 32, "alphas": [0.3]},
+    "counterfactual": {"ig_steps": 4, "batch_size": 32, "alphas": [0.3]},
 }
 
 

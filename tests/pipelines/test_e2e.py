@@ -85,7 +85,7 @@ def test_demo_writes_report_with_all_sections(demo_run: tuple[dict, Path, object
     assert _between(cf["monotonicity_spearman"], -1.0, 1.0)
     assert _between(cf["n_indeterminate"], 0, cf["n_cases"])
     nfe = cf["nfe_breakdown_mean"]  # 4 encoder passes + UNet calls of at least one sweep per alpha
-    assert nfe["encoder"] == 4 and nfe["unet"] >= 4 * cfg.counterfactual.ddim_steps * len(cf["alphas"])
+    assert nfe["encoder"] == 4 and nfe["unet"] >= 4 * cfg.counterfactual.ddim_step_count * len(cf["alphas"])
     assert cf["nfe_per_patient"] == nfe["diffae_total"] == nfe["encoder"] + nfe["unet"]
     swap = cf["code_swap"]  # cached inversions: the code-swap test ran
     assert swap["n"] >= 2 and all(isinstance(v, (int, float)) for v in swap.values())

@@ -63,10 +63,10 @@ def test_sweep_moves_scores_and_counts_network_evaluations(standins):
     np.testing.assert_allclose(res.recon, x.numpy(), atol=1e-5)
     # NFE bookkeeping matches the images the stand-in actually inverted / rendered
     unet_images = model.calls["invert"] + model.calls["render"]
-    assert sum(c.unet for c in res.nfe) == unet_images * cfg.ddim_steps
+    assert sum(c.unet for c in res.nfe) == unet_images * cfg.ddim_step_count
     assert sum(c.encoder for c in res.nfe) == model.calls["encode"] == n * 4
     # per patient: invert + recon (2*4*steps) + (2 directions + 2 random) * A * 4 * steps
-    assert res.nfe[0].unet == (2 * 4 + 4 * a * 4) * cfg.ddim_steps
+    assert res.nfe[0].unet == (2 * 4 + 4 * a * 4) * cfg.ddim_step_count
 
 
 def test_standardized_step_space_keeps_low_variance_dims_still(standins):
