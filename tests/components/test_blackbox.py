@@ -60,7 +60,7 @@ class NotFinalHead(FeatureNet):
 
 
 class BadFeatures(FeatureNet):
-    def features(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def features(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.conv(x))  # [B,6,H,W], not [B,6]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -72,7 +72,8 @@ def test_feature_and_output_modes() -> None:
     assert fb.mode == "feature" and isinstance(fb.head, nn.Linear) and fb.head_name == "head"
     assert check_contract(fb, 4, SIZE, 2) == {"num_classes": 2, "num_features": 6}
     x = torch.zeros(2, 4, SIZE, SIZE)
-    assert fb.features(x).shape == (2, 6) and fb(x).shape == (2, 2)
+    feats = fb.features(x)
+    assert feats is not None and feats.shape == (2, 6) and fb(x).shape == (2, 2)
     ob = from_module(OutputNet())
     assert ob.mode == "output" and ob.head is None and ob.features(x) is None
     assert check_contract(ob, 4, SIZE)["num_classes"] == 2
@@ -122,6 +123,7 @@ def test_torchscript_and_torch_save_loaders(tmp_path: Path) -> None:
     check_contract(bb, 4, SIZE, 2)
     x = torch.rand(2, 4, SIZE, SIZE) * 2 - 1
     torch.testing.assert_close(bb(x), net(x))
+    assert bb.head is not None
     torch.testing.assert_close(bb.head.weight, net.head.weight)
 
     pickled = tmp_path / "clf.pt"
@@ -180,7 +182,9 @@ def test_scripted_and_traced_classifiers_in_feature_mode_via_head_name(tmp_path:
     assert load_blackbox(traced).mode == "output"
     bb = load_blackbox(traced, head_name="head")
     assert bb.mode == "feature" and check_contract(bb, 4, SIZE, 2)["num_features"] == 6
-    torch.testing.assert_close(bb.head(bb.features(x)), bb(x))
+    feats = bb.features(x)
+    assert bb.head is not None and feats is not None
+    torch.testing.assert_close(bb.head(feats), bb(x))
 
     plain_trace = _ts(tmp_path, torch.jit.trace(UnexportedFeatureNet().eval(), x), "plain_trace.pt")
     assert load_blackbox(plain_trace).mode == "output"
@@ -254,11 +258,13 @@ def test_state_hash_handles_zero_dim_buffers_and_detects_changes() -> None:
     """BatchNorm's ``num_batches_tracked`` is a 0-d long tensor (MONAI DenseNet has many)."""
 
     torch.manual_seed(0)
-    m = torch.nn.Sequential(torch.nn.Conv2d(4, 2, 3), torch.nn.BatchNorm2d(2))
+    conv, bn = torch.nn.Conv2d(4, 2, 3), torch.nn.BatchNorm2d(2)
+    m = torch.nn.Sequential(conv, bn)
     h = state_hash(m)
     assert h == state_hash(m)
     with torch.no_grad():
-        m[0].weight[0, 0, 0, 0] += 1e-3
+        conv.weight[0, 0, 0, 0] += 1e-3
     assert state_hash(m) != h
-    m[1].num_batches_tracked += 1
+    assert bn.num_batches_tracked is not None
+    bn.num_batches_tracked += 1
     assert len({h, state_hash(m)}) == 2
