@@ -238,7 +238,7 @@ def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, n_cases: int = 30,
         "baselines": ["gradcam", "integrated_gradients"], "random_control": True, "attribution_map": True,
         **({"alphas": list(alphas)} if alphas else {})})
     diffae = load_diffae(workdir / "models" / "diffae.pt").eval()
-    pre = _inversions(workdir, ext, cf_cfg.ddim_steps, diffae, idx, say)
+    pre = _inversions(workdir, ext, cf_cfg.ddim_step_count, diffae, idx, say)
     lungs = np.asarray(ext.lung_masks)[idx]
     comps = {"disease": np.asarray(ext.masks)[idx],
              "distractor": None if ext.distractor is None else np.asarray(ext.distractor)[idx],

@@ -80,10 +80,10 @@ def _inputs(workdir: Path, cfg: ExperimentConfig) -> dict[str, Any]:
             raise UserError(f"{p} not found: run `make demo` (WORKDIR={workdir}) first")
     ds, ext = load_dataset(workdir / "datasets" / "osic"), load_dataset(workdir / "datasets" / "external")
     diffae = load_diffae(workdir / "models" / "diffae.pt").eval()
-    stored = stored_inversions(workdir, diffae, ext.hash, cfg.counterfactual.ddim_steps)
+    stored = stored_inversions(workdir, diffae, ext.hash, cfg.diffae.ddim_steps)  # the reconstruction gate's
     if stored is None:
         raise UserError(f"{inv} was not made by {workdir}/models/diffae.pt on this external cohort with "
-                        f"{cfg.counterfactual.ddim_steps} DDIM steps: rerun the demo")
+                        f"{cfg.diffae.ddim_steps} DDIM steps: rerun the demo")
     recon, x_t, q_inv = stored
     held = np.asarray(ds.folds) == cfg.ingest.n_folds - 1 if cfg.gates.agent_holdout_fold else np.zeros(len(ds), bool)
     aug = {a: np.load(lat / f"train_{a}.npy") for a in cfg.agent.augmentations if (lat / f"train_{a}.npy").is_file()}
@@ -194,8 +194,9 @@ def main() -> None:
         if seed < args.cf_seeds:
             probs = teacher_probabilities(bb, torch.as_tensor(d["x_ext"]), cfg.counterfactual.batch_size).numpy()
             idx = select_cases(probs, cfg.counterfactual)
+            reuse = cfg.counterfactual.ddim_depth == 1.0 and cfg.counterfactual.ddim_step_count == cfg.diffae.ddim_steps
             pre = inversion_rows([d[k] for k in ("recon", "x_T", "q_inv")], idx) \
-                if cfg.counterfactual.ddim_depth == 1.0 else None  # cached inversions are full-depth
+                if reuse else None  # the gate's inversions: full depth, diffae.ddim_steps
             # the gate's metrics use the sweep's alphas only, not the alpha search: skip it here
             sweep = run_sweep(d["diffae"], suite.agent, bb, torch.as_tensor(d["x_ext"][idx]), cfg.counterfactual,
                               search=False, precomputed=pre)

@@ -16,8 +16,19 @@ Loaders (:func:`load_blackbox`), chosen from the spec string:
   attribute as is when it already is an ``nn.Module``).
 
 The head name comes from the ``head_name`` argument, else the module's ``head_name``
-attribute (our teachers set ``"head"``). :func:`check_contract` runs a dummy batch and turns
-each violation into a one-line :class:`~components.errors.UserError`.
+attribute (our teachers set ``"head"``); a named head asks for feature mode. TorchScript keeps
+less than Python (checked with torch 2.13 by ``tests/components/test_blackbox.py``):
+
+- ``torch.jit.script``: keeps ``features`` when ``forward`` calls it or it is decorated with
+  ``@torch.jit.export``, and a ``head_name`` set in ``__init__`` (a class attribute is lost);
+- ``torch.jit.trace``: keeps ``forward`` and the submodules. ``features`` survives only when
+  decorated with ``@torch.jit.export`` (then ``__init__`` attributes such as ``head_name``
+  survive too) or traced as well (``torch.jit.trace_module(m, {"forward": x, "features": x})``,
+  which drops ``head_name``: the caller names the head, ``--head-name``). Without either, a
+  traced classifier can only run in output mode.
+
+:func:`check_contract` runs a dummy batch and turns each violation into a one-line
+:class:`~components.errors.UserError`.
 """
 
 from __future__ import annotations
@@ -88,6 +99,20 @@ def _as_linear(head: nn.Module | None) -> nn.Linear | None:
     return lin
 
 
+_TORCHSCRIPT_HINT = (
+    " (TorchScript keeps features only when forward calls it or it is @torch.jit.export-ed; "
+    "torch.jit.trace drops it otherwise)"
+)
+
+
+def _linear_children(module: nn.Module) -> list[str]:
+    """Names of the direct children that are (TorchScript-compiled) ``nn.Linear`` layers."""
+    return [
+        n for n, child in module.named_children()
+        if isinstance(child, nn.Linear) or getattr(child, "original_name", None) == "Linear"
+    ]
+
+
 @dataclass
 class BlackBox:
     """A classifier behind the DESIGN.md §3 contract.
@@ -133,31 +158,38 @@ def from_module(
         module: the classifier; put in eval mode.
         source: where it came from (recorded for lineage).
         head_name: name of the final Linear layer; default ``module.head_name`` if present.
+            Given here, it asks for feature mode (unless ``mode="output"``).
         mode: force ``"feature"`` or ``"output"``; None picks feature mode when the module has
             a callable ``features`` and a named Linear head, output mode otherwise.
         content_hash: defaults to :func:`state_hash` of the module.
 
     Raises:
-        UserError: ``mode="feature"`` was asked for but ``features`` or the head is missing,
-            or a named head does not exist / is not a Linear layer.
+        UserError: feature mode was asked for (``mode="feature"`` or ``head_name``) but
+            ``features`` or the head is missing, or a named head does not exist / is not a
+            Linear layer.
     """
     if not isinstance(module, nn.Module):
         raise UserError(f"{source}: expected a torch.nn.Module, got {type(module).__name__}")
     module.eval()
+    if head_name is not None and mode is None:
+        mode = "feature"
     name = head_name if head_name is not None else getattr(module, "head_name", None)
     name = name if isinstance(name, str) and name else None
     head = None
     if name is not None:
         raw = getattr(module, name, None)
         if raw is None:
-            raise UserError(f"{source}: head {name!r} not found on the classifier")
+            linear = ", ".join(_linear_children(module)) or "none"
+            raise UserError(f"{source}: head {name!r} not found on the classifier (its Linear layers: {linear})")
         head = _as_linear(raw)
         if head is None:
-            raise UserError(f"{source}: head {name!r} is a {type(raw).__name__}, expected nn.Linear")
+            kind = getattr(raw, "original_name", type(raw).__name__)  # TorchScript keeps the class name there
+            raise UserError(f"{source}: head {name!r} is a {kind}, expected nn.Linear")
     has_features = callable(getattr(module, "features", None))
     if mode == "feature" and (head is None or not has_features):
-        missing = "a named Linear head" if head is None else "a features(x) method"
-        raise UserError(f"{source}: feature mode needs {missing}")
+        missing = "a named Linear head (--head-name)" if head is None else "a features(x) method"
+        hint = _TORCHSCRIPT_HINT if head is not None and isinstance(module, torch.jit.ScriptModule) else ""
+        raise UserError(f"{source}: feature mode needs {missing}{hint}")
     chosen: Mode = mode or ("feature" if head is not None and has_features else "output")
     if chosen == "output":
         head, name = None, None
@@ -217,7 +249,8 @@ def load_blackbox(
         spec: ``path/to/model.pt`` (TorchScript or ``torch.save``), ``pkg.mod:factory`` or a
             URI whose prefix is a key of ``resolvers`` (e.g. ``models:/teacher@champion``).
         resolvers: prefix → function(spec) -> nn.Module; the steps layer registers MLflow here.
-        head_name: final Linear layer's attribute name (overrides ``module.head_name``).
+        head_name: final Linear layer's attribute name (overrides ``module.head_name``; asks for
+            feature mode, see :func:`from_module`).
         mode: force ``"feature"`` / ``"output"``; None = automatic (see :func:`from_module`).
 
     Returns:

@@ -145,7 +145,10 @@ class DiffAEConfig(StrictModel):
         200, ge=0, description="also keep the EMA weights at this step as diffae_early.pt beside the checkpoint: "
         "the reconstruction gate's negative control in benchmarks/gate_stability.py (issue #11); 0 = off",
     )
-    ddim_steps: int = Field(50, ge=1)
+    ddim_steps: int = Field(
+        50, ge=1, description="DDIM steps of every inversion and decode: the reconstruction gate, the latent "
+        "caches and (unless counterfactual.ddim_steps overrides it) the counterfactual evaluation",
+    )
     augment_flip: bool = True
     lr_schedule: Literal["constant", "cosine"] = Field(
         "constant",
@@ -336,7 +339,11 @@ class CounterfactualConfig(StrictModel):
     case_selection: Literal["borderline", "first", "random"] = Field(
         "borderline", description="borderline: the cases whose teacher probability is nearest 0.5"
     )
-    ddim_steps: int = Field(50, ge=1)
+    ddim_steps: int | None = Field(
+        None, ge=1, description="DDIM steps of the counterfactual inversions and decodes; None = diffae.ddim_steps "
+        "(filled in by ExperimentConfig), so the reconstruction gate's cached inversions are reused. Set it only "
+        "to measure another count (benchmarks/cf_cost.py): the evaluation then inverts every case again",
+    )
     ddim_depth: float = Field(
         1.0, gt=0, le=1, description="fraction of the DDIM path inverted and decoded (1 = to x_T; < 1 = partial "
         "inversion to t0 = depth*T, the counterfactual decoded from there); costs ceil(depth*ddim_steps) per decode",
@@ -389,6 +396,18 @@ class CounterfactualConfig(StrictModel):
         "measured on the cpu-small demo: mortality teacher 0.56-0.65, a marker-shortcut classifier 0.84",
     )
     seed: int = 0
+
+    @property
+    def ddim_step_count(self) -> int:
+        """``ddim_steps`` as resolved by :class:`ExperimentConfig` (which fills None from ``diffae``).
+
+        Raises:
+            ValueError: a stand-alone config whose ``ddim_steps`` was never set or inherited.
+        """
+        if self.ddim_steps is None:
+            raise ValueError("counterfactual.ddim_steps is unset: build the config through ExperimentConfig "
+                             "(it inherits diffae.ddim_steps) or set it")
+        return self.ddim_steps
 
     @model_validator(mode="after")
     def _alphas_valid(self) -> CounterfactualConfig:
@@ -449,6 +468,13 @@ class ExperimentConfig(StrictModel):
         if not self.counterfactual.random_control:
             raise ValueError("counterfactual.random_control is false, but the counterfactual gate decides on the "
                              "flip-rate gain over the random direction: it would always fail")
+        return self
+
+    @model_validator(mode="after")
+    def _inherit_ddim_steps(self) -> ExperimentConfig:
+        """The one place ``counterfactual.ddim_steps`` (None) inherits ``diffae.ddim_steps``."""
+        if self.counterfactual.ddim_steps is None:
+            self.counterfactual = self.counterfactual.model_copy(update={"ddim_steps": self.diffae.ddim_steps})
         return self
 
     @model_validator(mode="after")

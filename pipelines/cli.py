@@ -24,6 +24,16 @@ __all__ = ["main", "build_parser"]
 _DEFAULT_K8S_SETTINGS = str(Path(__file__).resolve().parent.parent / "configs" / "k8s-prod.yaml")
 
 
+#: What ``--head-name`` does and which classifier formats can use it (see components/blackbox.py).
+_HEAD_NAME_HELP = (
+    "attribute name of the classifier's final nn.Linear layer; asks for feature mode (the paper's), which "
+    "also needs a features(x) method. Default: the module's own head_name attribute, if any, else output "
+    "mode. torch.save'd and module:factory classifiers keep features(); torch.jit.script keeps it when "
+    "forward calls it or it is @torch.jit.export-ed; torch.jit.trace keeps it only when it is "
+    "@torch.jit.export-ed or traced too (torch.jit.trace_module), else the classifier runs in output mode"
+)
+
+
 def _progress(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -129,7 +139,8 @@ def _cmd_swap(args: argparse.Namespace) -> int:
 
     t0 = time.time()
     summary = run_swap_classifier(cfg, args.classifier, args.out, diffae_spec=args.diffae_version,
-                                  max_cases=args.max_cases, workdir_given=bool(args.workdir))
+                                  max_cases=args.max_cases, workdir_given=bool(args.workdir),
+                                  head_name=args.head_name)
     print(json.dumps(summary, indent=2, default=str))
     print(f"swap-classifier finished in {time.time() - t0:.0f} s; report: {summary['report']}")
     return 0
@@ -142,7 +153,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, preset=args.preset, overrides=overrides)
     from pipelines.explain import run_explain
 
-    result = run_explain(cfg, args.patient, args.out, classifier=args.classifier, alias=args.model_alias)
+    result = run_explain(cfg, args.patient, args.out, classifier=args.classifier, alias=args.model_alias,
+                         head_name=args.head_name)
     print(f"explained {result['patient']} with DiffAE v{result['diffae_version']} / agent v{result['agent_version']}; "
           f"outputs in {result['out']}")
     return 0
@@ -268,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("swap-classifier", _cmd_swap, "new agent for a new black box, reusing the registered DiffAE")
     p.add_argument("--classifier", required=True, help="PATH (TorchScript / torch.save), models:/NAME@ALIAS, module:factory")
+    p.add_argument("--head-name", default=None, metavar="NAME", help=_HEAD_NAME_HELP)
     p.add_argument("--out", required=True)
     p.add_argument("--diffae-version", default="champion", help="alias, version number or 'latest'")
     p.add_argument("--workdir", default=None, help="the training run's workdir (datasets, cached latents)")
@@ -280,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--model-alias", default="champion", help="alias, version number or 'latest'")
     p.add_argument("--classifier", default=None, help="explain this black box with its swap-classifier agent")
+    p.add_argument("--head-name", default=None, metavar="NAME", help=_HEAD_NAME_HELP + " (with --classifier)")
     p.add_argument("--lenient", action="store_true",
                    help="accept a CT series that fails the chest checks (HU sanity, lung extent); noted in the output")
 

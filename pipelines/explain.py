@@ -8,6 +8,7 @@ from typing import Any
 from components.blackbox import check_contract
 from components.config import ExperimentConfig
 from components.data.single_patient import read_patient_stack
+from components.errors import UserError
 from components.models.diffae import load_diffae
 from components.report.explain import explain_patient
 from registry.loaders import (
@@ -22,20 +23,29 @@ __all__ = ["run_explain"]
 
 
 def run_explain(
-    cfg: ExperimentConfig, patient_dir: str, out_dir: str, classifier: str | None = None, alias: str = "champion"
+    cfg: ExperimentConfig, patient_dir: str, out_dir: str, classifier: str | None = None, alias: str = "champion",
+    head_name: str | None = None,
 ) -> dict[str, Any]:
     """Explain one patient.
 
     With ``classifier`` the named black box is explained with the agent ``swap-classifier``
     distilled for it (found by its content hash); otherwise the registered teacher and agent at
     ``alias``. The DiffAE is always the registered one at ``alias`` (or ``latest``).
+    ``head_name`` names the classifier's final Linear layer (``--head-name``, with
+    ``classifier`` only); a wrong name is refused before the patient is read.
+
+    Raises:
+        UserError: ``head_name`` without ``classifier``, an unloadable classifier or a head it
+            does not have, an unreadable patient, no registered model or agent.
     """
+    if head_name is not None and classifier is None:
+        raise UserError("--head-name names the head of --classifier; give both (the registered teacher names its own)")
+    bb = load_classifier(classifier, head_name) if classifier is not None else None
     stack, row = read_patient_stack(patient_dir, cfg.ingest)
     out = Path(out_dir)
     diffae_ref = fetch_registered_diffae(cfg.tracking.diffae_model_name, alias, out / "diffae.pt")
     model = load_diffae(diffae_ref["path"])
-    if classifier is not None:
-        bb = load_classifier(classifier)
+    if bb is not None:
         agent, agent_version = find_agent_for_blackbox(cfg.tracking.agent_model_name, bb.content_hash)
     else:
         teacher_mv = registered_version(cfg.tracking.teacher_model_name, alias)

@@ -21,8 +21,13 @@ __all__ = ["swap_classifier_pipeline", "run_swap_classifier"]
 
 
 @pipeline(name="swap_classifier", enable_cache=False, model=Model(name=ZENML_MODEL))
-def swap_classifier_pipeline(config: dict, classifier: str, diffae_spec: str, out_dir: str) -> None:
-    """Distil, gate, explain and register an agent for ``classifier``; the DiffAE is only loaded."""
+def swap_classifier_pipeline(
+    config: dict, classifier: str, diffae_spec: str, out_dir: str, head_name: str | None = None
+) -> None:
+    """Distil, gate, explain and register an agent for ``classifier``; the DiffAE is only loaded.
+
+    ``head_name`` names the classifier's final Linear layer when the module does not (``--head-name``).
+    """
     workdir = config["workdir"]
     dataset = dataset_ref_step(path=str(Path(workdir) / "datasets" / "osic"), cohort="osic", id="dataset_osic")
     external = dataset_ref_step(path=str(Path(workdir) / "datasets" / "external"), cohort="external",
@@ -30,7 +35,7 @@ def swap_classifier_pipeline(config: dict, classifier: str, diffae_spec: str, ou
     diffae = fetch_diffae_step(model_name=config["tracking"]["diffae_model_name"], spec=diffae_spec,
                                out_path=str(Path(out_dir) / "diffae.pt"), dataset=dataset)
     latents = encode_latents_step(diffae=diffae, dataset=dataset, external=external, workdir=workdir)
-    teacher = {"path": classifier}
+    teacher = {"path": classifier, "head_name": head_name}
     distil_explain_register(config, diffae, teacher, latents, dataset, external, workdir, out_dir,
                             auto_promote=False, which=("agent",))
 
@@ -60,12 +65,21 @@ def resolve_workdir(cfg: ExperimentConfig, diffae_spec: str, workdir_given: bool
                     "records no usable workdir: pass --workdir (the training run's, e.g. .diffexplainer/demo)")
 
 
-def preflight_classifier(spec: str, workdir: Path) -> None:
+def preflight_classifier(spec: str, workdir: Path, head_name: str | None = None) -> str:
     """Load the classifier and check its contract before any pipeline step starts.
 
+    Args:
+        spec: the classifier (path, ``module:factory`` or registry URI).
+        workdir: the training run's workdir (its ingested dataset gives the input shape).
+        head_name: the final Linear layer's attribute name (``--head-name``), or None.
+
+    Returns:
+        One line saying how the classifier will be read (mode, head, classes).
+
     Raises:
-        UserError: not loadable (e.g. not a model file), the wrong input shape, or not two
-            classes (the explanations move toward a healthy class: two-class black boxes only).
+        UserError: not loadable (e.g. not a model file), a named head it does not have, the
+            wrong input shape, or not two classes (the explanations move toward a healthy
+            class: two-class black boxes only).
     """
     import numpy as np
 
@@ -73,16 +87,19 @@ def preflight_classifier(spec: str, workdir: Path) -> None:
     from registry.loaders import load_classifier
 
     images = np.load(workdir / "datasets" / "osic" / "images.npy", mmap_mode="r")
-    bb = load_classifier(spec)
+    bb = load_classifier(spec, head_name)
     info = check_contract(bb, channels=int(images.shape[1]), image_size=int(images.shape[-1]))
     if info["num_classes"] != 2:
         raise UserError(f"{spec}: the classifier has {info['num_classes']} output classes; DiffExplainer explains "
                         "two-class black boxes (healthy vs disease): wrap it to output [B,2] logits")
+    if bb.mode == "feature":
+        return f"{bb.mode} mode: head {bb.head_name!r} (Linear {info['num_features']}->2)"
+    return "output mode (no features(x) with a named Linear head: the agent mimics the logits)"
 
 
 def run_swap_classifier(
     cfg: ExperimentConfig, classifier: str, out_dir: str, diffae_spec: str = "champion", max_cases: int | None = None,
-    workdir_given: bool = True,
+    workdir_given: bool = True, head_name: str | None = None,
 ) -> dict[str, Any]:
     """Run the pipeline; writes ``out_dir/metrics.json`` and ``out_dir/report/index.html``.
 
@@ -92,7 +109,9 @@ def run_swap_classifier(
 
     The counterfactual evaluation covers ``max_cases`` borderline external cases (default
     ``cfg.counterfactual.swap_max_cases``, fewer than the training pipeline's ``max_cases``:
-    a quick check of a new black box).
+    a quick check of a new black box). ``head_name`` names the classifier's final Linear
+    layer (``--head-name``; needed for feature mode when the module does not carry a
+    ``head_name`` attribute, e.g. a traced one).
     """
     n_cases = max_cases if max_cases is not None else cfg.counterfactual.swap_max_cases
     if n_cases < 1:
@@ -101,11 +120,12 @@ def run_swap_classifier(
     spec = classifier if "://" in classifier or ":" in classifier and not Path(classifier).exists() \
         else str(Path(classifier).resolve())
     cfg = cfg.model_copy(update={"workdir": str(resolve_workdir(cfg, diffae_spec, workdir_given))})
-    preflight_classifier(spec, Path(cfg.workdir))
+    mode = preflight_classifier(spec, Path(cfg.workdir), head_name)
+    print(f"[swap] classifier {spec}: {mode}", flush=True)
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     run = with_k8s_settings(swap_classifier_pipeline)(config=cfg.model_dump(mode="json"), classifier=spec, diffae_spec=diffae_spec,
-                                   out_dir=str(out))
+                                   out_dir=str(out), head_name=head_name)
     shutil.copyfile(out / "report" / "metrics.json", out / "metrics.json")
     metrics = json.loads((out / "metrics.json").read_text())
     reg = run.steps["register_models_step"].outputs["registration"][0].load()

@@ -29,7 +29,8 @@ def parse_model_spec(spec: str) -> tuple[str, str | None]:
 def _run_summary(client: MlflowClient, run_id: str) -> dict[str, Any]:
     run = client.get_run(run_id)
     keep = ("dataset_hash", "external_dataset_hash", "git_commit", "preset", "stage", "zenml_pipeline",
-            "zenml_pipeline_run", "zenml_pipeline_run_name", "zenml_step", "blackbox_hash", "cohort")
+            "zenml_pipeline_run", "zenml_pipeline_run_name", "zenml_step", "blackbox_hash", "blackbox_mode",
+            "blackbox_head", "cohort")
     return {
         "run_id": run_id,
         "name": run.info.run_name,

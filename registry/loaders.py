@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import torch
@@ -17,6 +19,7 @@ from components.models.diffae import DiffAE, save_diffae
 __all__ = [
     "RESOLVERS",
     "load_classifier",
+    "load_teacher",
     "registered_version",
     "load_registered",
     "fetch_registered_diffae",
@@ -35,9 +38,20 @@ def _load_mlflow_module(uri: str) -> torch.nn.Module:
 RESOLVERS = {"models:/": _load_mlflow_module, "runs:/": _load_mlflow_module}
 
 
-def load_classifier(spec: str) -> BlackBox:
-    """A black box from a file, ``module:factory`` or ``models:/`` URI (MLflow resolver registered)."""
-    return load_blackbox(spec, resolvers=RESOLVERS)
+def load_classifier(spec: str, head_name: str | None = None) -> BlackBox:
+    """A black box from a file, ``module:factory`` or ``models:/`` URI (MLflow resolver registered).
+
+    Args:
+        spec: see :func:`components.blackbox.load_blackbox`.
+        head_name: the final Linear layer's attribute name (``--head-name``); None = the
+            module's own ``head_name`` attribute, if any.
+    """
+    return load_blackbox(spec, resolvers=RESOLVERS, head_name=head_name)
+
+
+def load_teacher(teacher: Mapping[str, Any]) -> BlackBox:
+    """The black box a pipeline's ``teacher`` reference names: ``{path, head_name?, ...}``."""
+    return load_classifier(str(teacher["path"]), teacher.get("head_name"))
 
 
 def weights_sha256(module: torch.nn.Module) -> str:

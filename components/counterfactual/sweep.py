@@ -127,7 +127,7 @@ def run_sweep(
     Returns:
         :class:`SweepResult`.
     """
-    steps, bs, depth = cfg.ddim_steps, cfg.batch_size, cfg.ddim_depth
+    steps, bs, depth = cfg.ddim_step_count, cfg.batch_size, cfg.ddim_depth
     path = path_length(steps, depth)
     say = progress or (lambda _msg: None)
     say(f"{'reusing' if precomputed is not None else 'computing'} DDIM inversions of {x.shape[0]} cases")

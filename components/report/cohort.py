@@ -81,6 +81,7 @@ def write_cohort_report(
     run_ids: Mapping[str, str] | None = None,
     case_ids: Sequence[str] | None = None,
     gates: Mapping[str, Any] | None = None,
+    blackbox: Mapping[str, Any] | None = None,
 ) -> ReportPaths:
     """Write ``WORKDIR/report/{index.html, metrics.json, *.png}``.
 
@@ -99,6 +100,8 @@ def write_cohort_report(
         run_ids: name -> run id, shown in the header.
         case_ids: cohort patient ids, indexed like the cohort arrays.
         gates: the ``gates`` section (:func:`components.gates.gates_section`).
+        blackbox: how the classifier was read (``mode`` feature / output, ``head`` name,
+            ``hash``, ``source``); section ``blackbox``, null when not given.
 
     Returns:
         :class:`ReportPaths`.
@@ -109,7 +112,7 @@ def write_cohort_report(
     per_case: dict[str, list[Path]] = {}
     timings = dict(timings_s or {})
     sections: dict[str, Any] = {"reconstruction": reconstruction_gate}
-    extra: dict[str, Any] = {"run_ids": dict(run_ids or {})}
+    extra: dict[str, Any] = {"run_ids": dict(run_ids or {}), "blackbox": None if blackbox is None else dict(blackbox)}
     if evaluation is not None:
         m = evaluation.metrics
         extra["criteria"] = {"reconstruction": m["reconstruction"], "observable": m["observable"]}

@@ -73,6 +73,10 @@ def _header(metrics: Mapping[str, Any]) -> str:
         ("patients ok", ds.get("patients_ok")),
         ("patients quarantined", ds.get("patients_quarantined")),
     ]
+    bb = metrics.get("blackbox") or {}
+    if bb:
+        head = f" (head {bb.get('head')!r})" if bb.get("head") else ""
+        rows.append(("black box", f"{bb.get('source')}: {bb.get('mode')} mode{head}"))
     rows += [(f"run id: {k}", v) for k, v in (metrics.get("run_ids") or {}).items()]
     return "<h2>Run</h2>" + _table(["item", "value"], rows)
 

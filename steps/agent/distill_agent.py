@@ -20,7 +20,7 @@ from components.models.diffae import load_diffae
 from components.training.agent_suite import cohort_scores, distill_suite
 from registry.champion import champion_agent
 from registry.gate_decision import decide
-from registry.loaders import load_classifier
+from registry.loaders import load_teacher
 from steps.tracking import log_dict_artifact, step_run
 
 __all__ = ["distill_agent_step"]
@@ -50,20 +50,23 @@ def distill_agent_step(
     non-inferiority.
 
     Returns:
-        {path, run_id, objective, blackbox_hash, alignment {objective: metrics}, threshold, gate {...}}.
+        {path, run_id, objective, blackbox_hash, blackbox_mode (feature / output), blackbox_head
+        (the head's attribute name, "" in output mode), alignment {objective: metrics}, threshold,
+        gate {...}}.
     """
     cfg = AgentConfig.model_validate(agent_config)
     gcfg = GateConfig.model_validate(gate_config)
     t0 = time.time()
-    bb = load_classifier(teacher["path"])
+    bb = load_teacher(teacher)
     ds, ext = load_dataset(dataset["path"]), load_dataset(external["path"])
     check_contract(bb, channels=ds.images.shape[1], image_size=ds.images.shape[-1])
     held = (np.asarray(ds.folds) == holdout_fold) if gcfg.agent_holdout_fold and holdout_fold >= 0 \
         else np.zeros(len(ds.folds), bool)
     fit = ~held
     q_train = latents.load("train")
-    with step_run(experiment, "distill-agent", tags={"stage": "agent", "dataset_hash": ds.hash,
-                  "blackbox_hash": bb.content_hash}, params={"agent": agent_config}) as run:
+    blackbox = {"blackbox_hash": bb.content_hash, "blackbox_mode": bb.mode, "blackbox_head": bb.head_name or ""}
+    with step_run(experiment, "distill-agent", tags={"stage": "agent", "dataset_hash": ds.hash, **blackbox},
+                  params={"agent": agent_config}) as run:
         suite = distill_suite(
             bb, np.asarray(ds.images)[fit], q_train[fit], ext.images, latents.load("external"), cfg,
             q_train_aug={a: latents.load(a)[fit] for a in latents.train_augmented},
@@ -105,10 +108,9 @@ def distill_agent_step(
                           "agent_alignment.json")
         path = Path(workdir) / "models" / "agent.pt"
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_agent(suite.agent, path, extra={"objective": suite.primary, "blackbox_hash": bb.content_hash,
-                                             "dataset_hash": ds.hash, "alignment": suite.alignment[suite.primary],
-                                             "threshold": threshold})
+        save_agent(suite.agent, path, extra={"objective": suite.primary, **blackbox, "dataset_hash": ds.hash,
+                                             "alignment": suite.alignment[suite.primary], "threshold": threshold})
     print(f"[agent] gate: {gate.message}", flush=True)
     log_metadata({"agent_alignment": suite.alignment})
     return {"path": str(path), "run_id": run.info.run_id, "objective": suite.primary, "threshold": threshold,
-            "blackbox_hash": bb.content_hash, "alignment": suite.alignment, "gate": gate.to_dict(), "wall_s": time.time() - t0}
+            **blackbox, "alignment": suite.alignment, "gate": gate.to_dict(), "wall_s": time.time() - t0}

@@ -23,7 +23,7 @@ from components.models.diffae import DiffAE, load_diffae
 from components.report.cohort import write_cohort_report
 from registry.champion import champion_counterfactual
 from registry.gate_decision import decide
-from registry.loaders import load_classifier
+from registry.loaders import load_teacher
 from steps.tracking import numeric_metrics, step_run
 
 __all__ = ["evaluate_counterfactuals_step"]
@@ -68,7 +68,7 @@ def evaluate_counterfactuals_step(
     cfg = CounterfactualConfig.model_validate(counterfactual_config)
     gcfg = GateConfig.model_validate(gate_config or {})
     model = load_diffae(diffae["path"])
-    bb = load_classifier(teacher["path"])
+    bb = load_teacher(teacher)
     agent_model, _ = load_agent(agent["path"])
     ext = load_dataset(external["path"])
     t0 = time.time()
@@ -80,7 +80,7 @@ def evaluate_counterfactuals_step(
                  "reconstruction_gate": recon_gate.get("wall_s")}
     with step_run(experiment, "counterfactuals", tags={"stage": "counterfactual", "dataset_hash": dataset_info["hash"],
                   "external_dataset_hash": ext.hash}, params={"counterfactual": counterfactual_config}) as run:
-        inversions = _gate_inversions(recon_gate, model, ext.hash, cfg.ddim_steps, cfg.ddim_depth)
+        inversions = _gate_inversions(recon_gate, model, ext.hash, cfg.ddim_step_count, cfg.ddim_depth)
         evaluation = evaluate_cohort(model, agent_model, bb, np.asarray(ext.images), np.asarray(ext.lung_masks), cfg,
                                      masks=None if ext.masks is None else np.asarray(ext.masks),
                                      distractor=None if ext.distractor is None else np.asarray(ext.distractor),
@@ -116,6 +116,7 @@ def evaluate_counterfactuals_step(
                      "counterfactuals": run.info.run_id},
             case_ids=list(ext.patients["patient"]),
             gates=gates_section([recon_gate, agent["gate"], cf_gate]),
+            blackbox={"mode": bb.mode, "head": bb.head_name, "hash": bb.content_hash, "source": bb.source},
         )
         metrics = json.loads(paths.metrics_json.read_text())
         mlflow.log_metrics(numeric_metrics({k: metrics.get(k) or {} for k in ("counterfactual", "localization")}))

@@ -24,7 +24,7 @@ from components.models.diffae import load_diffae
 from components.report.figures import plot_reconstructions
 from registry.champion import champion_reconstruction
 from registry.gate_decision import decide
-from registry.loaders import load_classifier
+from registry.loaders import load_teacher
 from steps.tracking import log_dict_artifact, step_run
 
 __all__ = ["reconstruction_gate_step"]
@@ -59,7 +59,7 @@ def reconstruction_gate_step(
     t0 = time.time()
     gcfg = GateConfig.model_validate(gate_config)
     model = load_diffae(diffae["path"])
-    bb = load_classifier(teacher["path"])
+    bb = load_teacher(teacher)
     ds, ext = load_dataset(dataset["path"]), load_dataset(external["path"])
     holdout = diffae.get("holdout_fold", -1)
     with step_run(experiment, "reconstruction-gate", tags={"stage": "reconstruction_gate", "dataset_hash": ds.hash,

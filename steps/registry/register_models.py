@@ -68,6 +68,8 @@ def register_models_step(
                             teacher["run_id"], {}),
         "agent": lambda: (tracking_config["agent_model_name"], load_agent(agent["path"])[0], agent["run_id"],
                           {"blackbox_hash": agent["blackbox_hash"], "agent_objective": agent["objective"],
+                           "blackbox_mode": str(agent.get("blackbox_mode", "")),
+                           "blackbox_head": str(agent.get("blackbox_head", "")),
                            "agent_threshold": f"{float(agent.get('threshold', 0.5)):.6g}",
                            "blackbox_source": str(teacher["path"])[:250], "diffae_run_id": str(diffae["run_id"])}),
     }

@@ -17,7 +17,7 @@ from components.caches import reconstructions_key
 from components.config import load_config
 from components.data.dataset import load_dataset
 from components.data.ingest import ingest
-from components.data.synth import write_cohort
+from components.data.synth import Cohort, write_cohort
 from components.models.agent import Agent, save_agent
 from components.models.diffae import build_diffae, save_diffae
 from components.models.teacher import build_teacher
@@ -35,15 +35,15 @@ TINY = {
                 "folds_to_train": 2, "epochs": 2, "batch_size": 8, "max_minutes": 0.5,
                 "augment_translate_px": 0.0, "augment_scale": 0.0},
     "agent": {"epochs": 2, "augmentations": [], "report_objectives": ["L1"], "ridge_alphas": [10.0], "patience": 1},
-    "counterfactual": {"ddim_steps": 2, "ig_steps": 4, "batch_size": 32, "alphas": [0.3]},
+    "counterfactual": {"ig_steps": 4, "batch_size": 32, "alphas": [0.3]},
 }
 
 
 def _import_benchmark(name: str) -> ModuleType:
     """Import ``benchmarks/<name>.py`` as a module."""
     spec = importlib.util.spec_from_file_location(f"{name}_benchmark", ROOT / "benchmarks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
     spec.loader.exec_module(module)
     return module
 
@@ -62,7 +62,8 @@ def tiny_workdir(tmp_path_factory) -> tuple[Path, Path]:
     cfg_path = wd / "tiny.yaml"
     cfg_path.write_text(yaml.safe_dump({"preset": "cpu-small", **TINY}))
     cfg = load_config(cfg_path)
-    for cohort, n, seed in (("osic", 16, 0), ("external", 8, 1000)):
+    cohorts: tuple[tuple[Cohort, int, int], ...] = (("osic", 16, 0), ("external", 8, 1000))
+    for cohort, n, seed in cohorts:
         root = wd / "cohorts" / cohort
         write_cohort(root, cohort, n, seed, cfg.synth, progress=lambda _: None, workers=1)
         ingest(str(root), root / "labels.csv", wd / "datasets" / cohort, cfg.ingest)

@@ -60,7 +60,7 @@ class NotFinalHead(FeatureNet):
 
 
 class BadFeatures(FeatureNet):
-    def features(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def features(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.conv(x))  # [B,6,H,W], not [B,6]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -72,7 +72,8 @@ def test_feature_and_output_modes() -> None:
     assert fb.mode == "feature" and isinstance(fb.head, nn.Linear) and fb.head_name == "head"
     assert check_contract(fb, 4, SIZE, 2) == {"num_classes": 2, "num_features": 6}
     x = torch.zeros(2, 4, SIZE, SIZE)
-    assert fb.features(x).shape == (2, 6) and fb(x).shape == (2, 2)
+    feats = fb.features(x)
+    assert feats is not None and feats.shape == (2, 6) and fb(x).shape == (2, 2)
     ob = from_module(OutputNet())
     assert ob.mode == "output" and ob.head is None and ob.features(x) is None
     assert check_contract(ob, 4, SIZE)["num_classes"] == 2
@@ -101,7 +102,7 @@ def test_contract_rejects_bad_classifiers(module: nn.Module, kwargs: dict, messa
 
 
 def test_missing_head_is_rejected() -> None:
-    with pytest.raises(UserError, match="head 'classifier' not found"):
+    with pytest.raises(UserError, match=r"head 'classifier' not found on the classifier \(its Linear layers: head\)"):
         from_module(FeatureNet(), head_name="classifier")
     with pytest.raises(UserError, match="feature mode needs a named Linear head"):
         from_module(OutputNet(), mode="feature")
@@ -122,6 +123,7 @@ def test_torchscript_and_torch_save_loaders(tmp_path: Path) -> None:
     check_contract(bb, 4, SIZE, 2)
     x = torch.rand(2, 4, SIZE, SIZE) * 2 - 1
     torch.testing.assert_close(bb(x), net(x))
+    assert bb.head is not None
     torch.testing.assert_close(bb.head.weight, net.head.weight)
 
     pickled = tmp_path / "clf.pt"
@@ -138,6 +140,68 @@ def test_torchscript_and_torch_save_loaders(tmp_path: Path) -> None:
     junk.write_text("not a model")
     with pytest.raises(UserError, match="not a TorchScript or torch.save file"):
         load_blackbox(str(junk))
+
+
+class UnnamedFeatureNet(FeatureNet):
+    """Feature-exposing, but ``head_name`` is a class attribute: TorchScript drops it."""
+
+    head_name = "head"
+
+    def __init__(self) -> None:
+        super().__init__()
+        del self.head_name  # only the class attribute is left
+
+
+class UnexportedFeatureNet(UnnamedFeatureNet):
+    """``features`` without ``@torch.jit.export``: tracing keeps only ``forward``."""
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.conv(x)).mean(dim=(2, 3))
+
+
+def _ts(tmp_path: Path, module: torch.jit.ScriptModule, name: str) -> str:
+    path = tmp_path / name
+    torch.jit.save(module, str(path))
+    return str(path)
+
+
+def test_scripted_and_traced_classifiers_in_feature_mode_via_head_name(tmp_path: Path) -> None:
+    """What each TorchScript format keeps (torch 2.13), and the head name that restores feature mode."""
+    x = torch.rand(2, 4, SIZE, SIZE) * 2 - 1
+    scripted = _ts(tmp_path, torch.jit.script(UnnamedFeatureNet().eval()), "scripted.pt")
+    assert load_blackbox(scripted).mode == "output"  # features kept, class attribute head_name lost
+    bb = load_blackbox(scripted, head_name="head")
+    assert (bb.mode, bb.head_name) == ("feature", "head") and isinstance(bb.head, nn.Linear)
+    assert check_contract(bb, 4, SIZE, 2) == {"num_classes": 2, "num_features": 6}
+    own = _ts(tmp_path, torch.jit.script(FeatureNet().eval()), "own.pt")  # head_name set in __init__: kept
+    assert load_blackbox(own).mode == "feature"
+
+    # tracing keeps an @torch.jit.export-ed features (and then instance attributes such as head_name)
+    assert load_blackbox(_ts(tmp_path, torch.jit.trace(FeatureNet().eval(), x), "exported.pt")).mode == "feature"
+    traced = _ts(tmp_path, torch.jit.trace(UnnamedFeatureNet().eval(), x), "traced.pt")
+    assert load_blackbox(traced).mode == "output"
+    bb = load_blackbox(traced, head_name="head")
+    assert bb.mode == "feature" and check_contract(bb, 4, SIZE, 2)["num_features"] == 6
+    feats = bb.features(x)
+    assert bb.head is not None and feats is not None
+    torch.testing.assert_close(bb.head(feats), bb(x))
+
+    plain_trace = _ts(tmp_path, torch.jit.trace(UnexportedFeatureNet().eval(), x), "plain_trace.pt")
+    assert load_blackbox(plain_trace).mode == "output"
+    with pytest.raises(UserError, match=r"feature mode needs a features\(x\) method \(TorchScript keeps") as err:
+        load_blackbox(plain_trace, head_name="head")
+    assert "\n" not in str(err.value)
+    named = UnexportedFeatureNet().eval()
+    named.head_name = "head"  # an instance attribute, as FeatureNet has
+    traced_both = _ts(tmp_path, torch.jit.trace_module(named, {"forward": x, "features": x}), "both.pt")
+    assert load_blackbox(traced_both).mode == "output"  # trace_module keeps features but drops head_name
+    assert load_blackbox(traced_both, head_name="head").mode == "feature"
+
+    with pytest.raises(UserError, match=r"head 'fc' not found on the classifier \(its Linear layers: head\)"):
+        load_blackbox(traced, head_name="fc")
+    with pytest.raises(UserError, match="head 'conv' is a Conv2d, expected nn.Linear"):
+        load_blackbox(traced, head_name="conv")
+    assert load_blackbox(traced, head_name="head", mode="output").mode == "output"
 
 
 def test_import_path_loader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -194,11 +258,13 @@ def test_state_hash_handles_zero_dim_buffers_and_detects_changes() -> None:
     """BatchNorm's ``num_batches_tracked`` is a 0-d long tensor (MONAI DenseNet has many)."""
 
     torch.manual_seed(0)
-    m = torch.nn.Sequential(torch.nn.Conv2d(4, 2, 3), torch.nn.BatchNorm2d(2))
+    conv, bn = torch.nn.Conv2d(4, 2, 3), torch.nn.BatchNorm2d(2)
+    m = torch.nn.Sequential(conv, bn)
     h = state_hash(m)
     assert h == state_hash(m)
     with torch.no_grad():
-        m[0].weight[0, 0, 0, 0] += 1e-3
+        conv.weight[0, 0, 0, 0] += 1e-3
     assert state_hash(m) != h
-    m[1].num_batches_tracked += 1
+    assert bn.num_batches_tracked is not None
+    bn.num_batches_tracked += 1
     assert len({h, state_hash(m)}) == 2

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
-from components.config import ExperimentConfig, load_config
+from components.config import CounterfactualConfig, ExperimentConfig, load_config, preset_path
 from components.errors import UserError
 
 
@@ -61,3 +62,24 @@ def test_unknown_preset_and_missing_file(tmp_path: Path) -> None:
     bad.write_text("a: [1,\n")
     with pytest.raises(UserError, match="not valid YAML"):
         load_config(bad)
+
+
+@pytest.mark.parametrize("preset", ["cpu-small", "paper"])
+def test_counterfactual_ddim_steps_inherit_the_diffae_count(preset: str) -> None:
+    raw = yaml.safe_load(preset_path(preset).read_text())
+    assert "ddim_steps" not in (raw.get("counterfactual") or {}), "one source: diffae.ddim_steps"
+    cfg = load_config(preset=preset)
+    assert cfg.counterfactual.ddim_steps == cfg.counterfactual.ddim_step_count == cfg.diffae.ddim_steps
+
+
+def test_counterfactual_ddim_steps_override_is_kept(tmp_path: Path) -> None:
+    cfg = load_config(overrides={"diffae": {"ddim_steps": 7}})
+    assert cfg.counterfactual.ddim_step_count == 7
+    cfg = load_config(overrides={"diffae": {"ddim_steps": 7}, "counterfactual": {"ddim_steps": 3}})
+    assert (cfg.diffae.ddim_steps, cfg.counterfactual.ddim_step_count) == (7, 3)
+    again = ExperimentConfig.model_validate(cfg.model_dump(mode="json"))  # as steps rebuild it
+    assert again.counterfactual.ddim_step_count == 3
+    with pytest.raises(UserError, match="counterfactual.ddim_steps"):
+        load_config(overrides={"counterfactual": {"ddim_steps": 0}})
+    with pytest.raises(ValueError, match="unset"):
+        _ = CounterfactualConfig().ddim_step_count  # stand-alone: nothing to inherit from

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from scipy.stats import binomtest
@@ -9,14 +11,33 @@ from scipy.stats import binomtest
 from components.config import GateConfig
 from components.gates import (
     GATE_NAMES,
+    GateEvidence,
     GateResult,
+    MetricEvidence,
     agent_evidence,
     counterfactual_evidence,
     finalize_gate,
     gates_section,
     reconstruction_evidence,
 )
-from components.stats.bootstrap import BootstrapSettings, mean_bound, mean_interval, paired_difference_bound
+from components.stats.bootstrap import BootstrapSettings, Bound, mean_bound, mean_interval, paired_difference_bound
+
+
+def _lower(b: Bound | MetricEvidence) -> float:
+    """The lower bound, which every case here has (``float | None`` in general)."""
+    assert b.lower is not None
+    return b.lower
+
+
+def _vs_champion(ev: GateEvidence) -> dict[str, Any]:
+    """The metrics compared with the champion (present: every case here has a champion)."""
+    return _champion_block(ev)["metrics"]
+
+
+def _champion_block(ev: GateEvidence) -> dict[str, Any]:
+    """The whole champion record (present: every case here has a champion)."""
+    assert ev.champion is not None
+    return ev.champion
 
 
 @pytest.mark.parametrize(("k", "n"), [(60, 200), (150, 200), (25, 120)])
@@ -29,7 +50,7 @@ def test_proportion_bound_matches_binomial_interval(k: int, n: int) -> None:
     wilson = binomtest(k, n).proportion_ci(0.90, method="wilson").low
     assert b.point == pytest.approx(k / n)
     assert b.lower == pytest.approx(exact, abs=0.012) and b.lower == pytest.approx(wilson, abs=0.012)
-    assert b.lower < b.point and not b.degenerate
+    assert _lower(b) < b.point and not b.degenerate
 
 
 def test_bound_is_seeded_and_upper_side_for_lower_is_better() -> None:
@@ -66,7 +87,7 @@ def test_paired_difference_cancels_case_difficulty() -> None:
     challenger = difficulty - 0.3 + rng.normal(0.0, 0.05, 60)
     b = paired_difference_bound(lambda v: float(np.mean(v)), [challenger], [champion])
     assert b.point == pytest.approx(-0.3, abs=0.02)
-    assert -0.35 < b.lower < -0.3  # narrow: the 5 dB spread between cases cancels
+    assert -0.35 < _lower(b) < -0.3  # narrow: the 5 dB spread between cases cancels
 
 
 def _recon_cases(psnr: np.ndarray) -> dict[str, np.ndarray]:
@@ -80,8 +101,8 @@ def test_reconstruction_bound_below_floor_although_point_above() -> None:
     psnr += 35.5 - psnr.mean()
     ev = reconstruction_evidence(_recon_cases(psnr), GateConfig())
     m = ev.metrics["psnr"]
-    assert m.point == pytest.approx(35.5) and m.point >= m.threshold == 35.0
-    assert m.lower < 35.0
+    assert m.point is not None and m.point == pytest.approx(35.5) and m.point >= m.threshold == 35.0
+    assert _lower(m) < 35.0
     values, floors = ev.validation_inputs()
     assert values["psnr_lower"] == m.lower and floors["psnr_lower"] == 35.0
     assert ev.reported["teacher_kl"]["upper"] >= 0.01 and ev.champion is None
@@ -109,7 +130,8 @@ def test_agent_evidence_uses_the_fixed_threshold_and_counts_positives() -> None:
     assert at_half.metrics["auc"].point == at_fit.metrics["auc"].point  # AUC is threshold-free
     assert at_half.metrics["f1"].point != at_fit.metrics["f1"].point
     assert at_fit.context["agent_threshold"] == 0.48
-    assert at_half.metrics["auc"].lower < at_half.metrics["auc"].point
+    auc = at_half.metrics["auc"]
+    assert auc.point is not None and _lower(auc) < auc.point
 
 
 def test_agent_noninferiority_refuses_worse_and_accepts_equal() -> None:
@@ -120,10 +142,10 @@ def test_agent_noninferiority_refuses_worse_and_accepts_equal() -> None:
     champion = {"teacher_decision": y, "agent_score": good, "agent_threshold": 0.5}
     equal = agent_evidence(y, good, 0.5, None, GateConfig(), champion=champion, champion_version="3")
     worse = agent_evidence(y, bad, 0.5, None, GateConfig(), champion=champion, champion_version="3")
-    eq = equal.champion["metrics"]
+    eq = _vs_champion(equal)
     assert eq["auc"]["point"] == 0.0 and eq["auc"]["lower"] >= eq["auc"]["threshold"] == -0.02
     assert eq["f1"]["lower"] >= -0.05
-    w = worse.champion["metrics"]
+    w = _vs_champion(worse)
     assert w["auc"]["lower"] < -0.02 and w["f1"]["lower"] < -0.05
     values, floors = worse.validation_inputs()
     assert values["auc_vs_champion_lower"] == w["auc"]["lower"] and floors["auc_vs_champion_lower"] == -0.02
@@ -138,12 +160,12 @@ def test_agent_noninferiority_only_on_the_cases_the_champion_scored() -> None:
     ev = agent_evidence(y, good, 0.5, None, GateConfig(), champion=champion, champion_version="3",
                         champion_cases=scored)
     assert ev.n == 300 and ev.teacher_positives == int(y.sum())  # the floors see every case
-    assert ev.champion["metrics"]["auc"]["n"] == 200 and ev.champion["metrics"]["auc"]["point"] == 0.0
+    assert _vs_champion(ev)["auc"]["n"] == 200 and _vs_champion(ev)["auc"]["point"] == 0.0
     bad = good.copy()
     bad[scored] = np.where(rng.random(200) < 0.3, 1 - good[scored], good[scored])
     worse = agent_evidence(y, bad, 0.5, None, GateConfig(), champion=champion, champion_version="3",
                            champion_cases=scored)
-    assert worse.champion["metrics"]["auc"]["lower"] < -0.02
+    assert _vs_champion(worse)["auc"]["lower"] < -0.02
     with pytest.raises(ValueError):  # without the mask the arrays are not paired
         agent_evidence(y, good, 0.5, None, GateConfig(), champion=champion, champion_version="3")
 
@@ -153,7 +175,7 @@ def test_counterfactual_flip_gain_is_paired() -> None:
     random = np.array([0, 0, 1, 0, 0, 0, 0, 0, 0, 0] * 3, float)
     ev = counterfactual_evidence(np.ones(30), flips, random, GateConfig())
     assert ev.metrics["flip_gain"].point == pytest.approx(0.7)
-    assert 0.15 < ev.metrics["flip_gain"].lower < 0.7
+    assert 0.15 < _lower(ev.metrics["flip_gain"]) < 0.7
     assert ev.metrics["direction_agreement"].lower == 1.0
     off = counterfactual_evidence(np.ones(30), flips, None, GateConfig())
     assert off.metrics["flip_gain"].lower is None
@@ -182,8 +204,8 @@ def test_semantic_psnr_is_gated_only_with_a_floor_and_fails_an_absorbed_code() -
     assert "semantic_psnr" not in reported.metrics and reported.reported["semantic_psnr"]["n"] == 30
     gated = reconstruction_evidence(cases, GateConfig(semantic_psnr_min=18.0))
     m = gated.metrics["semantic_psnr"]
-    assert m.n == 30 and m.lower < 18.0 and m.threshold == 18.0
-    assert gated.metrics["psnr"].lower > 35.0
+    assert m.n == 30 and _lower(m) < 18.0 and m.threshold == 18.0
+    assert _lower(gated.metrics["psnr"]) > 35.0
     values, floors = gated.validation_inputs()
     assert values["semantic_psnr_lower"] == m.lower and floors["semantic_psnr_lower"] == 18.0
 
@@ -225,8 +247,8 @@ def test_counterfactual_noninferiority_refuses_worse_and_accepts_equal() -> None
     champ = _cf_cases(rng)
     equal = counterfactual_evidence(champ["direction_agreement"], champ["flips"], champ["random_flips"], GateConfig(),
                                     champion_version="2", flip_cases=champ["flip_cases"], champion=champ)
-    eq = equal.champion["metrics"]
-    assert equal.champion["version"] == "2" and equal.champion["compared"] is True
+    eq = _vs_champion(equal)
+    assert _champion_block(equal)["version"] == "2" and _champion_block(equal)["compared"] is True
     assert eq["flip_gain"]["point"] == 0.0 and eq["flip_gain"]["lower"] == 0.0 >= eq["flip_gain"]["threshold"]
     assert eq["direction_agreement"]["lower"] == 0.0 and eq["flip_gain"]["n"] == champ["flip_cases"].size
     # the challenger's direction is no better than chance where the champion's flips the decision
@@ -234,9 +256,10 @@ def test_counterfactual_noninferiority_refuses_worse_and_accepts_equal() -> None
     ev = counterfactual_evidence(worse["direction_agreement"], worse["flips"], worse["random_flips"], GateConfig(),
                                  champion_version="2", flip_cases=worse["flip_cases"], champion=champ)
     values, floors = ev.validation_inputs()
-    assert values["flip_gain_vs_champion_lower"] < floors["flip_gain_vs_champion_lower"] == -0.40
-    assert values["direction_agreement_vs_champion_lower"] < -0.05
-    verdicts = {k: (values[k] or -9) >= f for k, f in floors.items()}
+    bounds = {k: -9.0 if v is None else v for k, v in values.items()}
+    assert bounds["flip_gain_vs_champion_lower"] < floors["flip_gain_vs_champion_lower"] == -0.40
+    assert bounds["direction_agreement_vs_champion_lower"] < -0.05
+    verdicts = {k: bounds[k] >= f for k, f in floors.items()}
     assert {"direction_agreement_vs_champion_lower", "flip_gain_vs_champion_lower"} <= \
         set(finalize_gate(ev, verdicts).failing)
 
@@ -248,16 +271,17 @@ def test_counterfactual_flip_gain_pairs_only_cases_indeterminate_for_both() -> N
              "random_flips": np.zeros(mine["flip_cases"][::2].size)}
     ev = counterfactual_evidence(mine["direction_agreement"], mine["flips"], mine["random_flips"], GateConfig(),
                                  champion_version="1", flip_cases=mine["flip_cases"], champion=champ)
-    m = ev.champion["metrics"]["flip_gain"]
+    m = _vs_champion(ev)["flip_gain"]
     common = mine["flip_cases"][::2]
-    assert m["n"] == common.size == ev.champion["n_flip_cases_compared"]
+    assert m["n"] == common.size == _champion_block(ev)["n_flip_cases_compared"]
     gain = (mine["flips"] - mine["random_flips"])[::2]
     assert m["point"] == pytest.approx(gain.mean() - 1.0)
     # one case indeterminate for both: not compared (recorded), and not a failing validation input
     lone = {**champ, "flip_cases": mine["flip_cases"][:1], "flips": np.ones(1), "random_flips": np.zeros(1)}
     ev1 = counterfactual_evidence(mine["direction_agreement"], mine["flips"], mine["random_flips"], GateConfig(),
                                   champion_version="1", flip_cases=mine["flip_cases"], champion=lone)
-    assert "flip_gain" not in ev1.champion["metrics"] and "1 case(s)" in ev1.champion["not_compared"]["flip_gain"]
+    assert "flip_gain" not in _vs_champion(ev1)
+    assert "1 case(s)" in _champion_block(ev1)["not_compared"]["flip_gain"]
     assert "flip_gain_vs_champion_lower" not in ev1.validation_inputs()[1]
     with pytest.raises(ValueError, match="covers"):
         counterfactual_evidence(np.ones(5), np.ones(2), np.zeros(2), GateConfig(), champion_version="1",
@@ -271,9 +295,9 @@ def test_reconstruction_champion_compares_semantic_psnr_on_the_same_patients() -
     champ = {**cases, "semantic_psnr": cases["semantic_psnr"] + 3.0}  # the champion's z carries more
     ev = reconstruction_evidence(cases, GateConfig(semantic_psnr_min=18.0), champion_per_case=champ,
                                  champion_version="4")
-    m = ev.champion["metrics"]["semantic_psnr"]
+    m = _vs_champion(ev)["semantic_psnr"]
     assert m["n"] == 30 and m["point"] == pytest.approx(-3.0) and m["lower"] < m["threshold"] == -1.0
-    assert ev.champion["metrics"]["psnr"]["point"] == 0.0
+    assert _vs_champion(ev)["psnr"]["point"] == 0.0
     without = reconstruction_evidence(cases, GateConfig(), champion_per_case={k: v for k, v in champ.items()
                                                                               if k != "semantic_psnr"})
-    assert "semantic_psnr" not in without.champion["metrics"]
+    assert "semantic_psnr" not in _vs_champion(without)

@@ -27,6 +27,7 @@ def validate(obj: dict) -> None:
 @cache
 def kubectl_render(directory: str) -> tuple[dict, ...]:
     """``kubectl kustomize DIR`` (offline); only call when KUBECTL is set."""
+    assert KUBECTL is not None, "kubectl is not installed: skip before calling this"
     out = subprocess.run([KUBECTL, "kustomize", directory], check=True, capture_output=True,
                          text=True, timeout=60).stdout
     return tuple(d for d in yaml.safe_load_all(out) if d)

@@ -41,14 +41,14 @@ def strategic_merge(base: Any, patch: Any) -> Any:
         return out
     if (isinstance(base, list) and isinstance(patch, list) and patch
             and all(isinstance(x, dict) and "name" in x for x in base + patch)):
-        out = copy.deepcopy(base)
-        index = {x["name"]: i for i, x in enumerate(out)}
+        items = copy.deepcopy(base)
+        index = {x["name"]: i for i, x in enumerate(items)}
         for item in patch:
             if item["name"] in index:
-                out[index[item["name"]]] = strategic_merge(out[index[item["name"]]], item)
+                items[index[item["name"]]] = strategic_merge(items[index[item["name"]]], item)
             else:
-                out.append(copy.deepcopy(item))
-        return out
+                items.append(copy.deepcopy(item))
+        return items
     return copy.deepcopy(patch)
 
 

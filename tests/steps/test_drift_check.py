@@ -122,7 +122,7 @@ def test_a_drift_alert_reaches_the_cli_as_one_line(tmp_path: Path, monkeypatch: 
 def test_agent_only_reuses_the_champion_diffae_without_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import steps.diffae.train_diffae as td
 
-    asked = {}
+    asked: dict[str, object] = {}
 
     def fake_fetch(name: str, spec: str, out: Path) -> dict:
         asked.update(name=name, spec=spec, out=out)

@@ -1,4 +1,4 @@
-"""Fixtures: tiny stand-in models (see ``cf_standins.py``) and a borderline cohort."""
+"""Fixtures: tiny stand-in models (see ``standins/cf_standins.py``) and a borderline cohort."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "standins"))
 
 from cf_standins import make_standins  # noqa: E402
 

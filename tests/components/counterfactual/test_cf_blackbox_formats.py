@@ -53,8 +53,9 @@ def _save(net: nn.Module, fmt: str, path: Path, example: Tensor) -> None:
         torch.jit.save(torch.jit.trace_module(net, inputs), str(path))
 
 
-# Tracing keeps submodules and tensors but drops plain attributes such as ``head_name``:
-# a traced feature-exposing classifier is distilled in output mode (KL on logits).
+# ``trace_module`` keeps submodules, tensors and the traced ``features`` but drops plain attributes
+# such as ``head_name``: without ``--head-name`` a traced feature-exposing classifier is distilled in
+# output mode (KL on logits); tests/components/test_blackbox.py covers the head name.
 MODES = {("plain", "feature"): "feature", ("scripted", "feature"): "feature", ("traced", "feature"): "output",
          ("plain", "opaque"): "output", ("scripted", "opaque"): "output", ("traced", "opaque"): "output"}
 

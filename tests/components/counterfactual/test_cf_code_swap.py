@@ -16,8 +16,20 @@ class _Mixer(torch.nn.Module):
         super().__init__()
         self.w = w
 
-    def render(self, x_t: torch.Tensor, z: torch.Tensor, steps: int, depth: float = 1.0) -> torch.Tensor:
-        return self.w * z.reshape(x_t.shape) + (1 - self.w) * x_t
+    def render(self, x_T: torch.Tensor, z: torch.Tensor, steps: int, depth: float = 1.0) -> torch.Tensor:
+        return self.w * z.reshape(x_T.shape) + (1 - self.w) * x_T
+
+    # the rest of DiffAELike: the code-swap test only decodes (recon, x_T and q are given)
+    def encode_stack(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def invert(self, x0: torch.Tensor, z: torch.Tensor, steps: int, *, depth: float = 1.0) -> torch.Tensor:
+        raise NotImplementedError
+
+    def reconstruct_stack(
+        self, x: torch.Tensor, steps: int, depth: float = 1.0
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
 
 
 def _linear_box(x: torch.Tensor) -> torch.Tensor:

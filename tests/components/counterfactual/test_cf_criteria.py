@@ -63,7 +63,8 @@ def test_observable_inside_vs_outside_lungs():
     assert obs["changed_fraction_outside"] == 0.0
     assert obs["mean_abs_change_inside"] == pytest.approx(0.5 / 8)
     assert obs["mean_abs_change_outside"] == pytest.approx(0.01 / 8)
-    assert obs["per_alpha"]["changed_fraction_inside"] == pytest.approx([1 / 8] * 3)
+    per_alpha = obs["per_alpha"]
+    assert isinstance(per_alpha, dict) and per_alpha["changed_fraction_inside"] == pytest.approx([1 / 8] * 3)
 
 
 def test_reconstruction_criterion_uses_the_shared_metrics() -> None:

@@ -32,7 +32,7 @@ def test_evaluate_cohort_with_aligned_standins(standins):
     assert cf["monotonicity_spearman"] == 1.0
     assert cf["flip_rate"] == 1.0
     assert cf["random_control_flip_rate"] is not None
-    assert cf["nfe_per_patient"] >= 4 + (2 * 4 + 4 * 3 * 4) * cfg.ddim_steps
+    assert cf["nfe_per_patient"] >= 4 + (2 * 4 + 4 * 3 * 4) * cfg.ddim_step_count
     assert m["reconstruction"]["decision_kept"] == 1.0 and m["reconstruction"]["ssim"] > 0.999
     loc = m["localization"]
     assert {"diffexplainer", "random_direction", "gradcam", "gradcampp", "saliency",
@@ -51,7 +51,7 @@ def test_evaluate_cohort_runs_the_code_swap_test_on_cached_inversions(standins):
     cfg = CounterfactualConfig(alphas=[0.2], ddim_steps=2, batch_size=16, max_cases=2, code_swap_cases=5,
                                code_swap_steps=2, random_control=False)
     lungs = lung_map()[None].repeat(n, 1, 1, 1).numpy()
-    recon, x_t, q = (t.detach().numpy() for t in model.reconstruct_stack(x, cfg.ddim_steps))
+    recon, x_t, q = (t.detach().numpy() for t in model.reconstruct_stack(x, cfg.ddim_step_count))
     swap = evaluate_cohort(model, agent, bb, x.numpy(), lungs, cfg, inversions=(recon, x_t, q)).metrics["counterfactual"]["code_swap"]
     assert swap["n"] == 10  # 5 patients x 2 derangements (the regression itself: tests/components/metrics)
     assert set(swap) == {"coef_z", "coef_x_T", "intercept", "z_share", "sign_follows_z", "n"}

@@ -220,7 +220,8 @@ def test_reliance_follows_what_the_black_box_reads() -> None:
     reads_marker = NoGradBlackBox(TinyTeacher(torch.as_tensor(comps["marker"][0]), scale=0.5))
     table = component_reliance(reads_marker, images, removed)
     assert table["marker"]["reliance"] == pytest.approx(0.5 * 2.0 * 24) and table["disease"]["reliance"] == 0.0
-    assert table["marker"]["mean_delta"] < 0 and table["marker"]["n_cases"] == 5
+    delta = table["marker"]["mean_delta"]
+    assert delta is not None and delta < 0 and table["marker"]["n_cases"] == 5
     present = {"marker": np.array([1, 1, 0, 0, 1], bool)}
     deltas = reliance_deltas(reads_marker, images, removed, present)
     assert np.isnan(deltas["marker"][2]) and component_reliance(reads_marker, images, removed, present)["marker"]["n_cases"] == 3

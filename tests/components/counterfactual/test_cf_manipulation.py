@@ -63,10 +63,10 @@ def test_sweep_moves_scores_and_counts_network_evaluations(standins):
     np.testing.assert_allclose(res.recon, x.numpy(), atol=1e-5)
     # NFE bookkeeping matches the images the stand-in actually inverted / rendered
     unet_images = model.calls["invert"] + model.calls["render"]
-    assert sum(c.unet for c in res.nfe) == unet_images * cfg.ddim_steps
+    assert sum(c.unet for c in res.nfe) == unet_images * cfg.ddim_step_count
     assert sum(c.encoder for c in res.nfe) == model.calls["encode"] == n * 4
     # per patient: invert + recon (2*4*steps) + (2 directions + 2 random) * A * 4 * steps
-    assert res.nfe[0].unet == (2 * 4 + 4 * a * 4) * cfg.ddim_steps
+    assert res.nfe[0].unet == (2 * 4 + 4 * a * 4) * cfg.ddim_step_count
 
 
 def test_standardized_step_space_keeps_low_variance_dims_still(standins):
@@ -112,10 +112,12 @@ def test_random_control_at_the_largest_alpha_only_costs_one_row_per_direction(st
     n, a = x.shape[0], len(cfg.alphas)
     assert res.counterfactuals.shape == (n, 2, a, 4, 16, 16)
     assert res.random_cf is not None and res.random_cf.shape == (n, 2, 1, 4, 16, 16)
+    assert res.teacher_random is not None and res.agent_random is not None and res.random_alphas is not None
     assert res.teacher_random.shape == res.agent_random.shape == (n, 2, 1, 2)
     assert res.random_alphas.tolist() == [0.4]
     full = run_sweep(model, agent, bb, x, cfg.model_copy(update={"random_control_alphas": "all"}), search=False)
     # the same random directions (seeded): the largest-alpha row is the full control's last one
+    assert full.random_cf is not None
     np.testing.assert_allclose(res.random_cf[:, :, 0], full.random_cf[:, :, -1], atol=1e-6)
     np.testing.assert_allclose(res.counterfactuals, full.counterfactuals, atol=1e-6)
     # per patient, path = ceil(0.5 * 4) = 2 UNet evaluations per decode:

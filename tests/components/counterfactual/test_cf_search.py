@@ -80,7 +80,7 @@ def test_sweep_searches_indeterminate_cases_up_to_cap(standins):
             assert r.prior == [(0.1, r.prior[0][1])] and abs(r.prior[0][1] - 0.5) < 1e-6
             assert r.capped and r.alpha == 0.3 and [a for a, _ in r.trace] == [0.2, 0.3] and r.n_evals == 2
         # invert + recon + sweep (2 directions x 1 alpha) + 2 searches x 2 decodes, 4 slices each
-        assert counts.unet == (2 + 2 + 4) * 4 * cfg.ddim_steps
+        assert counts.unet == (2 + 2 + 4) * 4 * cfg.ddim_step_count
     assert torch.isfinite(torch.as_tensor(res.counterfactuals)).all()
 
 
@@ -91,4 +91,4 @@ def test_no_search_when_its_budget_is_zero(standins):
     cfg = CounterfactualConfig(alphas=[0.1], ddim_steps=2, batch_size=8, search_max_evals=0, random_control=False)
     res = run_sweep(model, agent, bb, x[:2], cfg)
     assert res.indeterminate.all() and res.searches == [{}, {}]
-    assert all(c.unet == (2 + 2) * 4 * cfg.ddim_steps for c in res.nfe)  # invert + recon + 2 sweep rows only
+    assert all(c.unet == (2 + 2) * 4 * cfg.ddim_step_count for c in res.nfe)  # invert + recon + 2 sweep rows only

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -124,7 +125,8 @@ def test_strided_grid_for_large_matrices(tmp_path: Path) -> None:
 
 def test_padding_becomes_air(tmp_path: Path) -> None:
     vol = chest_volume(2, matrix=32)
-    for kw in ({"padding_value": -2000, "intercept": 0}, {"intercept": -1024}):
+    cases: list[dict[str, Any]] = [{"padding_value": -2000, "intercept": 0}, {"intercept": -1024}]
+    for kw in cases:
         paths = write_series(tmp_path / str(len(kw)), vol, circular_fov=True, **kw)
         recs, dss = _read_all(paths, tmp_path)
         v = load_volume(recs, dss, sort_slices(recs, [0, 1]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -101,7 +102,7 @@ def test_decoded_slices_fewer_than_files(tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_scanned_hu_equals_pydicom(tmp_path: Path) -> None:
     vol = chest_volume(2, matrix=24, seed=6)
-    cases = [
+    cases: list[dict[str, Any]] = [
         dict(intercept=-1024.0),
         dict(intercept=0.0, circular_fov=True, padding_value=-2000),
         dict(intercept=-1024.0, signed=False, circular_fov=True, padding_value=0),
@@ -200,7 +201,10 @@ def test_header_prefix_reads_equal_pydicom(tmp_path: Path) -> None:
             ranges.append((offset, n))
             return memoryview(data)[offset : offset + n]
 
-        _, sl = read_file("x", "P", data[: dicom_series.HEAD_BYTES], len(data), lambda d=data: d, fetch_range)
+        def fetch(data: bytes = data) -> bytes:
+            return data
+
+        _, sl = read_file("x", "P", data[: dicom_series.HEAD_BYTES], len(data), fetch, fetch_range)
         assert sl is not None and sl.native and sl.data is not None and len(sl.data) < len(data)
         ds = pydicom.dcmread(path)
         want_hu, want_pad = to_hu(ds.pixel_array, ds)

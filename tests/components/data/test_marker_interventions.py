@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,7 +21,7 @@ from components.data.synth import draw_patients, write_cohort
 
 @pytest.mark.parametrize("circular", [False, True])
 def test_marker_drawn_when_asked_outside_body_and_lungs(circular: bool) -> None:
-    kw = dict(extent=0.3, n_ggo=1, seed=4, circular_fov=circular, fov_mm=0.96 * 358.4)
+    kw: dict[str, Any] = dict(extent=0.3, n_ggo=1, seed=4, circular_fov=circular, fov_mm=0.96 * 358.4)
     with_marker = phantom_volume(96, 6, marker=True, **kw)
     without = phantom_volume(96, 6, **kw)
     tag = with_marker.marker.astype(bool)
@@ -44,7 +46,7 @@ def test_marker_survives_the_ingest_resize_to_32_px(matrix: int, fov: float) -> 
 
 @pytest.mark.parametrize("circular", [False, True])
 def test_removing_a_component_changes_only_its_pixels(circular: bool) -> None:
-    kw = dict(extent=0.4, n_ggo=2, seed=3, marker=True, circular_fov=circular)
+    kw: dict[str, Any] = dict(extent=0.4, n_ggo=2, seed=3, marker=True, circular_fov=circular)
     full = phantom_volume(64, 8, **kw)
     own = {"disease": full.mask, "distractor": full.distractor_support, "marker": full.marker}
     for comp in COMPONENTS:

@@ -6,6 +6,7 @@ import csv
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -16,6 +17,7 @@ from pydicom.uid import CTImageStorage
 from components.config import SynthConfig
 from components.data.synth import (
     FAKE_PHI,
+    Cohort,
     draw_patients,
     label_model,
     patient_phantom,
@@ -28,7 +30,7 @@ CFG = SynthConfig(slices_per_patient=8, osic_matrix=48, external_matrix=64)
 N, SEED = 4, 7
 
 
-def _write(root: Path, cohort: str, **kwargs):
+def _write(root: Path, cohort: Cohort, **kwargs: Any) -> tuple[Any, list[str]]:
     lines: list[str] = []
     summary = write_cohort(root, cohort, N, SEED, CFG, progress=lines.append, **kwargs)
     return summary, lines
@@ -49,12 +51,12 @@ def _ids(root: Path) -> list[str]:
         return [row["Patient"] for row in csv.DictReader(fh)]
 
 
-def _series_hu(root: Path, pid: str) -> tuple[np.ndarray, list[pydicom.Dataset]]:
+def _series_hu(root: Path, pid: str) -> tuple[np.ndarray, list[pydicom.FileDataset]]:
     files = [pydicom.dcmread(root / "train" / pid / f"{n}.dcm") for n in range(1, CFG.slices_per_patient + 1)]
     return np.stack([apply_rescale(ds.pixel_array, ds) for ds in files]), files
 
 
-def _phantom_of(cohort: str, index: int):
+def _phantom_of(cohort: Cohort, index: int) -> Any:
     rec = draw_patients(cohort, N, SEED, CFG)[index]
     prof = scanner_profile(cohort, CFG)
     return patient_phantom(rec, prof, CFG.slices_per_patient, CFG.marker_size_mm)
@@ -166,7 +168,7 @@ def test_other_seed_gives_other_patients() -> None:
 
 
 @pytest.mark.parametrize("cohort,target", [("osic", 0.037), ("external", 0.086), ("osic", 0.25)])
-def test_prevalence_of_a_large_draw(cohort: str, target: float) -> None:
+def test_prevalence_of_a_large_draw(cohort: Cohort, target: float) -> None:
     cfg = SynthConfig(osic_prevalence=target) if cohort == "osic" else SynthConfig()
     records = draw_patients(cohort, 3000, 0, cfg)
     labels = np.array([r.label for r in records])
@@ -181,7 +183,7 @@ def test_fake_phi_in_every_file_and_nowhere_else(osic, external) -> None:
     for root in (osic[0].root, external[0].root):
         for path in (root / "train").rglob("*.dcm"):
             ds = pydicom.dcmread(path, stop_before_pixels=True)
-            assert all(str(ds.data_element(k).value) == v for k, v in FAKE_PHI.items())
+            assert all((el := ds.data_element(k)) is not None and str(el.value) == v for k, v in FAKE_PHI.items())
         for name in ("train.csv", "labels.csv", "cohort.json"):
             text = (root / name).read_text()
             assert not any(v in text for v in FAKE_PHI.values())

@@ -16,7 +16,7 @@ from components.data.ingest import ingest
 
 
 @pytest.mark.parametrize("cohort", ["osic", "external"])
-def test_synthetic_cohort_end_to_end(tmp_path: Path, cohort: str) -> None:
+def test_synthetic_cohort_end_to_end(tmp_path: Path, cohort: synth.Cohort) -> None:
     cfg = SynthConfig(slices_per_patient=10, osic_matrix=64, external_matrix=80)
     root = tmp_path / "cohort"
     synth.write_cohort(root, cohort, 4, seed=1, cfg=cfg, progress=lambda _: None, workers=1)

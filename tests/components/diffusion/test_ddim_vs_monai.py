@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pytest
 import torch
 from monai.networks.schedulers import DDIMScheduler
 
 from components.diffusion.ddim import ddim_invert, ddim_sample, ddim_step
 from components.diffusion.schedule import NoiseSchedule, ddim_timesteps, make_schedule
+
+BetaSchedule = Literal["linear", "cosine"]
 
 T = 1000
 MONAI_SCHEDULE = {"linear": "linear_beta", "cosine": "cosine"}
@@ -37,7 +41,7 @@ def _as_float64(sched: DDIMScheduler) -> NoiseSchedule:
 # MONAI computes in float32: its cosine betas 1 - ᾱ_t/ᾱ_{t-1} lose ~1e-3 relative to cancellation
 # (largest where β is small), its ᾱ up to 7e-5 relative where ᾱ is tiny (t near T).
 @pytest.mark.parametrize(("kind", "beta_rtol"), [("linear", 1e-6), ("cosine", 2e-3)])
-def test_beta_schedules_equal_monai(kind: str, beta_rtol: float) -> None:
+def test_beta_schedules_equal_monai(kind: BetaSchedule, beta_rtol: float) -> None:
     ours, theirs = make_schedule(kind, T), _monai(kind, 10)
     torch.testing.assert_close(ours.betas, theirs.betas.double(), rtol=beta_rtol, atol=5e-5)
     torch.testing.assert_close(ours.alphas_cumprod, theirs.alphas_cumprod.double(), rtol=1e-4, atol=1e-6)
@@ -45,7 +49,7 @@ def test_beta_schedules_equal_monai(kind: str, beta_rtol: float) -> None:
 
 @pytest.mark.parametrize("kind", ["linear", "cosine"])
 @pytest.mark.parametrize("steps", [1, 4, 10])
-def test_ddim_sampling_equals_monai_step_by_step(kind: str, steps: int) -> None:
+def test_ddim_sampling_equals_monai_step_by_step(kind: BetaSchedule, steps: int) -> None:
     g = torch.Generator().manual_seed(0)
     x_T = torch.randn(3, 1, 8, 8, generator=g, dtype=torch.float64)
     z = torch.randn(3, 4, generator=g, dtype=torch.float64)

@@ -66,7 +66,7 @@ def test_reference_table_is_found_by_hash_and_kept_without_identifiers(tmp_path:
     assert "ID0" not in kept.read_text()  # no patient identifiers in the kept copy
     (ds / "patients.csv").unlink()
     again, where = reference_acquisition(keep, [tmp_path / "run"], "sha256:abc")
-    assert where == str(kept) and len(again) == 20
+    assert again is not None and where == str(kept) and len(again) == 20
     assert reference_acquisition(tmp_path / "k2", [tmp_path / "run"], "sha256:zzz") == (None, "")
     with pytest.raises(UserError, match="no patients.csv"):
         dataset_acquisition(ds)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ from torch import nn
 
 from components.config import DiffAEConfig
 from components.counterfactual.decoding import encode_stacks, inversion_nfe
+from components.counterfactual.protocols import DiffAELike
 from components.metrics.reconstruction_eval import (
     evaluate_reconstruction,
     gate_semantic_cases,
@@ -16,7 +19,7 @@ from components.metrics.reconstruction_eval import (
     score_reconstruction,
     semantic_reconstruction,
 )
-from components.models.diffae import build_diffae
+from components.models.diffae import DiffAE, build_diffae
 
 
 def _model(fp_iters: int = 1):
@@ -46,7 +49,7 @@ def test_reconstruct_then_score_equals_one_call_and_feeds_the_sweep() -> None:
         assert np.isclose(scored[key], direct[key], rtol=1e-5, atol=1e-6), key
     assert scored["samples"][0].shape == (2, 4, 8, 8)
     # the counterfactual sweep reuses them as they are, and still counts their cost
-    pre = tuple(torch.as_tensor(rec[k]) for k in ("recon", "x_T", "q"))
+    pre = (torch.as_tensor(rec["recon"]), torch.as_tensor(rec["x_T"]), torch.as_tensor(rec["q"]))
     lat = encode_stacks(model, torch.as_tensor(x), 3, 8, precomputed=pre)
     fresh = encode_stacks(model, torch.as_tensor(x), 3, 8)
     assert torch.allclose(lat.x_T, fresh.x_T, atol=1e-5) and torch.allclose(lat.q, fresh.q, atol=1e-6)
@@ -64,7 +67,8 @@ def test_score_reconstruction_detects_a_bad_reconstruction() -> None:
 def test_inversion_nfe_counts_fixed_point_refinements() -> None:
     assert inversion_nfe(_model(0), 10).unet == 2 * 4 * 10
     assert inversion_nfe(_model(2), 10).unet == 4 * 4 * 10
-    assert inversion_nfe(object(), 10).encoder == 4  # stand-ins without a config: plain inversion
+    bare = cast(DiffAELike, object())  # a stand-in without a config: plain inversion
+    assert inversion_nfe(bare, 10).encoder == 4
 
 
 class _CodeDecoder:
@@ -83,19 +87,25 @@ class _CodeDecoder:
         return ((1 - self.uses_noise) * img + self.uses_noise * x_T).clamp(-1, 1)
 
 
+def _decoder(hw: int, uses_noise: float) -> DiffAE:
+    """A :class:`_CodeDecoder` typed as the DiffAE the functions take (they use only ``z_dim``,
+    ``device``, ``eval`` and ``render``)."""
+    return cast(DiffAE, _CodeDecoder(hw, uses_noise))
+
+
 def test_semantic_reconstruction_scores_what_z_alone_carries() -> None:
     x = np.random.default_rng(2).uniform(-1, 1, (5, 4, 8, 8)).astype(np.float32)
     q = x.reshape(5, 4 * 64)
-    all_in_z = semantic_reconstruction(_CodeDecoder(8, 0.0), x, q, steps=2, batch_size=3)
-    half_in_x_t = semantic_reconstruction(_CodeDecoder(8, 0.5), x, q, steps=2, batch_size=3)
+    all_in_z = semantic_reconstruction(_decoder(8, 0.0), x, q, steps=2, batch_size=3)
+    half_in_x_t = semantic_reconstruction(_decoder(8, 0.5), x, q, steps=2, batch_size=3)
     assert all_in_z["semantic_psnr"].shape == (5,) and np.all(all_in_z["semantic_psnr"] > 60)
     assert np.all(half_in_x_t["semantic_psnr"] < 20) and np.all(half_in_x_t["semantic_ssim"] < 0.9)
-    again = semantic_reconstruction(_CodeDecoder(8, 0.5), x, q, steps=2, batch_size=5)  # seeded prior draws
+    again = semantic_reconstruction(_decoder(8, 0.5), x, q, steps=2, batch_size=5)  # seeded prior draws
     np.testing.assert_allclose(again["semantic_psnr"], half_in_x_t["semantic_psnr"])
-    subset = gate_semantic_cases(_CodeDecoder(8, 0.5), x, q, steps=2, n_cases=3, seed=0)  # the gate's first 3
-    np.testing.assert_allclose(subset["semantic_psnr"], semantic_reconstruction(_CodeDecoder(8, 0.5), x[:3], q[:3], 2)
+    subset = gate_semantic_cases(_decoder(8, 0.5), x, q, steps=2, n_cases=3, seed=0)  # the gate's first 3
+    np.testing.assert_allclose(subset["semantic_psnr"], semantic_reconstruction(_decoder(8, 0.5), x[:3], q[:3], 2)
                                ["semantic_psnr"])
-    assert gate_semantic_cases(_CodeDecoder(8, 0.5), x, q, steps=2, n_cases=0, seed=0) == {}
+    assert gate_semantic_cases(_decoder(8, 0.5), x, q, steps=2, n_cases=0, seed=0) == {}
     real = semantic_reconstruction(_model(), x, np.zeros((5, 64), np.float32), steps=2)  # the real render path
     assert np.isfinite(real["semantic_psnr"]).all()
     with pytest.raises(ValueError, match="does not match"):

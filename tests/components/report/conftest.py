@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "counterfactual"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "counterfactual" / "standins"))
 
 from cf_standins import make_standins  # noqa: E402
 

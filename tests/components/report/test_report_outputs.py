@@ -56,10 +56,13 @@ def test_cohort_report_and_explain(standins, tmp_path):
     masks[:, 1, 4:8, 4:8] = 1.0
     ev = evaluate_cohort(model, agent, bb, x.numpy(), lungs, cfg, masks=masks)
     paths = write_cohort_report(tmp_path, ev, cfg, dataset={"hash": "h", "patients_ok": 4, "patients_quarantined": 0},
-                                run_ids={"eval": "r1"}, case_ids=["P0", "P1", "P2", "P3"])
+                                run_ids={"eval": "r1"}, case_ids=["P0", "P1", "P2", "P3"],
+                                blackbox={"mode": "feature", "head": "fc", "hash": "ab", "source": "clf.pt"})
     assert paths.index_html == tmp_path / "report" / "index.html"
     doc = json.loads(paths.metrics_json.read_text())
     assert validate_metrics(doc) == []
+    assert doc["blackbox"] == {"mode": "feature", "head": "fc", "hash": "ab", "source": "clf.pt"}
+    assert "clf.pt: feature mode (head &#x27;fc&#x27;)" in paths.index_html.read_text()
     assert doc["counterfactual"]["n_cases"] == 3 and doc["timings_s"]["counterfactual"] > 0
     assert doc["reconstruction"]["passed"] is None  # no gate given: not decided, not invented
     assert doc["agent_alignment"] is None

@@ -10,7 +10,7 @@ from torch import nn
 from components.config import AgentConfig
 from components.errors import UserError
 from components.models.agent import Agent
-from components.training.distill_agent import alignment_report, distill_agent, objective_loss
+from components.training.distill_agent import Objective, alignment_report, distill_agent, objective_loss
 
 D, F, C = 24, 6, 2
 
@@ -40,12 +40,12 @@ def _cfg(**kw) -> AgentConfig:
     return AgentConfig(**{**base, **kw})
 
 
-def _loss(agent: Agent, q: torch.Tensor, t: dict, objective: str) -> float:
+def _loss(agent: Agent, q: torch.Tensor, t: dict, objective: Objective) -> float:
     with torch.no_grad():
         return float(objective_loss(agent, q, t["features"] if agent.mode == "feature" else None, t["logits"], objective))
 
 
-def _fit_reduces_loss_and_agrees(seed: int, feature_mode: bool, objective: str) -> tuple[Agent, dict, nn.Linear]:
+def _fit_reduces_loss_and_agrees(seed: int, feature_mode: bool, objective: Objective) -> tuple[Agent, dict, nn.Linear]:
     """Distil 1 epoch and 40 epochs; the loss must halve and the agent agree on new data."""
     a, b, head = _teacher(seed)
     q, t = _data(160, a, b, head, seed=seed + 1)
@@ -61,7 +61,7 @@ def _fit_reduces_loss_and_agrees(seed: int, feature_mode: bool, objective: str) 
 
 
 @pytest.mark.parametrize("objective", ["L1", "MSE", "KL"])
-def test_feature_mode_objectives_reduce_loss_and_agree(objective: str) -> None:
+def test_feature_mode_objectives_reduce_loss_and_agree(objective: Objective) -> None:
     agent, m, head = _fit_reduces_loss_and_agrees(0, True, objective)
     assert agent.mode == m["mode"] == "feature" and m["objective"] == objective
     torch.testing.assert_close(agent.head.weight, head.weight)  # frozen teacher head

@@ -118,6 +118,9 @@ def test_stack_augmenter_monai_shift_zoom_noise() -> None:
     x = torch.full((3, 4, SIZE, SIZE), -1.0)
     x[:, :, 6:10, 6:10] = 1.0
     aug = stack_augmenter(_cfg(augment_translate_px=2.0, augment_scale=0.1), seed=0)
+    again = stack_augmenter(_cfg(augment_translate_px=2.0, augment_scale=0.1), seed=0)
+    noise = stack_augmenter(_cfg(augment_noise_std=0.05), seed=1)
+    assert aug is not None and again is not None and noise is not None
     out = aug(x)
     assert type(out) is torch.Tensor
     assert out.shape == x.shape and out.min() >= -1 and out.max() <= 1
@@ -126,8 +129,8 @@ def test_stack_augmenter_monai_shift_zoom_noise() -> None:
     assert torch.allclose(out[:, 0], out[:, 3])
     # different stacks get different draws; the same seed repeats them
     assert not torch.allclose(out[0], out[1])
-    assert torch.equal(stack_augmenter(_cfg(augment_translate_px=2.0, augment_scale=0.1), seed=0)(x), out)
-    noisy = stack_augmenter(_cfg(augment_noise_std=0.05), seed=1)(torch.zeros(2, 4, SIZE, SIZE))
+    assert torch.equal(again(x), out)
+    noisy = noise(torch.zeros(2, 4, SIZE, SIZE))
     assert type(noisy) is torch.Tensor  # not a MONAI MetaTensor
     assert 0.0 < float(noisy.std()) < 0.05  # MONAI draws the std uniformly in [0, 0.05]
 

@@ -14,6 +14,8 @@ report tests).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor, nn
 
@@ -23,6 +25,8 @@ Z = 8
 
 class TinyDiffAE(nn.Module):
     """DiffAE-like module on ``[B,4,SIZE,SIZE]`` stacks with ``Z``-dim slice latents."""
+
+    basis: Tensor  # registered buffer
 
     def __init__(self, size: int = SIZE, z_dim: int = Z, seed: int = 0) -> None:
         super().__init__()
@@ -61,6 +65,11 @@ class TinyDiffAE(nn.Module):
 
 class TinyTeacher(nn.Module):
     """``logits = [-d/2, d/2]``, ``d = scale * <conv1x1(x), w> + bias``."""
+
+    # a registered buffer, declared for mypy only: torch.jit.script (the tests script this module)
+    # cannot resolve a postponed class annotation
+    if TYPE_CHECKING:
+        w: Tensor
 
     def __init__(self, weight_map: Tensor, scale: float = 1.0, bias: float = 0.0) -> None:
         super().__init__()
@@ -132,6 +141,9 @@ def calibrated(model: TinyDiffAE, weight_map: Tensor, x: Tensor, scale: float = 
 class StandardizingAgent(nn.Module):
     """Agent that standardises its input like ``components/models/agent.py``:
     ``logits = W (q - mean) / std``; exposes ``normalize_latents`` / ``denormalize_latents``."""
+
+    latent_mean: Tensor  # registered buffers
+    latent_std: Tensor
 
     def __init__(self, dim: int, std: Tensor, seed: int = 0) -> None:
         super().__init__()
