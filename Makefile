@@ -8,7 +8,7 @@ WORKDIR ?= .diffexplainer/demo
 PRESET ?= cpu-small
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint venv bench bench-agent bench-faithfulness bench-gates bench-cf clean
+.PHONY: demo test lint venv bench bench-agent bench-faithfulness bench-gates bench-cf bench-compile clean
 
 venv: $(STAMP)
 
@@ -58,6 +58,10 @@ bench-gates: $(STAMP)
 # and alpha search, on the same cases of a finished `make demo` (WORKDIR)
 bench-cf: $(STAMP)
 	$(PY) benchmarks/cf_cost.py --workdir $(WORKDIR) --preset $(PRESET)
+
+# offline compilation time of both orchestrators (issue 14: < 60 s each), paper preset, side by side
+bench-compile: $(STAMP)
+	$(PY) benchmarks/compile.py
 
 clean:
 	rm -rf .diffexplainer .pytest_cache .mypy_cache .ruff_cache

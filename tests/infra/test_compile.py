@@ -44,9 +44,7 @@ def settings():
 
 @pytest.fixture(scope="module")
 def pods(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict[str, dict]]:
-    t0 = time.perf_counter()
     out = compile_kubernetes(load_config(PAPER), PROD, tmp_path_factory.mktemp("k8s"))
-    out["wall_s"] = time.perf_counter() - t0
     return out, {step: yaml.safe_load(Path(f).read_text()) for step, f in out["steps"].items()}
 
 
@@ -71,7 +69,7 @@ def test_kubernetes_pods_for_every_step_validate(pods, steps, settings) -> None:
     for step, pod in docs.items():
         check_pod(pod, step, settings.docker.parent_image)
         assert pod["metadata"]["namespace"] == "diffexplainer-prod"
-    assert out["wall_s"] < 60
+    # compile time is a benchmark target (benchmarks/compile.py, `make bench-compile`), not asserted here
 
 
 @pytest.mark.parametrize("damage", ["gpu", "image", "secret"])
