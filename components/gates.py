@@ -215,7 +215,8 @@ def reconstruction_evidence(
             ``x_T``; PSNR gated when ``cfg.semantic_psnr_min`` is set, else reported).
         cfg: floors (``psnr_min``, ``ssim_min``, ``decision_kept_min``), deltas, bootstrap.
         champion_per_case: the champion DiffAE's values on the same patients (same order);
-            ``semantic_psnr`` is compared when both sides measured it on the same patients.
+            ``semantic_psnr`` is compared when it is gated (``semantic_psnr_min`` set) and both
+            sides measured it on the same patients.
         champion_version: its registry version (recorded).
         champion_reason: why no comparison was made although a champion exists (recorded).
     """
@@ -237,8 +238,8 @@ def reconstruction_evidence(
         champion = {"version": champion_version, "compared": True, "metrics": {
             m: _noninferiority(_mean, [np.asarray(per_case[m], float)], [np.asarray(champion_per_case[m], float)],
                                cfg.noninferiority_delta[m], s)
-            for m in (*floors, "semantic_psnr") if m in cfg.noninferiority_delta
-            and per_case.get(m) is not None and champion_per_case.get(m) is not None
+            for m in (*floors, *(("semantic_psnr",) if cfg.semantic_psnr_min is not None else ()))
+            if m in cfg.noninferiority_delta and per_case.get(m) is not None and champion_per_case.get(m) is not None
         }}
     return GateEvidence("reconstruction", metrics, reported, n=len(np.asarray(per_case["psnr"])),
                         champion=champion, settings=s)

@@ -145,7 +145,9 @@ def champion_counterfactual(
     Args:
         agent_name / teacher_name / diffae_name: registered model names.
         current: the challenger's ``(DiffAE, agent, black box)``; when the champion's three
-            have the same weights, ``current_per_case`` is returned as the champion's.
+            have the same weights (state-dict hashes: a TorchScript classifier whose code
+            changed but whose weights did not counts as the same), ``current_per_case`` is
+            returned as the champion's.
         images: ``[K,4,H,W]`` in [-1,1], the challenger's explained cases (its selection).
         cfg: the challenger's sweep settings (alphas, steps, random control seed).
         current_per_case: the challenger's :func:`per_case_manipulation` on ``images``.
@@ -166,6 +168,9 @@ def champion_counterfactual(
             and weights_sha256(bb.module) == weights_sha256(cur_bb.module):
         return ChampionCases(version, dict(current_per_case))
     print(f"[counterfactual] champion agent v{version}: its own sweep on the same {len(images)} cases", flush=True)
-    sweep = run_sweep(diffae.eval(), agent.eval(), bb, torch.as_tensor(np.asarray(images, np.float32)), cfg,
-                      precomputed=precomputed if same_diffae else None)
+    try:  # the gate uses the sweep's fixed alphas only: no alpha search
+        sweep = run_sweep(diffae.eval(), agent.eval(), bb, torch.as_tensor(np.asarray(images, np.float32)), cfg,
+                          search=False, precomputed=precomputed if same_diffae else None)
+    except Exception as exc:  # noqa: BLE001 - recorded in the decision, not fatal
+        return ChampionCases(version, reason=f"the champion's sweep failed: {type(exc).__name__}: {exc}")
     return ChampionCases(version, dict(per_case_manipulation(sweep)))

@@ -21,7 +21,8 @@ from components.errors import UserError
 from components.models.diffae import DiffAE
 from components.training.latents import encode_latents
 
-__all__ = ["cached_latents", "cohort_latents", "reference_latents", "dataset_acquisition", "reference_acquisition"]
+__all__ = ["cached_latents", "cohort_latents", "reference_latents", "dataset_acquisition", "reference_acquisition",
+           "keep_acquisition"]
 
 
 def cached_latents(cache: Path, dataset_hash: str, diffae_sha256: str, n_rows: int | None = None) -> np.ndarray | None:
@@ -119,7 +120,7 @@ def reference_acquisition(keep_dir: Path, workdirs: list[Path], dataset_hash: st
     Returns:
         (the table or None, where it was found or ``""``).
     """
-    kept = keep_dir / f"acquisition-{dataset_hash.removeprefix('sha256:')[:16]}.csv"
+    kept = _kept_acquisition(keep_dir, dataset_hash)
     if kept.is_file():
         return pd.read_csv(kept), str(kept)
     for workdir in workdirs:
@@ -129,8 +130,22 @@ def reference_acquisition(keep_dir: Path, workdirs: list[Path], dataset_hash: st
             except (OSError, ValueError):
                 continue
             if found and (meta.parent / "patients.csv").is_file():
-                table = dataset_acquisition(meta.parent)
-                keep_dir.mkdir(parents=True, exist_ok=True)
-                table.to_csv(kept, index=False)
-                return table, str(meta.parent)
+                return keep_acquisition(keep_dir, meta.parent, dataset_hash), str(meta.parent)
     return None, ""
+
+
+def _kept_acquisition(keep_dir: Path, dataset_hash: str) -> Path:
+    return keep_dir / f"acquisition-{dataset_hash.removeprefix('sha256:')[:16]}.csv"
+
+
+def keep_acquisition(keep_dir: Path, dataset_dir: str | Path, dataset_hash: str) -> pd.DataFrame:
+    """Keep ``dataset_dir``'s acquisition table (no identifiers) under ``keep_dir`` by its hash,
+    so that a later run, after the dataset folder was re-ingested, still finds it.
+
+    Raises:
+        UserError: the folder has no ``patients.csv``.
+    """
+    table = dataset_acquisition(dataset_dir)
+    keep_dir.mkdir(parents=True, exist_ok=True)
+    table.to_csv(_kept_acquisition(keep_dir, dataset_hash), index=False)
+    return table

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,10 +40,11 @@ def render_drift(metrics: Mapping[str, Any]) -> str:
     acq = rec.get("acquisition")
     if isinstance(acq, Mapping) and acq.get("status") == "tested":
         out += (f"<p>Acquisition (what ingestion measured per scan; reported, not the trigger): combined p-value "
-                f"{acq.get('p_value'):.3g}, changed: {', '.join(acq.get('changed') or []) or 'none'}.</p>") + _table(
+                f"{acq.get('p_value'):.3g}, changed: {html.escape(', '.join(acq.get('changed') or []) or 'none')}.</p>"
+                ) + _table(
             ["field", "KS statistic", "p-value", "reference median", "current median"],
             [(f["field"], f["statistic"], f["p_value"], f["reference_median"], f["current_median"])
              for f in acq.get("fields") or []])
     elif isinstance(acq, Mapping) and acq.get("reason"):
-        out += f"<p>Acquisition test not run: {acq['reason']}</p>"
+        out += f"<p>Acquisition test not run: {html.escape(str(acq['reason']))}</p>"
     return out

@@ -21,7 +21,13 @@ from zenml import log_metadata, step
 
 from components.config import DriftConfig
 from components.drift.acquisition import acquisition_drift
-from components.drift.cohort import cohort_latents, dataset_acquisition, reference_acquisition, reference_latents
+from components.drift.cohort import (
+    cohort_latents,
+    dataset_acquisition,
+    keep_acquisition,
+    reference_acquisition,
+    reference_latents,
+)
 from components.drift.latent import latent_drift
 from components.errors import UserError
 from components.models.diffae import DiffAE
@@ -48,6 +54,11 @@ def check_cohort_drift(current: dict, cfg: DriftConfig, diffae_model_name: str, 
                            "on_drift": cfg.on_drift, "alpha": cfg.alpha, "action": "retrain", "drift": False}
     if not cfg.enabled:
         return {**rec, "status": "disabled"}
+    keep = workdir / "drift" / "reference"
+    try:  # this cohort's acquisition table, for a later run's reference (the dataset folder is re-ingested)
+        keep_acquisition(keep, current["path"], current["hash"])
+    except (UserError, OSError, ValueError) as exc:
+        rec["acquisition_kept"] = f"not kept: {exc}"
     try:
         mv = registered_version(diffae_model_name, "champion")
     except UserError:
@@ -59,8 +70,9 @@ def check_cohort_drift(current: dict, cfg: DriftConfig, diffae_model_name: str, 
                 "n_reference": current.get("patients_ok"), "n_current": current.get("patients_ok")}
     model = cast(DiffAE, load_registered(diffae_model_name, str(mv.version))[0])  # registered as a DiffAE
     sha = weights_sha256(model)
-    search = [Path(p) / "latents" for p in (mv.tags.get("workdir"), str(workdir)) if p]
-    q_ref, found = reference_latents(workdir / "drift" / "reference", search, ref_hash, sha)
+    workdirs = [Path(p) for p in (mv.tags.get("workdir"), str(workdir)) if p]
+    rec["acquisition"] = _acquisition(current, cfg, keep, workdirs, ref_hash)
+    q_ref, found = reference_latents(keep, [w / "latents" for w in workdirs], ref_hash, sha)
     if q_ref is None:
         return {**rec, "status": "no_reference",
                 "reason": f"no cached latents of {ref_hash} under DiffAE v{mv.version}'s weights"}
@@ -68,16 +80,21 @@ def check_cohort_drift(current: dict, cfg: DriftConfig, diffae_model_name: str, 
     report = latent_drift(q_ref, q_cur, alpha=cfg.alpha, n_permutations=cfg.n_permutations, seed=cfg.seed)
     action = cfg.on_drift if report.drift else "retrain"
     return {**rec, **report.to_dict(), "status": "tested", "action": action, "reference_latents": found,
-            "acquisition": _acquisition(current, cfg, workdir, search, ref_hash),
             "seconds_total": round(time.perf_counter() - t0, 3)}
 
 
-def _acquisition(current: dict, cfg: DriftConfig, workdir: Path, latent_caches: list[Path], ref_hash: str) -> dict:
-    """The acquisition test (reported beside the latent one, never the trigger)."""
-    ref, found = reference_acquisition(workdir / "drift" / "reference", [p.parent for p in latent_caches], ref_hash)
+def _acquisition(current: dict, cfg: DriftConfig, keep: Path, workdirs: list[Path], ref_hash: str) -> dict:
+    """The acquisition test (reported beside the latent one, never the trigger; its failure is recorded)."""
+    ref, found = reference_acquisition(keep, workdirs, ref_hash)
     if ref is None:
-        return {"status": "no_reference", "reason": f"no ingested dataset folder with hash {ref_hash[:20]}..."}
-    res = acquisition_drift(ref, dataset_acquisition(current["path"]), alpha=cfg.alpha)
+        return {"status": "no_reference", "reason": f"no acquisition table of the champion's cohort {ref_hash[:20]}... "
+                "(kept by the run that ingested it, or its dataset folder)"}
+    try:
+        res = acquisition_drift(ref, dataset_acquisition(current["path"]), alpha=cfg.alpha)
+    except (UserError, ValueError) as exc:
+        return {"status": "not_tested", "reason": str(exc)}
+    if not res.fields:
+        return {"status": "not_tested", "reason": "no acquisition field to compare", "skipped": res.skipped}
     return {"status": "tested", **res.to_dict(), "changed": res.changed(), "reference": found}
 
 
@@ -101,7 +118,7 @@ def drift_check_step(
             mlflow.log_metrics({"drift_statistic": rec["statistic"], "drift_p_value": rec["p_value"],
                                 **{f"drift_slice{s['slice']}_p_value": s["p_value"] for s in rec["per_slice"]},
                                 **{f"drift_slice{s['slice']}_statistic": s["statistic"] for s in rec["per_slice"]}})
-            if rec["acquisition"].get("status") == "tested":
+            if (rec.get("acquisition") or {}).get("status") == "tested":
                 mlflow.log_metric("drift_acquisition_p_value", rec["acquisition"]["p_value"])
         log_dict_artifact(rec, "drift.json")
     out = Path(workdir) / "drift"

@@ -40,7 +40,7 @@ def _gate_inversions(recon_gate: dict, model: DiffAE, dataset_hash: str, steps: 
     return arrays
 
 
-@step
+@step(enable_cache=False)  # with a champion registered, the decision depends on the registry, not only on inputs
 def evaluate_counterfactuals_step(
     diffae: dict,
     teacher: dict,

@@ -298,6 +298,8 @@ def test_reconstruction_champion_compares_semantic_psnr_on_the_same_patients() -
     m = _vs_champion(ev)["semantic_psnr"]
     assert m["n"] == 30 and m["point"] == pytest.approx(-3.0) and m["lower"] < m["threshold"] == -1.0
     assert _vs_champion(ev)["psnr"]["point"] == 0.0
-    without = reconstruction_evidence(cases, GateConfig(), champion_per_case={k: v for k, v in champ.items()
-                                                                              if k != "semantic_psnr"})
+    without = reconstruction_evidence(cases, GateConfig(semantic_psnr_min=18.0), champion_per_case={
+        k: v for k, v in champ.items() if k != "semantic_psnr"})
     assert "semantic_psnr" not in _vs_champion(without)
+    ungated = reconstruction_evidence(cases, GateConfig(), champion_per_case=champ)  # reported, not gated
+    assert "semantic_psnr" not in _vs_champion(ungated)

@@ -21,12 +21,15 @@ from components.training.latents import encode_latents
 SIZE = 8
 
 
-def _dataset(root: Path, images: np.ndarray, digest: str) -> dict:
+def _dataset(root: Path, images: np.ndarray, digest: str, matrix: int = 128) -> dict:
     root.mkdir(parents=True)
+    n = len(images)
     np.save(root / "images.npy", images.astype(np.float32))
     np.save(root / "lung_masks.npy", np.ones(images.shape, np.uint8))
-    pd.DataFrame({"patient": [f"P{i}" for i in range(len(images))], "status": "ok", "reason": "", "label": 0,
-                  "fold": 0, "cohort": "osic"}).to_csv(root / "patients.csv", index=False)
+    spacing = np.random.default_rng(n).normal(360.0 / matrix, 0.05, n)
+    pd.DataFrame({"patient": [f"P{i}" for i in range(n)], "status": "ok", "reason": "", "label": 0,
+                  "fold": 0, "cohort": "osic", "rows": matrix, "cols": matrix,
+                  "pixel_spacing_mm": spacing}).to_csv(root / "patients.csv", index=False)
     (root / "dataset.json").write_text(json.dumps({"hash": digest, "counts": {"patients_ok": len(images)}}))
     return {"path": str(root), "hash": digest, "patients_ok": len(images), "validation_success": True}
 
@@ -61,7 +64,7 @@ def test_same_kind_cohort_is_not_drift_and_shifted_one_triggers_the_configured_a
     assert rec["reference_latents"] == str(champion.root / "champ" / "latents")
     assert rec["n_reference"] == 40 and rec["n_current"] == 30 and len(rec["per_slice"]) == 4
     assert rec["validation_success"] is True and rec["champion_version"] == "3"
-    # the champion's training cohort folder is not on disk here: the acquisition test says so
+    # the champion's training cohort folder is not on disk here, nor a kept table: the acquisition test says so
     assert rec["acquisition"]["status"] == "no_reference" and "sha256:ref" in rec["acquisition"]["reason"]
     kept = list((work / "drift" / "reference").glob("*.npy"))
     assert len(kept) == 1  # kept for later runs that overwrite the cache
@@ -138,3 +141,23 @@ def test_agent_only_reuses_the_champion_diffae_without_training(tmp_path: Path, 
                                           champion_model="diffexplainer-diffae")
     assert asked["name"] == "diffexplainer-diffae" and asked["spec"] == "champion"
     assert ref["reused_version"] == "4" and ref["dataset_hash"] == "sha256:old" and ref["holdout_fold"] == 2
+
+
+def test_acquisition_reference_is_kept_by_the_run_that_ingested_it(champion) -> None:  # noqa: ANN001
+    """The training run re-ingests into the same datasets/ folder before the drift check: the
+    champion's cohort is found through the identifier-free table its own run kept."""
+    work = champion.root / "run"
+    cfg = DriftConfig(n_permutations=99)
+    first = _dataset(champion.root / "first", champion.images, "sha256:ref")  # the champion's own cohort
+    assert dc.check_cohort_drift(first, cfg, "diffae", work)["status"] == "unchanged"
+    kept = list((work / "drift" / "reference").glob("acquisition-*.csv"))
+    assert len(kept) == 1 and "P0" not in kept[0].read_text()  # no patient identifiers
+    new_scanner = _dataset(champion.root / "scanner", champion.rng.uniform(-1, 0.2, size=(30, 4, SIZE, SIZE)),
+                           "sha256:scanner", matrix=160)
+    rec = dc.check_cohort_drift(new_scanner, cfg, "diffae", work)
+    acq = rec["acquisition"]
+    assert acq["status"] == "tested" and acq["drift"] is True and set(acq["changed"]) == {"rows", "cols",
+                                                                                          "pixel_spacing_mm"}
+    assert acq["reference"] == str(kept[0]) and rec["status"] == "tested"
+    same = _dataset(champion.root / "same2", champion.rng.uniform(-1, 0.2, size=(30, 4, SIZE, SIZE)), "sha256:s2")
+    assert dc.check_cohort_drift(same, cfg, "diffae", work)["acquisition"]["drift"] is False
