@@ -22,6 +22,10 @@ under-trained DiffAE, scored with every seed's teacher: the early checkpoint the
 keeps (``WORKDIR/checkpoints/diffae_early.pt``, EMA weights at ``diffae.early_checkpoint_step``)
 or, when the workdir has none, the DiffAE with Gaussian noise on its weights (``--noise-scale``).
 
+Champion / challenger at parity: seed 0's teacher and agent serve as the champion and every later
+seed's agent is checked for non-inferiority on the same external + held-out cases
+(``agent_noninferiority_vs_seed0``: how often an equally good recipe clears the margins).
+
 Last line: one JSON object with ``seeds``, ``gates.<gate>.{pass_rate, agreement, runs}``
 (agreement = share of runs that decide as the majority does), ``negative_controls.<name>.{runs,
 passed}``, ``all_gates_pass_rate`` (seeds with every gate measured) and per-seed details.
@@ -145,6 +149,7 @@ def main() -> None:
     runs: list[dict[str, Any]] = []
     teachers = []
     controls: dict[str, list[bool]] = {"shuffled_teacher_agent": [], "negated_agent": []}
+    champion_cases: dict[str, Any] | None = None
     for seed in range(args.seeds):
         t0 = time.monotonic()
         teacher, tm = train_teacher(d["x"], d["ds"].labels, d["ds"].folds, cfg.teacher.model_copy(update={"seed": seed}))
@@ -171,6 +176,20 @@ def main() -> None:
                                                             cases["agent_score"][disjoint], 0.5, None, cfg.gates)))
         row["agent_without_crossfit"] = _brief(decide(agent_evidence(
             cases["teacher_decision"][disjoint], cases["agent_score"][disjoint], threshold, None, cfg.gates)))
+        # champion / challenger at parity: seed 0's teacher and agent as the champion, each later seed's
+        # non-inferiority on the same external + held-out cases (an equally good recipe should pass)
+        if champion_cases is None:
+            champion_cases = {"teacher_decision": cases["teacher_decision"][disjoint],
+                              "agent_score": cases["agent_score"][disjoint], "agent_threshold": threshold}
+        else:
+            vs = agent_evidence(cases["teacher_decision"], cases["agent_score"], threshold, None, cfg.gates,
+                                champion=champion_cases, champion_version="seed 0", champion_cases=disjoint,
+                                agent_decision=cases["agent_decision"])
+            block = (vs.champion or {}).get("metrics") or {}
+            row["agent_vs_seed0"] = {m: {"point": v["point"], "lower": v["lower"], "threshold": v["threshold"]}
+                                     for m, v in block.items()}
+            row["agent_vs_seed0_passed"] = bool(block) and all(
+                v["lower"] is not None and v["lower"] >= v["threshold"] for v in block.values())
         row["agent_threshold"] = threshold
         row["teacher_positives_gate_cases"] = int(cases["teacher_decision"].sum())
         row["gate_cases"] = {c: int((cases["cohort"] == c).sum()) for c in ("external", "holdout", "crossfit")}
@@ -241,6 +260,7 @@ def main() -> None:
         rate = float(np.mean(decided))
         gates[name] = {"pass_rate": rate, "agreement": float(max(rate, 1.0 - rate)), "runs": len(decided)}
     half = [r["agent_at_half"]["passed"] for r in runs]
+    vs0 = [r["agent_vs_seed0_passed"] for r in runs if "agent_vs_seed0_passed" in r]
     disjoint_only = [r["agent_without_crossfit"]["passed"] for r in runs]
     full = [r for r in runs if len(r["gates"]) == 3]
     print(json.dumps({
@@ -250,6 +270,8 @@ def main() -> None:
         "negative_controls": {k: {"runs": len(v), "passed": int(sum(v))} for k, v in controls.items()},
         "agent_gate_pass_rate_at_threshold_half": float(np.mean(half)) if half else None,
         "agent_gate_pass_rate_without_crossfit": float(np.mean(disjoint_only)) if disjoint_only else None,
+        # seeds 1..K-1 as challengers of seed 0 (same recipe): how often non-inferiority lets parity through
+        "agent_noninferiority_vs_seed0": {"runs": len(vs0), "passed": int(sum(vs0))} if vs0 else None,
         "all_gates_pass_rate": float(np.mean([all(g["passed"] for g in r["gates"].values()) for r in full]))
         if full else None,
         "reconstruction_control": recon_control, "per_seed": runs, "seconds": round(time.monotonic() - start, 1),

@@ -24,5 +24,11 @@ def test_benchmark_prints_the_issue_keys(tiny_workdir, load_benchmark, capsys, m
     assert seed0["gate_cases"]["external"] == 8 and set(seed0["gates"]) == set(runs)
     assert seed0["gate_cases"]["holdout"] > 0 and seed0["gate_cases"]["crossfit"] > 0  # 3 folds: 2 cross-fitted
     assert "agent_without_crossfit" in seed0 and result["agent_gate_pass_rate_without_crossfit"] is not None
+    # seed 1 challenges seed 0 on the same external + held-out cases
+    assert "agent_vs_seed0" not in seed0 and result["agent_noninferiority_vs_seed0"]["runs"] == 1
+    vs = result["per_seed"][1]["agent_vs_seed0"]
+    assert set(vs) == {"auc", "f1"} and vs["auc"]["threshold"] == -0.02
+    assert result["per_seed"][1]["agent_vs_seed0_passed"] == all(
+        v["lower"] is not None and v["lower"] >= v["threshold"] for v in vs.values())
     for gate in seed0["gates"].values():
         assert gate["passed"] == (not gate["failing"])
