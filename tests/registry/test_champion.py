@@ -15,7 +15,7 @@ from components.config import CounterfactualConfig, DiffAEConfig
 from components.counterfactual.criteria import per_case_manipulation
 from components.counterfactual.sweep import run_sweep
 from components.models.agent import Agent
-from components.models.diffae import build_diffae
+from components.models.diffae import DiffAE, build_diffae
 from components.training.latents import encode_latents
 from registry.champion import champion_agent, champion_counterfactual, champion_reconstruction
 from registry.mlflow_registry import CHAMPION, register_model
@@ -52,6 +52,21 @@ def _champion(model: torch.nn.Module, name: str, tags: dict[str, str] | None = N
     return version
 
 
+def _champion_trio(agent_tags: dict[str, str] | None = None) -> tuple[
+    DiffAE, _Stack, Agent, dict[str, str], str
+]:
+    """A seeded tiny DiffAE, teacher and agent, each registered as champion under fresh names;
+    returns them, the names and the agent's version."""
+    torch.manual_seed(0)
+    diffae, teacher = build_diffae(TINY).eval(), _Stack().eval()
+    agent = Agent(latent_dim=4 * TINY.z_dim, feature_dim=4, num_classes=2, head=teacher.head).eval()
+    suffix = uuid.uuid4().hex[:6]
+    names = {k: f"{k}-{suffix}" for k in ("agent", "teacher", "diffae")}
+    _champion(diffae, names["diffae"])
+    _champion(teacher, names["teacher"])
+    return diffae, teacher, agent, names, _champion(agent, names["agent"], agent_tags)
+
+
 @pytest.fixture()
 def images() -> np.ndarray:
     return np.random.default_rng(0).uniform(-1, 1, (5, 4, 16, 16)).astype(np.float32)
@@ -86,14 +101,7 @@ def test_champion_diffae_same_weights_reuses_and_other_weights_reconstruct(image
 
 
 def test_champion_agent_scores_its_own_black_box_on_the_challenger_cases(images: np.ndarray) -> None:
-    torch.manual_seed(0)
-    diffae, teacher = build_diffae(TINY).eval(), _Stack().eval()
-    agent = Agent(latent_dim=4 * TINY.z_dim, feature_dim=4, num_classes=2, head=teacher.head).eval()
-    suffix = uuid.uuid4().hex[:6]
-    names = {k: f"{k}-{suffix}" for k in ("agent", "teacher", "diffae")}
-    _champion(diffae, names["diffae"])
-    _champion(teacher, names["teacher"])
-    version = _champion(agent, names["agent"], {"agent_threshold": "0.4"})
+    diffae, teacher, agent, names, version = _champion_trio({"agent_threshold": "0.4"})
     q = encode_latents(diffae, images)
     res = champion_agent(names["agent"], names["teacher"], names["diffae"], diffae, q, images)
     assert res.version == version and res.reason is None and res.per_case is not None
@@ -113,14 +121,7 @@ def test_champion_agent_scores_its_own_black_box_on_the_challenger_cases(images:
 def test_champion_counterfactual_reuses_identical_weights_and_sweeps_its_own_models_otherwise(
     images: np.ndarray,
 ) -> None:
-    torch.manual_seed(0)
-    diffae, teacher = build_diffae(TINY).eval(), _Stack().eval()
-    agent = Agent(latent_dim=4 * TINY.z_dim, feature_dim=4, num_classes=2, head=teacher.head).eval()
-    suffix = uuid.uuid4().hex[:6]
-    names = {k: f"{k}-{suffix}" for k in ("agent", "teacher", "diffae")}
-    _champion(diffae, names["diffae"])
-    _champion(teacher, names["teacher"])
-    version = _champion(agent, names["agent"])
+    diffae, teacher, agent, names, version = _champion_trio()
     cfg = CounterfactualConfig(alphas=[0.5, 1.0], ddim_steps=2, batch_size=8, search_max_evals=0)
     bb = from_module(teacher)
     mine = {"direction_agreement": np.full(5, 0.25), "flips": np.ones(2), "random_flips": np.zeros(2),
