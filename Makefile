@@ -51,8 +51,10 @@ bench-faithfulness: $(STAMP)
 # cached latents and inversions; every gate decided as the pipeline does; negative controls.
 SEEDS ?= 10
 CF_SEEDS ?= 3
+SEED_OFFSET ?= 0
 bench-gates: $(STAMP)
-	$(PY) benchmarks/gate_stability.py --workdir $(WORKDIR) --preset $(PRESET) --seeds $(SEEDS) --cf-seeds $(CF_SEEDS)
+	$(PY) benchmarks/gate_stability.py --workdir $(WORKDIR) --preset $(PRESET) --seeds $(SEEDS) --cf-seeds $(CF_SEEDS) \
+		--seed-offset $(SEED_OFFSET)
 
 # counterfactual cost (issue 13): UNet evaluations per patient vs validity over DDIM steps, depth, random control
 # and alpha search, on the same cases of a finished `make demo` (WORKDIR)

@@ -22,16 +22,24 @@ under-trained DiffAE, scored with every seed's teacher: the early checkpoint the
 keeps (``WORKDIR/checkpoints/diffae_early.pt``, EMA weights at ``diffae.early_checkpoint_step``)
 or, when the workdir has none, the DiffAE with Gaussian noise on its weights (``--noise-scale``).
 
-Champion / challenger at parity: seed 0's teacher and agent serve as the champion and every later
-seed's agent is checked for non-inferiority on the same external + held-out cases
-(``agent_noninferiority_vs_seed0``: how often an equally good recipe clears the margins).
+Champion / challenger at parity: the first seed's teacher and agent serve as the champion and every
+later seed's agent is checked for non-inferiority on the same external + held-out cases
+(``agent_noninferiority_vs_seed0``: how often an equally good recipe clears the margins; the
+black boxes differ, so the changed-black-box margins apply, and the base margins are counted
+beside them). An agent-only retrain (the same teacher, the agent distilled again with another
+seed, external + held-out rows) against that seed's agent uses the base margins
+(``agent_only_retrain_noninferiority``). Controls that non-inferiority must refuse: each
+challenger's agent scores with N(0, ``--degrade-sd``^2) noise on their logits, against the first
+seed's champion (changed black box) and against its own undegraded agent (same black box); the
+drop they cause (point AUC and F1) is reported beside the refusals.
 
 Last line: one JSON object with ``seeds``, ``gates.<gate>.{pass_rate, agreement, runs}``
 (agreement = share of runs that decide as the majority does), ``negative_controls.<name>.{runs,
 passed}``, ``all_gates_pass_rate`` (seeds with every gate measured) and per-seed details.
 About 2 minutes per seed plus ~3-5 minutes per counterfactual seed on 2 CPU cores (cpu-small).
 
-Usage: ``python benchmarks/gate_stability.py --workdir .diffexplainer/demo [--seeds 10] [--cf-seeds 3]``
+Usage: ``python benchmarks/gate_stability.py --workdir .diffexplainer/demo [--seeds 10] [--cf-seeds 3]
+[--seed-offset 0]``
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.metrics import f1_score, roc_auc_score
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -114,6 +123,47 @@ def _agent_gate(cfg: ExperimentConfig, agent: torch.nn.Module, threshold: float,
     return decide(agent_evidence(y, agent_scores(agent, q_gate), threshold, None, cfg.gates))
 
 
+def _noninferiority(cfg: ExperimentConfig, cases: dict[str, Any], threshold: float, champion: dict[str, Any],
+                    same_blackbox: bool | None) -> dict[str, Any]:
+    """``{metric: {point, lower, threshold}}`` of challenger - champion on the external + held-out
+    cases (the rows of ``cases`` whose cohort is not ``crossfit``), through the gate's own path."""
+    disjoint = cases["cohort"] != "crossfit"
+    vs = agent_evidence(cases["teacher_decision"], cases["agent_score"], threshold, None, cfg.gates,
+                        champion=champion, champion_version="first seed", champion_cases=disjoint,
+                        agent_decision=cases["agent_decision"], same_blackbox=same_blackbox)
+    block = (vs.champion or {}).get("metrics") or {}
+    return {m: {"point": v["point"], "lower": v["lower"], "threshold": v["threshold"]} for m, v in block.items()}
+
+
+def _cleared(block: dict[str, Any]) -> bool:
+    return bool(block) and all(v["lower"] is not None and v["lower"] >= v["threshold"] for v in block.values())
+
+
+def _count(flags: list[bool]) -> dict[str, int] | None:
+    return {"runs": len(flags), "passed": int(sum(flags))} if flags else None
+
+
+def _degraded(cases: dict[str, Any], sd: float, seed: int) -> dict[str, Any]:
+    """``cases`` with N(0, sd^2) noise on the agent's logits, every decision re-taken at the common
+    threshold (exact on external + held-out rows, the only ones the comparisons use)."""
+    p = np.clip(np.asarray(cases["agent_score"], float), 1e-6, 1 - 1e-6)
+    noise = np.random.default_rng(5000 + seed).normal(0.0, sd, p.shape)
+    noisy = 1.0 / (1.0 + np.exp(-(np.log(p / (1 - p)) + noise)))
+    thr = float(cases["threshold"])
+    return {**cases, "agent_score": noisy, "agent_decision": (noisy >= thr).astype(np.int64)}
+
+
+def _drop(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:
+    """Point AUC and F1 of ``after`` minus ``before`` against the same teacher decisions."""
+    y = before["teacher_decision"]
+    return {"auc": float(roc_auc_score(y, after["agent_score"]) - roc_auc_score(y, before["agent_score"])),
+            "f1": float(f1_score(y, after["agent_decision"]) - f1_score(y, before["agent_decision"]))}
+
+
+def _mean_drop(drops: list[dict[str, float]]) -> dict[str, float] | None:
+    return {m: float(np.mean([d[m] for d in drops])) for m in drops[0]} if drops else None
+
+
 def _perturbed(model: DiffAE, scale: float, seed: int) -> DiffAE:
     """A copy of ``model`` with N(0, (scale * std of each tensor)^2) noise on every weight."""
     out = copy.deepcopy(model)
@@ -134,6 +184,11 @@ def main() -> None:
     ap.add_argument("--cf-seeds", type=int, default=3, help="seeds whose counterfactual gate is measured")
     ap.add_argument("--noise-scale", type=float, default=0.5,
                     help="perturbed DiffAE (only without an early checkpoint): noise std / weight std")
+    ap.add_argument("--seed-offset", type=int, default=0,
+                    help="teacher seeds OFFSET..OFFSET+SEEDS-1 (the first is the champion); calibrate margins on "
+                    "one range, check them on another")
+    ap.add_argument("--degrade-sd", type=float, default=1.0,
+                    help="the degraded-challenger control: noise SD on the agent's logits")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -150,7 +205,9 @@ def main() -> None:
     teachers = []
     controls: dict[str, list[bool]] = {"shuffled_teacher_agent": [], "negated_agent": []}
     champion_cases: dict[str, Any] | None = None
-    for seed in range(args.seeds):
+    noninf: dict[str, list[bool]] = {"changed_blackbox_margins": [], "base_margins": [], "agent_only_retrain": [],
+                                     "degraded_vs_champion": [], "degraded_vs_own_agent": []}
+    for seed in range(args.seed_offset, args.seed_offset + args.seeds):
         t0 = time.monotonic()
         teacher, tm = train_teacher(d["x"], d["ds"].labels, d["ds"].folds, cfg.teacher.model_copy(update={"seed": seed}))
         bb = from_module(teacher, source=f"teacher seed {seed}")
@@ -178,18 +235,33 @@ def main() -> None:
             cases["teacher_decision"][disjoint], cases["agent_score"][disjoint], threshold, None, cfg.gates)))
         # champion / challenger at parity: seed 0's teacher and agent as the champion, each later seed's
         # non-inferiority on the same external + held-out cases (an equally good recipe should pass)
+        own = {"teacher_decision": cases["teacher_decision"][disjoint], "agent_score": cases["agent_score"][disjoint],
+               "agent_threshold": threshold}
         if champion_cases is None:
-            champion_cases = {"teacher_decision": cases["teacher_decision"][disjoint],
-                              "agent_score": cases["agent_score"][disjoint], "agent_threshold": threshold}
+            champion_cases = own
         else:
-            vs = agent_evidence(cases["teacher_decision"], cases["agent_score"], threshold, None, cfg.gates,
-                                champion=champion_cases, champion_version="seed 0", champion_cases=disjoint,
-                                agent_decision=cases["agent_decision"])
-            block = (vs.champion or {}).get("metrics") or {}
-            row["agent_vs_seed0"] = {m: {"point": v["point"], "lower": v["lower"], "threshold": v["threshold"]}
-                                     for m, v in block.items()}
-            row["agent_vs_seed0_passed"] = bool(block) and all(
-                v["lower"] is not None and v["lower"] >= v["threshold"] for v in block.values())
+            changed = _noninferiority(cfg, cases, threshold, champion_cases, False)
+            noninf["changed_blackbox_margins"].append(_cleared(changed))
+            noninf["base_margins"].append(_cleared(_noninferiority(cfg, cases, threshold, champion_cases, None)))
+            row["agent_vs_seed0"], row["agent_vs_seed0_passed"] = changed, noninf["changed_blackbox_margins"][-1]
+            row["agent_vs_seed0_base_margins_passed"] = noninf["base_margins"][-1]
+            # the degraded challenger: this seed's agent with noisy logits, against the champion
+            noisy = _degraded(cases, args.degrade_sd, seed)
+            noninf["degraded_vs_champion"].append(_cleared(_noninferiority(cfg, noisy, threshold, champion_cases,
+                                                                           False)))
+        # agent-only retrain: the same teacher, the agent distilled again with another seed (no cross-fit:
+        # only external + held-out cases are compared), against this seed's agent at the base margins
+        again = distill_suite(bb, d["x"][fit], d["q"][fit], d["x_ext"], d["q_ext"],
+                              agent_cfg.model_copy(update={"seed": agent_cfg.seed + 1000 + seed}),
+                              q_train_aug={a: v[fit] for a, v in d["q_aug"].items()},
+                              holdout=(d["x"][held], d["q"][held]) if held.any() else None).gate_cases
+        block = _noninferiority(cfg, again, float(again["threshold"]), own, True)
+        noninf["agent_only_retrain"].append(_cleared(block))
+        row["agent_only_retrain_vs_own"] = block
+        noisy_own = _degraded(again, args.degrade_sd, seed)
+        noninf["degraded_vs_own_agent"].append(_cleared(_noninferiority(cfg, noisy_own, float(again["threshold"]),
+                                                                        own, True)))
+        row["degraded_drop"] = _drop(again, noisy_own)
         row["agent_threshold"] = threshold
         row["teacher_positives_gate_cases"] = int(cases["teacher_decision"].sum())
         row["gate_cases"] = {c: int((cases["cohort"] == c).sum()) for c in ("external", "holdout", "crossfit")}
@@ -210,7 +282,7 @@ def main() -> None:
             neg.linear.weight.neg_()
             neg.linear.bias.neg_()
         controls["negated_agent"].append(_agent_gate(cfg, neg, threshold, logits_gate, q_gate).passed)
-        if seed < args.cf_seeds:
+        if seed < args.seed_offset + args.cf_seeds:
             probs = teacher_probabilities(bb, torch.as_tensor(d["x_ext"]), cfg.counterfactual.batch_size).numpy()
             idx = select_cases(probs, cfg.counterfactual)
             reuse = cfg.counterfactual.ddim_depth == 1.0 and cfg.counterfactual.ddim_step_count == cfg.diffae.ddim_steps
@@ -260,7 +332,6 @@ def main() -> None:
         rate = float(np.mean(decided))
         gates[name] = {"pass_rate": rate, "agreement": float(max(rate, 1.0 - rate)), "runs": len(decided)}
     half = [r["agent_at_half"]["passed"] for r in runs]
-    vs0 = [r["agent_vs_seed0_passed"] for r in runs if "agent_vs_seed0_passed" in r]
     disjoint_only = [r["agent_without_crossfit"]["passed"] for r in runs]
     full = [r for r in runs if len(r["gates"]) == 3]
     print(json.dumps({
@@ -270,8 +341,17 @@ def main() -> None:
         "negative_controls": {k: {"runs": len(v), "passed": int(sum(v))} for k, v in controls.items()},
         "agent_gate_pass_rate_at_threshold_half": float(np.mean(half)) if half else None,
         "agent_gate_pass_rate_without_crossfit": float(np.mean(disjoint_only)) if disjoint_only else None,
-        # seeds 1..K-1 as challengers of seed 0 (same recipe): how often non-inferiority lets parity through
-        "agent_noninferiority_vs_seed0": {"runs": len(vs0), "passed": int(sum(vs0))} if vs0 else None,
+        # later seeds as challengers of the first (same recipe): how often non-inferiority lets parity through
+        "agent_noninferiority_vs_seed0": _count(noninf["changed_blackbox_margins"]),
+        "agent_noninferiority_vs_seed0_base_margins": _count(noninf["base_margins"]),
+        "agent_only_retrain_noninferiority": _count(noninf["agent_only_retrain"]),
+        # controls non-inferiority must refuse (passed should be 0)
+        "degraded_challenger_controls": {"vs_champion": _count(noninf["degraded_vs_champion"]),
+                                         "vs_own_agent": _count(noninf["degraded_vs_own_agent"]),
+                                         "degrade_sd": args.degrade_sd,
+                                         "mean_drop": _mean_drop([r["degraded_drop"] for r in runs])},
+        "margins": {"base": cfg.gates.margins(None), "changed_blackbox": cfg.gates.margins(False)},
+        "seed_offset": args.seed_offset,
         "all_gates_pass_rate": float(np.mean([all(g["passed"] for g in r["gates"].values()) for r in full]))
         if full else None,
         "reconstruction_control": recon_control, "per_seed": runs, "seconds": round(time.monotonic() - start, 1),

@@ -278,6 +278,14 @@ class GateConfig(StrictModel):
         "auc, f1 (agent), direction_agreement, flip_gain (counterfactual: the champion's own sweep on the "
         "challenger's cases; flip_gain on the cases indeterminate for both)",
     )
+    noninferiority_delta_changed_blackbox: dict[str, float] = Field(
+        default_factory=dict,
+        description="margins that replace noninferiority_delta for the agent metrics (auc, f1) when the "
+        "challenger's black box has other weights than the champion's: resampling the shared cases cannot see "
+        "how far two trained black boxes of one recipe differ, so a margin for that comparison must include "
+        "the measured spread between them (benchmarks/gate_stability.py agent_noninferiority_vs_seed0); "
+        "a metric left out keeps its noninferiority_delta",
+    )
     agent_holdout_fold: bool = Field(
         True, description="score the agent gate on the external cohort plus the training cohort's held-out "
         "fold (the DiffAE's; excluded from agent distillation, patient-disjoint)",
@@ -289,7 +297,7 @@ class GateConfig(StrictModel):
     )
     psnr_window_hu: tuple[float, float] = (-1000.0, 200.0)
 
-    @field_validator("noninferiority_delta")
+    @field_validator("noninferiority_delta", "noninferiority_delta_changed_blackbox")
     @classmethod
     def _known_metrics(cls, v: dict[str, float]) -> dict[str, float]:
         known = {"psnr", "ssim", "decision_kept", "semantic_psnr", "auc", "f1", "direction_agreement", "flip_gain"}
@@ -299,6 +307,15 @@ class GateConfig(StrictModel):
         if any(d < 0 for d in v.values()):
             raise ValueError("margins must be >= 0")
         return v
+
+    def margins(self, same_blackbox: bool | None) -> dict[str, float]:
+        """The non-inferiority margins for a comparison: ``noninferiority_delta``, with the
+        ``noninferiority_delta_changed_blackbox`` entries (for metrics it also compares) when the
+        two black boxes differ (``same_blackbox`` False); None (not known) keeps the base margins."""
+        if same_blackbox is False:
+            return self.noninferiority_delta | {m: d for m, d in self.noninferiority_delta_changed_blackbox.items()
+                                                if m in self.noninferiority_delta}
+        return dict(self.noninferiority_delta)
 
 
 class CounterfactualConfig(StrictModel):

@@ -271,6 +271,7 @@ def agent_evidence(
     champion_cases: ArrayLike | None = None,
     agent_decision: ArrayLike | None = None,
     disjoint_cases: ArrayLike | None = None,
+    same_blackbox: bool | None = None,
 ) -> GateEvidence:
     """Evidence of the agent gate: how well the agent reproduces the black box's decisions.
 
@@ -293,6 +294,8 @@ def agent_evidence(
             all); e.g. the external + held-out cases but not the out-of-fold training rows,
             which the champion agent may have been fitted on.
         champion_version / champion_reason: recorded with the comparison.
+        same_blackbox: whether the champion's black box has the challenger's weights: False selects
+            the changed-black-box margins (:meth:`GateConfig.margins`); None (not known) the base ones.
         context: recorded facts (cohorts scored, how the threshold was chosen, ...).
     """
     s = bootstrap_settings(cfg)
@@ -321,16 +324,18 @@ def agent_evidence(
             raise ValueError(f"the champion was scored on {len(yc)} cases but {int(keep.sum())} of {len(y)} are "
                              "selected for the comparison (champion_cases)")
         f1c = _f1_at(float(champion["agent_threshold"]))
-        block = {"version": champion_version, "compared": True, "metrics": {}}
+        margins = cfg.margins(same_blackbox)
+        block = {"version": champion_version, "compared": True, "metrics": {},
+                 "blackbox": {True: "same", False: "changed", None: "not known"}[same_blackbox]}
         for m, stat, stat_c, ours in (("auc", auc_along, auc_along, p), ("f1", f1, f1c, d)):
-            if m in cfg.noninferiority_delta:
+            if m in margins:
 
                 def pair(yy, pp, yyc, ppc, axis=-1, _a=stat, _c=stat_c):  # noqa: ANN001, ANN202
                     return np.asarray(_a(yy, pp, axis=axis)) - np.asarray(_c(yyc, ppc, axis=axis))
 
                 b = one_sided_bound(pair, [y[keep], ours[keep], yc, pc], s, vectorized=True)
                 block["metrics"][m] = {"point": _num(b.point), "lower": _num(b.bound),
-                                       "threshold": -float(cfg.noninferiority_delta[m]), "n": b.n}
+                                       "threshold": -float(margins[m]), "n": b.n}
     return GateEvidence("agent", metrics, reported, n=len(y), teacher_positives=int(y.sum()), champion=block,
                         settings=s, context={"agent_threshold": float(agent_threshold), **dict(context or {})})
 

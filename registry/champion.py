@@ -40,11 +40,14 @@ class ChampionCases:
         version: the champion's registry version (None: no champion).
         per_case: arrays on the challenger's cases (None: not compared).
         reason: why no comparison was made although a champion exists.
+        same_blackbox: whether the champion's black box has the challenger's weights (None: not
+            known or not asked).
     """
 
     version: str | None
     per_case: dict[str, Any] | None = None
     reason: str | None = None
+    same_blackbox: bool | None = None
 
 
 def champion_version(name: str) -> str | None:
@@ -86,6 +89,7 @@ def champion_reconstruction(
 def champion_agent(
     agent_name: str, teacher_name: str, diffae_name: str, current_diffae: DiffAE, q_current: np.ndarray,
     images: np.ndarray,
+    current_blackbox: BlackBox | None = None,
 ) -> ChampionCases:
     """The champion agent's scores and its black box's decisions on the gate cases.
 
@@ -95,6 +99,8 @@ def champion_agent(
             champion DiffAE has the same weights).
         q_current: ``[M,2048]`` the challenger's latents of the gate cases.
         images: ``[M,4,H,W]`` the gate cases' stacks in [-1,1].
+        current_blackbox: the challenger's black box, to record whether the champion's has the
+            same weights (which margins apply: :meth:`GateConfig.margins`).
 
     Returns:
         per_case ``{teacher_decision, agent_score, agent_threshold}`` or a reason.
@@ -108,8 +114,10 @@ def champion_agent(
     else:
         q = encode_latents(diffae.eval(), images)
     logits = blackbox_targets(bb, images)["logits"]
+    same = None if current_blackbox is None else weights_sha256(bb.module) == weights_sha256(current_blackbox.module)
     return ChampionCases(version, {"teacher_decision": (logits.argmax(1) == 1).astype(np.int64),
-                                   "agent_score": agent_scores(agent, q), "agent_threshold": threshold})
+                                   "agent_score": agent_scores(agent, q), "agent_threshold": threshold},
+                         same_blackbox=same)
 
 
 

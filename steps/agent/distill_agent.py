@@ -84,12 +84,13 @@ def distill_agent_step(
             q_gate = np.concatenate([latents.load("external"), q_train[held]])
             champ = champion_agent(tracking_config["agent_model_name"], tracking_config["teacher_model_name"],
                                    tracking_config["diffae_model_name"], load_diffae(diffae["path"]), q_gate,
-                                   gate_images)
+                                   gate_images, current_blackbox=bb)
         evidence = agent_evidence(
             cases["teacher_decision"], cases["agent_score"], threshold, cases["kl"], gcfg,
             champion=None if champ is None else champ.per_case,
             champion_version=None if champ is None else champ.version,
             champion_reason=None if champ is None else champ.reason,
+            same_blackbox=None if champ is None else champ.same_blackbox,
             champion_cases=cases["cohort"] != "crossfit", agent_decision=cases["agent_decision"],
             disjoint_cases=cases["cohort"] != "crossfit",
             context={"cohorts": {c: int((cases["cohort"] == c).sum()) for c in ("external", "holdout", "crossfit")},

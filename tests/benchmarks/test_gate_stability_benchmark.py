@@ -27,8 +27,18 @@ def test_benchmark_prints_the_issue_keys(tiny_workdir, load_benchmark, capsys, m
     # seed 1 challenges seed 0 on the same external + held-out cases
     assert "agent_vs_seed0" not in seed0 and result["agent_noninferiority_vs_seed0"]["runs"] == 1
     vs = result["per_seed"][1]["agent_vs_seed0"]
-    assert set(vs) == {"auc", "f1"} and vs["auc"]["threshold"] == -0.02
+    # different teachers: the changed-black-box margins (cpu-small), the base margins counted beside them
+    assert set(vs) == {"auc", "f1"} and vs["auc"]["threshold"] == -0.04 and vs["f1"]["threshold"] == -0.19
+    assert result["margins"]["base"]["auc"] == 0.02 and result["margins"]["changed_blackbox"]["auc"] == 0.04
     assert result["per_seed"][1]["agent_vs_seed0_passed"] == all(
         v["lower"] is not None and v["lower"] >= v["threshold"] for v in vs.values())
+    assert result["agent_noninferiority_vs_seed0_base_margins"]["runs"] == 1
+    # an agent-only retrain per seed against that seed's agent (same teacher: base margins)
+    assert result["agent_only_retrain_noninferiority"]["runs"] == 2
+    own = result["per_seed"][0]["agent_only_retrain_vs_own"]
+    assert set(own) == {"auc", "f1"} and own["auc"]["threshold"] == -0.02
+    # the degraded controls are scored, and their noise really lowered the agent's AUC
+    ctl = result["degraded_challenger_controls"]
+    assert ctl["vs_champion"]["runs"] == 1 and ctl["vs_own_agent"]["runs"] == 2 and ctl["mean_drop"]["auc"] < 0
     for gate in seed0["gates"].values():
         assert gate["passed"] == (not gate["failing"])

@@ -151,6 +151,37 @@ def test_agent_noninferiority_refuses_worse_and_accepts_equal() -> None:
     assert values["auc_vs_champion_lower"] == w["auc"]["lower"] and floors["auc_vs_champion_lower"] == -0.02
 
 
+def test_agent_noninferiority_margins_depend_on_whether_the_black_box_changed() -> None:
+    rng = np.random.default_rng(4)
+    y = (rng.random(200) < 0.3).astype(int)
+    good = np.clip(0.5 * y + rng.normal(0.25, 0.12, 200), 0, 1)
+    champion = {"teacher_decision": y, "agent_score": good, "agent_threshold": 0.5}
+    cfg = GateConfig(noninferiority_delta_changed_blackbox={"auc": 0.04, "f1": 0.19})
+    # a slightly noisier challenger: refused against its own black box's champion, within the wider
+    # margins when the black box changed (the same paired bounds, other thresholds)
+    worse = good + np.random.default_rng(10).normal(0, 0.07, 200)
+    blocks = {same: _champion_block(agent_evidence(y, worse, 0.5, None, cfg, champion=champion, champion_version="3",
+                                                   same_blackbox=same))
+              for same in (True, False, None)}
+    assert blocks[True]["blackbox"] == "same" and blocks[False]["blackbox"] == "changed"
+    assert blocks[None]["blackbox"] == "not known"
+    assert blocks[True]["metrics"]["auc"]["threshold"] == blocks[None]["metrics"]["auc"]["threshold"] == -0.02
+    assert blocks[False]["metrics"]["auc"]["threshold"] == -0.04 and blocks[False]["metrics"]["f1"]["threshold"] == -0.19
+    assert blocks[True]["metrics"]["f1"]["lower"] == blocks[False]["metrics"]["f1"]["lower"]
+    assert -0.19 < blocks[True]["metrics"]["f1"]["lower"] < -0.05  # between the two margins: the regime decides
+
+    def cleared(block: dict[str, Any]) -> bool:
+        return all(v["lower"] >= v["threshold"] for v in block["metrics"].values())
+
+    assert not cleared(blocks[True]) and not cleared(blocks[None]) and cleared(blocks[False])
+    # a metric the changed-black-box margins leave out keeps its base margin; unknown metrics refused
+    assert GateConfig(noninferiority_delta_changed_blackbox={"auc": 0.04}).margins(False)["f1"] == 0.05
+    assert GateConfig(noninferiority_delta={"auc": 0.02}, noninferiority_delta_changed_blackbox={"f1": 0.2}
+                      ).margins(False) == {"auc": 0.02}  # never adds a comparison the base margins leave out
+    with pytest.raises(ValueError, match="unknown metric"):
+        GateConfig(noninferiority_delta_changed_blackbox={"aucc": 0.04})
+
+
 def test_agent_noninferiority_only_on_the_cases_the_champion_scored() -> None:
     rng = np.random.default_rng(2)
     y = (rng.random(300) < 0.3).astype(int)

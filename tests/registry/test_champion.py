@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import uuid
 
 import mlflow
@@ -111,6 +112,15 @@ def test_champion_agent_scores_its_own_black_box_on_the_challenger_cases(images:
         decision = (teacher(torch.as_tensor(images)).argmax(1) == 1).numpy().astype(int)
     assert np.allclose(res.per_case["agent_score"], expect, atol=1e-6)
     assert res.per_case["teacher_decision"].tolist() == decision.tolist()
+    assert res.same_blackbox is None  # not asked
+    same = champion_agent(names["agent"], names["teacher"], names["diffae"], diffae, q, images,
+                          current_blackbox=from_module(copy.deepcopy(teacher)))
+    assert same.same_blackbox is True
+    changed = copy.deepcopy(teacher)
+    with torch.no_grad():
+        next(changed.parameters()).add_(0.01)
+    assert champion_agent(names["agent"], names["teacher"], names["diffae"], diffae, q, images,
+                          current_blackbox=from_module(changed)).same_blackbox is False
     # a champion agent without a champion teacher is recorded, not fatal
     lonely = f"agent-{uuid.uuid4().hex[:6]}"
     _champion(agent, lonely)
