@@ -249,12 +249,14 @@ def main() -> None:
             noisy = _degraded(cases, args.degrade_sd, seed)
             noninf["degraded_vs_champion"].append(_cleared(_noninferiority(cfg, noisy, threshold, champion_cases,
                                                                            False)))
-        # agent-only retrain: the same teacher, the agent distilled again with another seed (no cross-fit:
-        # only external + held-out cases are compared), against this seed's agent at the base margins
+        # agent-only retrain: the same teacher, the agent distilled again with another seed (as the pipeline
+        # does, cross-fit included: it may set the threshold), against this seed's agent at the base margins
         again = distill_suite(bb, d["x"][fit], d["q"][fit], d["x_ext"], d["q_ext"],
                               agent_cfg.model_copy(update={"seed": agent_cfg.seed + 1000 + seed}),
                               q_train_aug={a: v[fit] for a, v in d["q_aug"].items()},
-                              holdout=(d["x"][held], d["q"][held]) if held.any() else None).gate_cases
+                              holdout=(d["x"][held], d["q"][held]) if held.any() else None,
+                              crossfit_folds=np.asarray(d["ds"].folds)[fit] if cfg.gates.agent_crossfit else None
+                              ).gate_cases
         block = _noninferiority(cfg, again, float(again["threshold"]), own, True)
         noninf["agent_only_retrain"].append(_cleared(block))
         row["agent_only_retrain_vs_own"] = block

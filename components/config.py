@@ -235,10 +235,12 @@ class AgentConfig(StrictModel):
     patience: int = Field(
         20, ge=1, description="stop the epoch search after this many epochs without improvement"
     )
-    threshold_rule: Literal["validation_f1", "half"] = Field(
+    threshold_rule: Literal["validation_f1", "crossfit_f1", "half"] = Field(
         "validation_f1",
         description="the agent's decision threshold on P(positive), fixed before the external cohort is seen: "
-        "validation_f1 = F1-maximising on the held-out epoch-selection rows; half = 0.5",
+        "validation_f1 = F1-maximising on the held-out epoch-selection rows (20 % of the fit rows); crossfit_f1 = "
+        "F1-maximising on the pooled out-of-fold scores of the cross-fit agents over every fit row (with "
+        "gates.agent_crossfit; without it, validation_f1; each cross-fit agent keeps validation_f1); half = 0.5",
     )
     seed: int = 0
 

@@ -21,7 +21,7 @@ from numpy.typing import ArrayLike
 from components.blackbox import BlackBox
 from components.config import AgentConfig
 from components.errors import UserError
-from components.metrics.classification import auc_along, f1_along, prob_kl_per_case
+from components.metrics.classification import auc_along, f1_along, f1_threshold, prob_kl_per_case
 from components.models.agent import Agent
 from components.training.distill_agent import Objective, agent_scores, alignment_report, distill_agent
 from components.training.latents import augment_stacks
@@ -151,11 +151,21 @@ def distill_suite(
         logits_gate = np.concatenate([logits_gate, blackbox_targets(bb, holdout[0])["logits"]])
         cohort += ["holdout"] * len(holdout[0])
     threshold = float(training[primary].get("decision_threshold", 0.5))
-    gate_cases = _gate_cases(agents[primary], q_gate, logits_gate, threshold)
-    gate_cases["cohort"] = np.asarray(cohort)
+    extra = None
     if crossfit_folds is not None:
         extra = _crossfit_cases(np.asarray(q_train, np.float32), targets, q_aug, targets_aug, len(names),
                                 np.asarray(crossfit_folds), bb, cfg, primary, progress)
+        if cfg.threshold_rule == "crossfit_f1" and len(extra["teacher_decision"]):
+            # every fit row scored by an agent of the same recipe that was not fitted on it: the pooled
+            # F1-maximising threshold rests on all N rows instead of the 20 % epoch-selection rows
+            threshold = f1_threshold(extra["teacher_decision"], extra["agent_score"])
+            training[primary] |= {"decision_threshold": threshold, "decision_threshold_rows": len(extra["kl"])}
+    training[primary]["decision_threshold_rule"] = (
+        "crossfit_f1" if "decision_threshold_rows" in training[primary] else
+        "half" if cfg.threshold_rule == "half" else "validation_f1")
+    gate_cases = _gate_cases(agents[primary], q_gate, logits_gate, threshold)
+    gate_cases["cohort"] = np.asarray(cohort)
+    if extra is not None:
         for key in ("teacher_decision", "agent_score", "agent_decision", "kl"):
             gate_cases[key] = np.concatenate([gate_cases[key], extra[key]])
         gate_cases["cohort"] = np.concatenate([gate_cases["cohort"], np.full(len(extra["kl"]), "crossfit")])

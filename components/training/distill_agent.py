@@ -256,7 +256,7 @@ def distill_agent(
         ridge = copy.deepcopy(probe)
         ridge.load_state_dict(info["start_state"])
         metrics["val_ridge"] = alignment_report(ridge, val[0], val[2])
-        if cfg.threshold_rule == "validation_f1":
+        if cfg.threshold_rule in ("validation_f1", "crossfit_f1"):  # crossfit_f1: replaced by distill_suite
             metrics["decision_threshold"] = decision_threshold(probe, val[0], val[2])
     if progress is not None:
         progress(0.5, f"agent ({objective}): final fit, ridge start + {epochs} epochs on {n + n_aug} rows")

@@ -99,7 +99,7 @@ def distill_agent_step(
                      "f1_by_cohort": cohort_scores(cases)["f1"],
                      "holdout_fold": int(holdout_fold) if held.any() else None,
                      "external_dataset_hash": ext.hash, "dataset_hash": ds.hash,
-                     "threshold_rule": cfg.threshold_rule, "objective": suite.primary})
+                     "threshold_rule": suite.training[suite.primary]["decision_threshold_rule"], "objective": suite.primary})
         gate = decide(evidence)
         mlflow.log_metrics({f"gate_{m}_lower": float(ev.lower) for m, ev in evidence.metrics.items()
                             if ev.lower is not None})

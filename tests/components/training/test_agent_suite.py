@@ -121,3 +121,30 @@ def test_crossfit_agents_never_see_their_fold_and_decide_at_their_own_threshold(
         np.testing.assert_allclose(cases["agent_score"][crossed][folds == fold], own, rtol=1e-6)
         np.testing.assert_array_equal(cases["agent_decision"][crossed][folds == fold], own >= call["threshold"])
     assert len({round(c["threshold"], 6) for c in calls}) > 1  # the per-case decisions matter: thresholds differ
+
+
+def test_crossfit_f1_threshold_is_fixed_from_the_pooled_out_of_fold_scores() -> None:
+    from components.metrics.classification import f1_threshold
+
+    bb = from_module(_Box(), source="test box")
+    x, q = _stacks(120, 0)
+    xe, qe = _stacks(40, 1)
+    folds = np.repeat(np.arange(4), 30)
+    base = {"epochs": 5, "report_objectives": ["L1"], "augmentations": [], "val_fraction": 0.2, "seed": 0}
+    pooled = distill_suite(bb, x, q, xe, qe, AgentConfig(**base, threshold_rule="crossfit_f1"), crossfit_folds=folds)
+    plain = distill_suite(bb, x, q, xe, qe, AgentConfig(**base), crossfit_folds=folds)
+    cases, crossed = pooled.gate_cases, pooled.gate_cases["cohort"] == "crossfit"
+    expect = f1_threshold(cases["teacher_decision"][crossed], cases["agent_score"][crossed])
+    assert float(cases["threshold"]) == expect
+    info = pooled.training[pooled.primary]
+    assert info["decision_threshold_rule"] == "crossfit_f1" and info["decision_threshold_rows"] == 120
+    # the same agents and the same out-of-fold cases: only the final agent's threshold moved
+    np.testing.assert_allclose(cases["agent_score"], plain.gate_cases["agent_score"], rtol=1e-6)
+    np.testing.assert_array_equal(cases["agent_decision"][crossed], plain.gate_cases["agent_decision"][crossed])
+    ext = ~crossed
+    np.testing.assert_array_equal(cases["agent_decision"][ext], cases["agent_score"][ext] >= expect)
+    assert plain.training[plain.primary]["decision_threshold_rule"] == "validation_f1"
+    # without cross-fit there are no pooled scores: the epoch-selection rows decide, and the record says so
+    alone = distill_suite(bb, x, q, xe, qe, AgentConfig(**base, threshold_rule="crossfit_f1"))
+    assert alone.training[alone.primary]["decision_threshold_rule"] == "validation_f1"
+    assert float(alone.gate_cases["threshold"]) == float(plain.gate_cases["threshold"])
