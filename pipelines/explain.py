@@ -44,7 +44,7 @@ def run_explain(
     stack, row = read_patient_stack(patient_dir, cfg.ingest)
     out = Path(out_dir)
     diffae_ref = fetch_registered_diffae(cfg.tracking.diffae_model_name, alias, out / "diffae.pt")
-    model = load_diffae(diffae_ref["path"])
+    model = load_diffae(diffae_ref.path)
     if bb is not None:
         agent, agent_version = find_agent_for_blackbox(cfg.tracking.agent_model_name, bb.content_hash)
     else:
@@ -55,5 +55,5 @@ def run_explain(
     check_contract(bb, channels=stack.shape[0], image_size=stack.shape[-1])
     scores = explain_patient(stack, model, agent, bb, cfg.counterfactual, out, patient_id=Path(patient_dir).name)
     (out / "diffae.pt").unlink(missing_ok=True)
-    return {"out": str(out), "patient": Path(patient_dir).name, "diffae_version": diffae_ref["version"],
+    return {"out": str(out), "patient": Path(patient_dir).name, "diffae_version": diffae_ref.registered_version,
             "agent_version": agent_version, "slices": row.get("slice_indices"), "scores": scores}

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import mlflow
 import torch
@@ -12,6 +10,7 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from components.artifacts import DiffAERef, TeacherRef
 from components.blackbox import BlackBox, load_blackbox, state_hash
 from components.errors import UserError
 from components.models.diffae import DiffAE, save_diffae
@@ -49,9 +48,9 @@ def load_classifier(spec: str, head_name: str | None = None) -> BlackBox:
     return load_blackbox(spec, resolvers=RESOLVERS, head_name=head_name)
 
 
-def load_teacher(teacher: Mapping[str, Any]) -> BlackBox:
-    """The black box a pipeline's ``teacher`` reference names: ``{path, head_name?, ...}``."""
-    return load_classifier(str(teacher["path"]), teacher.get("head_name"))
+def load_teacher(teacher: TeacherRef) -> BlackBox:
+    """The black box a pipeline's ``teacher`` reference names (its ``path`` and ``head_name``)."""
+    return load_classifier(teacher.path, teacher.head_name)
 
 
 def weights_sha256(module: torch.nn.Module) -> str:
@@ -87,19 +86,20 @@ def load_registered(name: str, spec: str) -> tuple[torch.nn.Module, ModelVersion
     return _load_mlflow_module(f"models:/{name}/{mv.version}"), mv
 
 
-def fetch_registered_diffae(name: str, spec: str, out_path: Path) -> dict:
+def fetch_registered_diffae(name: str, spec: str, out_path: Path) -> DiffAERef:
     """Load the DiffAE ``name`` at ``spec`` and save it in the project's checkpoint format.
 
     Returns:
-        {path, version, run_id, dataset_hash, sha256}.
+        Its reference: ``path`` = ``out_path``, ``registered_version``, the version's ``run_id``,
+        ``dataset_hash`` tag (``""`` if none) and weights ``sha256``.
     """
     model, mv = load_registered(name, spec)
     if not isinstance(model, DiffAE):
         raise UserError(f"models:/{name}/{mv.version} is not a DiffAE ({type(model).__name__})")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     save_diffae(model, out_path, extra={"registry": f"{name}/{mv.version}"})
-    return {"path": str(out_path), "version": str(mv.version), "run_id": mv.run_id,
-            "dataset_hash": mv.tags.get("dataset_hash"), "sha256": weights_sha256(model)}
+    return DiffAERef(path=str(out_path), run_id=str(mv.run_id), dataset_hash=mv.tags.get("dataset_hash") or "",
+                     registered_version=str(mv.version), sha256=weights_sha256(model))
 
 
 def find_agent_for_blackbox(name: str, blackbox_hash: str) -> tuple[torch.nn.Module, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,6 +13,7 @@ import pytest
 import torch
 
 import steps.drift.drift_check as dc
+from components.artifacts import DatasetRef, DiffAERef
 from components.blackbox import state_hash
 from components.config import DiffAEConfig, DriftConfig
 from components.errors import UserError
@@ -21,7 +23,7 @@ from components.training.latents import encode_latents
 SIZE = 8
 
 
-def _dataset(root: Path, images: np.ndarray, digest: str, matrix: int = 128) -> dict:
+def _dataset(root: Path, images: np.ndarray, digest: str, matrix: int = 128) -> DatasetRef:
     root.mkdir(parents=True)
     n = len(images)
     np.save(root / "images.npy", images.astype(np.float32))
@@ -31,7 +33,8 @@ def _dataset(root: Path, images: np.ndarray, digest: str, matrix: int = 128) -> 
                   "fold": 0, "cohort": "osic", "rows": matrix, "cols": matrix,
                   "pixel_spacing_mm": spacing}).to_csv(root / "patients.csv", index=False)
     (root / "dataset.json").write_text(json.dumps({"hash": digest, "counts": {"patients_ok": len(images)}}))
-    return {"path": str(root), "hash": digest, "patients_ok": len(images), "validation_success": True}
+    return DatasetRef(path=str(root), cohort="osic", hash=digest, patients_ok=len(images), patients_quarantined=0,
+                      validation_success=True)
 
 
 @pytest.fixture()
@@ -82,7 +85,7 @@ def test_statuses_without_a_test(champion, monkeypatch: pytest.MonkeyPatch) -> N
     cfg = DriftConfig(n_permutations=99)
     assert dc.check_cohort_drift(cur, cfg, "diffae", champion.root / "w")["status"] == "unchanged"
     assert dc.check_cohort_drift(cur, DriftConfig(enabled=False), "diffae", champion.root / "w")["status"] == "disabled"
-    other = {**cur, "hash": "sha256:other"}
+    other = dataclasses.replace(cur, hash="sha256:other")
     (champion.root / "champ" / "latents" / "meta.json").write_text("{}")
     rec = dc.check_cohort_drift(other, cfg, "diffae", champion.root / "w")
     assert rec["status"] == "no_reference" and rec["action"] == "retrain" and "sha256:ref" in rec["reason"]
@@ -127,20 +130,21 @@ def test_agent_only_reuses_the_champion_diffae_without_training(tmp_path: Path, 
 
     asked: dict[str, object] = {}
 
-    def fake_fetch(name: str, spec: str, out: Path) -> dict:
+    def fake_fetch(name: str, spec: str, out: Path) -> DiffAERef:
         asked.update(name=name, spec=spec, out=out)
-        return {"path": str(out), "version": "4", "run_id": "r", "dataset_hash": "sha256:old", "sha256": "w"}
+        return DiffAERef(path=str(out), run_id="r", dataset_hash="sha256:old", registered_version="4", sha256="w")
 
     def no_training(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         raise AssertionError("agent_only must not train")
 
     monkeypatch.setattr(td, "fetch_registered_diffae", fake_fetch)
     monkeypatch.setattr(td, "train_diffae", no_training)
-    ref = td.train_diffae_step.entrypoint(dataset={"path": "unused"}, diffae_config={}, workdir=str(tmp_path),
+    unused = DatasetRef(path="unused", cohort="osic", hash="sha256:new", patients_ok=0, patients_quarantined=0)
+    ref = td.train_diffae_step.entrypoint(dataset=unused, diffae_config={}, workdir=str(tmp_path),
                                           experiment="e", holdout_fold=2, drift_action="agent_only",
                                           champion_model="diffexplainer-diffae")
     assert asked["name"] == "diffexplainer-diffae" and asked["spec"] == "champion"
-    assert ref["reused_version"] == "4" and ref["dataset_hash"] == "sha256:old" and ref["holdout_fold"] == 2
+    assert ref.registered_version == "4" and ref.dataset_hash == "sha256:old" and ref.holdout_fold == 2
 
 
 def test_acquisition_reference_is_kept_by_the_run_that_ingested_it(champion) -> None:  # noqa: ANN001
