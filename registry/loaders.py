@@ -102,8 +102,9 @@ def fetch_registered_diffae(name: str, spec: str, out_path: Path) -> DiffAERef:
                      registered_version=str(mv.version), sha256=weights_sha256(model))
 
 
-def find_agent_for_blackbox(name: str, blackbox_hash: str) -> tuple[torch.nn.Module, str]:
-    """The newest registered agent distilled for the black box with ``blackbox_hash``.
+def find_agent_for_blackbox(name: str, blackbox_hash: str) -> tuple[torch.nn.Module, ModelVersion]:
+    """The newest registered agent distilled for the black box with ``blackbox_hash``, and its
+    model version (tags ``blackbox_mode`` / ``blackbox_head``: how it reads the black box).
 
     Raises:
         UserError: none exists yet (run ``swap-classifier`` for that classifier first).
@@ -119,4 +120,4 @@ def find_agent_for_blackbox(name: str, blackbox_hash: str) -> tuple[torch.nn.Mod
                         "run `diffexplainer swap-classifier --classifier ...` first")
     mv = max(versions, key=lambda v: int(v.version))
     agent = _load_mlflow_module(f"models:/{name}/{mv.version}")
-    return agent, str(mv.version)
+    return agent, mv
