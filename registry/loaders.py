@@ -12,6 +12,7 @@ from mlflow.exceptions import MlflowException
 
 from components.artifacts import DiffAERef, TeacherRef
 from components.blackbox import BlackBox, load_blackbox, state_hash
+from components.drift.check import ChampionDiffAE
 from components.errors import UserError
 from components.models.diffae import DiffAE, save_diffae
 
@@ -21,7 +22,9 @@ __all__ = [
     "load_teacher",
     "registered_version",
     "load_registered",
+    "load_registered_diffae",
     "fetch_registered_diffae",
+    "champion_diffae",
     "find_agent_for_blackbox",
     "weights_sha256",
 ]
@@ -86,6 +89,14 @@ def load_registered(name: str, spec: str) -> tuple[torch.nn.Module, ModelVersion
     return _load_mlflow_module(f"models:/{name}/{mv.version}"), mv
 
 
+def load_registered_diffae(name: str, spec: str) -> tuple[DiffAE, ModelVersion]:
+    """:func:`load_registered` for a DiffAE (UserError when the version holds another model)."""
+    model, mv = load_registered(name, spec)
+    if not isinstance(model, DiffAE):
+        raise UserError(f"models:/{name}/{mv.version} is not a DiffAE ({type(model).__name__})")
+    return model, mv
+
+
 def fetch_registered_diffae(name: str, spec: str, out_path: Path) -> DiffAERef:
     """Load the DiffAE ``name`` at ``spec`` and save it in the project's checkpoint format.
 
@@ -93,13 +104,22 @@ def fetch_registered_diffae(name: str, spec: str, out_path: Path) -> DiffAERef:
         Its reference: ``path`` = ``out_path``, ``registered_version``, the version's ``run_id``,
         ``dataset_hash`` tag (``""`` if none) and weights ``sha256``.
     """
-    model, mv = load_registered(name, spec)
-    if not isinstance(model, DiffAE):
-        raise UserError(f"models:/{name}/{mv.version} is not a DiffAE ({type(model).__name__})")
+    model, mv = load_registered_diffae(name, spec)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     save_diffae(model, out_path, extra={"registry": f"{name}/{mv.version}"})
     return DiffAERef(path=str(out_path), run_id=str(mv.run_id), dataset_hash=mv.tags.get("dataset_hash") or "",
                      registered_version=str(mv.version), sha256=weights_sha256(model))
+
+
+def champion_diffae(name: str) -> ChampionDiffAE | None:
+    """The DiffAE ``name@champion`` as a drift check needs it (weights loaded on demand), or None."""
+    try:
+        mv = registered_version(name, "champion")
+    except UserError:
+        return None
+    version = str(mv.version)
+    return ChampionDiffAE(version=version, dataset_hash=mv.tags.get("dataset_hash", ""), workdir=mv.tags.get("workdir"),
+                          load=lambda: load_registered_diffae(name, version)[0])
 
 
 def find_agent_for_blackbox(name: str, blackbox_hash: str) -> tuple[torch.nn.Module, ModelVersion]:
