@@ -52,6 +52,7 @@ __all__ = [
     "load_blackbox",
     "from_module",
     "check_contract",
+    "mode_description",
     "state_hash",
     "file_hash",
 ]
@@ -280,6 +281,15 @@ def load_blackbox(
         bb.info["format"] = "import"
         return bb
     raise UserError(f"{spec}: no such file, and not a 'package.module:factory' spec or a registry URI")
+
+
+def mode_description(mode: str, head_name: str | None = None) -> str:
+    """How an agent reads its black box, in a phrase: ``features+head (head fc)`` in feature mode
+    (distilled on the penultimate features, the black box's own head kept), ``logits only`` in
+    output mode (distilled on the logits)."""
+    if mode == "feature":
+        return f"features+head (head {head_name})" if head_name else "features+head"
+    return "logits only"
 
 
 def _shape(t: object) -> str:

@@ -157,6 +157,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
                          head_name=args.head_name)
     print(f"explained {result['patient']} with DiffAE v{result['diffae_version']} / agent v{result['agent_version']}; "
           f"outputs in {result['out']}")
+    print(f"black box: {result['blackbox']}")
     return 0
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from components.blackbox import check_contract
+from components.blackbox import BlackBox, check_contract, mode_description
 from components.config import ExperimentConfig
 from components.data.single_patient import read_patient_stack
 from components.errors import UserError
@@ -19,7 +20,7 @@ from registry.loaders import (
     registered_version,
 )
 
-__all__ = ["run_explain"]
+__all__ = ["run_explain", "recorded_mode"]
 
 
 def run_explain(
@@ -34,6 +35,10 @@ def run_explain(
     ``head_name`` names the classifier's final Linear layer (``--head-name``, with
     ``classifier`` only); a wrong name is refused before the patient is read.
 
+    Returns:
+        ``{out, patient, diffae_version, agent_version, blackbox_mode, blackbox_head, blackbox
+        (:func:`components.blackbox.mode_description`), slices, scores}``.
+
     Raises:
         UserError: ``head_name`` without ``classifier``, an unloadable classifier or a head it
             does not have, an unreadable patient, no registered model or agent.
@@ -44,16 +49,26 @@ def run_explain(
     stack, row = read_patient_stack(patient_dir, cfg.ingest)
     out = Path(out_dir)
     diffae_ref = fetch_registered_diffae(cfg.tracking.diffae_model_name, alias, out / "diffae.pt")
-    model = load_diffae(diffae_ref["path"])
+    model = load_diffae(diffae_ref.path)
     if bb is not None:
-        agent, agent_version = find_agent_for_blackbox(cfg.tracking.agent_model_name, bb.content_hash)
+        agent, agent_mv = find_agent_for_blackbox(cfg.tracking.agent_model_name, bb.content_hash)
     else:
         teacher_mv = registered_version(cfg.tracking.teacher_model_name, alias)
         bb = load_classifier(f"models:/{cfg.tracking.teacher_model_name}/{teacher_mv.version}")
         agent, agent_mv = load_registered(cfg.tracking.agent_model_name, alias)
-        agent_version = str(agent_mv.version)
     check_contract(bb, channels=stack.shape[0], image_size=stack.shape[-1])
+    mode, head = recorded_mode(agent_mv.tags, bb)
     scores = explain_patient(stack, model, agent, bb, cfg.counterfactual, out, patient_id=Path(patient_dir).name)
     (out / "diffae.pt").unlink(missing_ok=True)
-    return {"out": str(out), "patient": Path(patient_dir).name, "diffae_version": diffae_ref["version"],
-            "agent_version": agent_version, "slices": row.get("slice_indices"), "scores": scores}
+    return {"out": str(out), "patient": Path(patient_dir).name, "diffae_version": diffae_ref.registered_version,
+            "agent_version": str(agent_mv.version), "blackbox_mode": mode, "blackbox_head": head,
+            "blackbox": mode_description(mode, head), "slices": row.get("slice_indices"), "scores": scores}
+
+
+def recorded_mode(agent_tags: Mapping[str, str], bb: BlackBox) -> tuple[str, str]:
+    """``(mode, head)`` the agent was distilled in: its registry tags ``blackbox_mode`` /
+    ``blackbox_head`` (as ``swap-classifier`` and training record them), else the loaded black
+    box's own (an agent registered before the tags)."""
+    if agent_tags.get("blackbox_mode"):
+        return agent_tags["blackbox_mode"], agent_tags.get("blackbox_head", "")
+    return bb.mode, bb.head_name or ""

@@ -9,13 +9,14 @@ from typing import Any
 
 from zenml import Model, pipeline
 
+from components.artifacts import as_record
 from components.config import ExperimentConfig
 from components.errors import UserError
 from pipelines.agent_tail import distil_explain_register
 from pipelines.k8s import with_k8s_settings
 from pipelines.training import ZENML_MODEL
 from steps.agent.encode_latents import encode_latents_step
-from steps.swap.resolve_inputs import dataset_ref_step, fetch_diffae_step
+from steps.swap.resolve_inputs import classifier_ref_step, dataset_ref_step, fetch_diffae_step
 
 __all__ = ["swap_classifier_pipeline", "run_swap_classifier"]
 
@@ -35,7 +36,7 @@ def swap_classifier_pipeline(
     diffae = fetch_diffae_step(model_name=config["tracking"]["diffae_model_name"], spec=diffae_spec,
                                out_path=str(Path(out_dir) / "diffae.pt"), dataset=dataset)
     latents = encode_latents_step(diffae=diffae, dataset=dataset, external=external, workdir=workdir)
-    teacher = {"path": classifier, "head_name": head_name}
+    teacher = classifier_ref_step(classifier=classifier, head_name=head_name)
     distil_explain_register(config, diffae, teacher, latents, dataset, external, workdir, out_dir,
                             auto_promote=False, which=("agent",))
 
@@ -129,6 +130,6 @@ def run_swap_classifier(
     shutil.copyfile(out / "report" / "metrics.json", out / "metrics.json")
     metrics = json.loads((out / "metrics.json").read_text())
     reg = run.steps["register_models_step"].outputs["registration"][0].load()
-    return {"pipeline_run": str(run.id), "status": str(run.status), "registration": reg,
+    return {"pipeline_run": str(run.id), "status": str(run.status), "registration": as_record(reg),
             "metrics": str(out / "metrics.json"), "report": str(out / "report" / "index.html"),
             "agent_alignment": metrics.get("agent_alignment"), "counterfactual": metrics.get("counterfactual")}

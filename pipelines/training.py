@@ -9,6 +9,7 @@ from typing import Any
 
 from zenml import Model, pipeline
 
+from components.artifacts import as_record
 from components.config import ExperimentConfig
 from components.data.fingerprint import source_fingerprint
 from components.errors import UserError
@@ -128,5 +129,5 @@ def run_training(
         for out_name, arts in step_run.outputs.items():
             if out_name in wanted:
                 art = arts[0] if isinstance(arts, list) else arts
-                summary[f"{step_name}.{out_name}"] = art.load()
+                summary[f"{step_name}.{out_name}"] = as_record(art.load())
     return summary

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import mlflow
 import torch
@@ -12,7 +10,9 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from components.artifacts import DiffAERef, TeacherRef
 from components.blackbox import BlackBox, load_blackbox, state_hash
+from components.drift.check import ChampionDiffAE
 from components.errors import UserError
 from components.models.diffae import DiffAE, save_diffae
 
@@ -22,7 +22,9 @@ __all__ = [
     "load_teacher",
     "registered_version",
     "load_registered",
+    "load_registered_diffae",
     "fetch_registered_diffae",
+    "champion_diffae",
     "find_agent_for_blackbox",
     "weights_sha256",
 ]
@@ -49,9 +51,9 @@ def load_classifier(spec: str, head_name: str | None = None) -> BlackBox:
     return load_blackbox(spec, resolvers=RESOLVERS, head_name=head_name)
 
 
-def load_teacher(teacher: Mapping[str, Any]) -> BlackBox:
-    """The black box a pipeline's ``teacher`` reference names: ``{path, head_name?, ...}``."""
-    return load_classifier(str(teacher["path"]), teacher.get("head_name"))
+def load_teacher(teacher: TeacherRef) -> BlackBox:
+    """The black box a pipeline's ``teacher`` reference names (its ``path`` and ``head_name``)."""
+    return load_classifier(teacher.path, teacher.head_name)
 
 
 def weights_sha256(module: torch.nn.Module) -> str:
@@ -87,23 +89,42 @@ def load_registered(name: str, spec: str) -> tuple[torch.nn.Module, ModelVersion
     return _load_mlflow_module(f"models:/{name}/{mv.version}"), mv
 
 
-def fetch_registered_diffae(name: str, spec: str, out_path: Path) -> dict:
-    """Load the DiffAE ``name`` at ``spec`` and save it in the project's checkpoint format.
-
-    Returns:
-        {path, version, run_id, dataset_hash, sha256}.
-    """
+def load_registered_diffae(name: str, spec: str) -> tuple[DiffAE, ModelVersion]:
+    """:func:`load_registered` for a DiffAE (UserError when the version holds another model)."""
     model, mv = load_registered(name, spec)
     if not isinstance(model, DiffAE):
         raise UserError(f"models:/{name}/{mv.version} is not a DiffAE ({type(model).__name__})")
+    return model, mv
+
+
+def fetch_registered_diffae(name: str, spec: str, out_path: Path) -> DiffAERef:
+    """Load the DiffAE ``name`` at ``spec`` and save it in the project's checkpoint format.
+
+    Returns:
+        Its reference: ``path`` = ``out_path``, ``registered_version``, the version's ``run_id``,
+        ``dataset_hash`` tag (``""`` if none) and weights ``sha256``.
+    """
+    model, mv = load_registered_diffae(name, spec)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     save_diffae(model, out_path, extra={"registry": f"{name}/{mv.version}"})
-    return {"path": str(out_path), "version": str(mv.version), "run_id": mv.run_id,
-            "dataset_hash": mv.tags.get("dataset_hash"), "sha256": weights_sha256(model)}
+    return DiffAERef(path=str(out_path), run_id=str(mv.run_id), dataset_hash=mv.tags.get("dataset_hash") or "",
+                     registered_version=str(mv.version), sha256=weights_sha256(model))
 
 
-def find_agent_for_blackbox(name: str, blackbox_hash: str) -> tuple[torch.nn.Module, str]:
-    """The newest registered agent distilled for the black box with ``blackbox_hash``.
+def champion_diffae(name: str) -> ChampionDiffAE | None:
+    """The DiffAE ``name@champion`` as a drift check needs it (weights loaded on demand), or None."""
+    try:
+        mv = registered_version(name, "champion")
+    except UserError:
+        return None
+    version = str(mv.version)
+    return ChampionDiffAE(version=version, dataset_hash=mv.tags.get("dataset_hash", ""), workdir=mv.tags.get("workdir"),
+                          load=lambda: load_registered_diffae(name, version)[0])
+
+
+def find_agent_for_blackbox(name: str, blackbox_hash: str) -> tuple[torch.nn.Module, ModelVersion]:
+    """The newest registered agent distilled for the black box with ``blackbox_hash``, and its
+    model version (tags ``blackbox_mode`` / ``blackbox_head``: how it reads the black box).
 
     Raises:
         UserError: none exists yet (run ``swap-classifier`` for that classifier first).
@@ -119,4 +140,4 @@ def find_agent_for_blackbox(name: str, blackbox_hash: str) -> tuple[torch.nn.Mod
                         "run `diffexplainer swap-classifier --classifier ...` first")
     mv = max(versions, key=lambda v: int(v.version))
     agent = _load_mlflow_module(f"models:/{name}/{mv.version}")
-    return agent, str(mv.version)
+    return agent, mv

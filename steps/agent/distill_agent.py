@@ -10,6 +10,7 @@ import mlflow
 import numpy as np
 from zenml import log_metadata, step
 
+from components.artifacts import AgentRef, DatasetRef, DiffAERef, TeacherRef
 from components.blackbox import check_contract
 from components.caches import Latents
 from components.config import AgentConfig, GateConfig
@@ -29,18 +30,18 @@ __all__ = ["distill_agent_step"]
 # not cached: the decision depends on the registry's current champion, not only on the inputs
 @step(enable_cache=False)
 def distill_agent_step(
-    teacher: dict,
+    teacher: TeacherRef,
     latents: Latents,
-    dataset: dict,
-    external: dict,
+    dataset: DatasetRef,
+    external: DatasetRef,
     agent_config: dict,
     gate_config: dict,
     workdir: str,
     experiment: str,
     holdout_fold: int = -1,
-    diffae: dict | None = None,
+    diffae: DiffAERef | None = None,
     tracking_config: dict | None = None,
-) -> Annotated[dict, "agent"]:
+) -> tuple[Annotated[AgentRef, "agent"], Annotated[dict, "agent_gate"]]:
     """One agent per objective (paper Table 1); the configured one is saved and gated.
 
     With ``gates.agent_holdout_fold`` the training cohort's ``holdout_fold`` (the DiffAE's
@@ -50,15 +51,15 @@ def distill_agent_step(
     non-inferiority.
 
     Returns:
-        {path, run_id, objective, blackbox_hash, blackbox_mode (feature / output), blackbox_head
-        (the head's attribute name, "" in output mode), alignment {objective: metrics}, threshold,
-        gate {...}}.
+        ``agent``: the :class:`~components.artifacts.AgentRef` (checkpoint, black box hash and
+        mode, alignment per objective, threshold); ``agent_gate``: the agent gate's
+        :meth:`~components.gates.GateResult.to_dict` (free-form evidence).
     """
     cfg = AgentConfig.model_validate(agent_config)
     gcfg = GateConfig.model_validate(gate_config)
     t0 = time.time()
     bb = load_teacher(teacher)
-    ds, ext = load_dataset(dataset["path"]), load_dataset(external["path"])
+    ds, ext = load_dataset(dataset.path), load_dataset(external.path)
     check_contract(bb, channels=ds.images.shape[1], image_size=ds.images.shape[-1])
     held = (np.asarray(ds.folds) == holdout_fold) if gcfg.agent_holdout_fold and holdout_fold >= 0 \
         else np.zeros(len(ds.folds), bool)
@@ -83,7 +84,7 @@ def distill_agent_step(
             gate_images = np.concatenate([np.asarray(ext.images), np.asarray(ds.images)[held]])
             q_gate = np.concatenate([latents.load("external"), q_train[held]])
             champ = champion_agent(tracking_config["agent_model_name"], tracking_config["teacher_model_name"],
-                                   tracking_config["diffae_model_name"], load_diffae(diffae["path"]), q_gate,
+                                   tracking_config["diffae_model_name"], load_diffae(diffae.path), q_gate,
                                    gate_images, current_blackbox=bb)
         evidence = agent_evidence(
             cases["teacher_decision"], cases["agent_score"], threshold, cases["kl"], gcfg,
@@ -113,5 +114,7 @@ def distill_agent_step(
                                              "alignment": suite.alignment[suite.primary], "threshold": threshold})
     print(f"[agent] gate: {gate.message}", flush=True)
     log_metadata({"agent_alignment": suite.alignment})
-    return {"path": str(path), "run_id": run.info.run_id, "objective": suite.primary, "threshold": threshold,
-            **blackbox, "alignment": suite.alignment, "gate": gate.to_dict(), "wall_s": time.time() - t0}
+    agent = AgentRef(path=str(path), run_id=run.info.run_id, objective=suite.primary, threshold=threshold,
+                     blackbox_hash=bb.content_hash, blackbox_mode=bb.mode, blackbox_head=bb.head_name or "",
+                     alignment=suite.alignment, wall_s=time.time() - t0)
+    return agent, gate.to_dict()

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from zenml import step
 
+from components.artifacts import DatasetRef, DiffAERef
 from components.caches import Latents, cached_latents
 from components.data.dataset import load_dataset
 from components.models.diffae import load_diffae
@@ -15,7 +16,9 @@ __all__ = ["encode_latents_step"]
 
 
 @step
-def encode_latents_step(diffae: dict, dataset: dict, external: dict, workdir: str) -> Annotated[Latents, "latents"]:
+def encode_latents_step(
+    diffae: DiffAERef, dataset: DatasetRef, external: DatasetRef, workdir: str
+) -> Annotated[Latents, "latents"]:
     """Write ``q`` arrays ``[N,4Z]`` float32 (train, external, and each training-set augmentation
     ``train_<name>``) under workdir/latents.
 
@@ -26,7 +29,7 @@ def encode_latents_step(diffae: dict, dataset: dict, external: dict, workdir: st
     Returns:
         The :class:`~components.caches.Latents` (paths and cache key; a typed ZenML artifact).
     """
-    model = load_diffae(diffae["path"])
-    ds, ext = load_dataset(dataset["path"]), load_dataset(external["path"])
+    model = load_diffae(diffae.path)
+    ds, ext = load_dataset(dataset.path), load_dataset(external.path)
     return cached_latents(model, ds.images, ext.images, ds.hash, ext.hash, Path(workdir) / "latents",
                           progress=lambda m: print(m, flush=True))

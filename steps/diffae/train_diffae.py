@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Annotated
@@ -10,6 +11,7 @@ import mlflow
 import numpy as np
 from zenml import log_metadata, step
 
+from components.artifacts import DatasetRef, DiffAERef
 from components.config import DiffAEConfig
 from components.data.dataset import load_dataset
 from components.models.diffae import save_diffae
@@ -22,31 +24,31 @@ __all__ = ["train_diffae_step"]
 
 @step
 def train_diffae_step(
-    dataset: dict,
+    dataset: DatasetRef,
     diffae_config: dict,
     workdir: str,
     experiment: str,
     holdout_fold: int = -1,
     drift_action: str = "retrain",
     champion_model: str = "",
-) -> Annotated[dict, "diffae"]:
+) -> Annotated[DiffAERef, "diffae"]:
     """Train the DiffAE on every training-cohort slice except the held-out fold.
 
     ZenML caches this step on (dataset hash, config, ``drift_action``): an unchanged
     retraining reuses it. ``drift_action == "agent_only"`` (a drifted cohort with
     ``drift.on_drift: agent_only``) trains nothing: the registered champion ``champion_model``
-    is returned instead (``reused_version`` set; registration then skips the DiffAE).
+    is returned instead (``registered_version`` set; registration then skips the DiffAE).
 
     Returns:
-        {path, run_id, dataset_hash, holdout_fold, steps, wall_s, img_per_s, final_loss}.
+        The :class:`~components.artifacts.DiffAERef` (checkpoint path, MLflow run, training
+        metrics).
     """
     if drift_action == "agent_only":
         ref = fetch_registered_diffae(champion_model, "champion", Path(workdir) / "models" / "diffae-champion.pt")
-        print(f"[diffae] drift action agent_only: reusing the champion DiffAE v{ref['version']}", flush=True)
-        return {"path": ref["path"], "run_id": ref["run_id"], "dataset_hash": ref["dataset_hash"],
-                "holdout_fold": holdout_fold, "reused_version": ref["version"]}
+        print(f"[diffae] drift action agent_only: reusing the champion DiffAE v{ref.registered_version}", flush=True)
+        return dataclasses.replace(ref, holdout_fold=holdout_fold)
     cfg = DiffAEConfig.model_validate(diffae_config)
-    ds = load_dataset(dataset["path"])
+    ds = load_dataset(dataset.path)
     keep = np.asarray(ds.folds) != holdout_fold if holdout_fold >= 0 else np.ones(len(ds.labels), bool)
     images = np.asarray(ds.images)[keep]
     out = Path(workdir) / "models"
@@ -67,5 +69,5 @@ def train_diffae_step(
         path = out / "diffae.pt"
         save_diffae(model, path, extra={"dataset_hash": ds.hash, "metrics": scalars, "config": diffae_config})
     log_metadata({"diffae": scalars})
-    return {"path": str(path), "run_id": run.info.run_id, "dataset_hash": ds.hash,
-            "holdout_fold": holdout_fold, **scalars}
+    return DiffAERef(path=str(path), run_id=run.info.run_id, dataset_hash=ds.hash, holdout_fold=holdout_fold,
+                     stage_wall_s=scalars["stage_wall_s"], metrics=scalars)

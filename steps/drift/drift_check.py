@@ -1,7 +1,8 @@
 """ZenML step: drift of the incoming training cohort against the champion's, first in every training run.
 
 The champion DiffAE encodes the freshly ingested cohort; its latents are compared with the
-champion's own training cohort's cached latents (:mod:`components.drift`). The result sits
+champion's own training cohort's cached latents (:func:`components.drift.check.check_cohort_drift`;
+this step only finds the champion in the registry and records the result). The result sits
 beside the Great Expectations data-quality verdict in MLflow (run ``drift-check``), the ZenML
 run metadata, ``WORKDIR/drift/drift.json`` and the report. ``drift.on_drift`` decides what a
 drifted cohort triggers; the step's ``drift_action`` output (``retrain`` / ``agent_only``) is
@@ -12,106 +13,42 @@ so an unchanged cohort still reuses every cached artifact.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated
 
 import mlflow
 from zenml import log_metadata, step
 
+from components.artifacts import DatasetRef
 from components.config import DriftConfig
-from components.drift.acquisition import acquisition_drift
-from components.drift.cohort import (
-    cohort_latents,
-    dataset_acquisition,
-    keep_acquisition,
-    reference_acquisition,
-    reference_latents,
-)
-from components.drift.latent import latent_drift
+from components.drift.check import check_cohort_drift
 from components.errors import UserError
-from components.models.diffae import DiffAE
-from registry.loaders import load_registered, registered_version, weights_sha256
+from registry.loaders import champion_diffae
 from steps.tracking import log_dict_artifact, step_run
 
-__all__ = ["DriftAlert", "check_cohort_drift", "drift_check_step", "drift_alert_since", "drift_report_step"]
+__all__ = ["DriftAlert", "drift_check_step", "drift_alert_since", "drift_report_step"]
 
 
 class DriftAlert(UserError):
     """A drifted cohort with ``drift.on_drift: alert``: the run stops before any training."""
 
 
-def check_cohort_drift(current: dict, cfg: DriftConfig, diffae_model_name: str, workdir: Path) -> dict[str, Any]:
-    """Drift record of the ingested cohort ``current`` (the ingest step's dataset reference).
-
-    ``status``: ``disabled``, ``no_champion`` (first run), ``unchanged`` (same dataset hash as
-    the champion's: no test needed), ``no_reference`` (the champion's training latents are
-    nowhere on disk) or ``tested``; ``action``: ``retrain`` unless a tested cohort drifted, then
-    ``cfg.on_drift``.
-    """
-    t0 = time.perf_counter()
-    rec: dict[str, Any] = {"current_hash": current["hash"], "validation_success": current.get("validation_success"),
-                           "on_drift": cfg.on_drift, "alpha": cfg.alpha, "action": "retrain", "drift": False}
-    if not cfg.enabled:
-        return {**rec, "status": "disabled"}
-    keep = workdir / "drift" / "reference"
-    try:  # this cohort's acquisition table, for a later run's reference (the dataset folder is re-ingested)
-        keep_acquisition(keep, current["path"], current["hash"])
-    except (UserError, OSError, ValueError) as exc:
-        rec["acquisition_kept"] = f"not kept: {exc}"
-    try:
-        mv = registered_version(diffae_model_name, "champion")
-    except UserError:
-        return {**rec, "status": "no_champion"}
-    ref_hash = mv.tags.get("dataset_hash", "")
-    rec.update(reference_hash=ref_hash, champion_version=str(mv.version))
-    if ref_hash == current["hash"]:
-        return {**rec, "status": "unchanged", "statistic": 0.0, "p_value": 1.0,
-                "n_reference": current.get("patients_ok"), "n_current": current.get("patients_ok")}
-    model = cast(DiffAE, load_registered(diffae_model_name, str(mv.version))[0])  # registered as a DiffAE
-    sha = weights_sha256(model)
-    workdirs = [Path(p) for p in (mv.tags.get("workdir"), str(workdir)) if p]
-    rec["acquisition"] = _acquisition(current, cfg, keep, workdirs, ref_hash)
-    q_ref, found = reference_latents(keep, [w / "latents" for w in workdirs], ref_hash, sha)
-    if q_ref is None:
-        return {**rec, "status": "no_reference",
-                "reason": f"no cached latents of {ref_hash} under DiffAE v{mv.version}'s weights"}
-    q_cur, _ = cohort_latents(model, current["path"], sha)
-    report = latent_drift(q_ref, q_cur, alpha=cfg.alpha, n_permutations=cfg.n_permutations, seed=cfg.seed)
-    action = cfg.on_drift if report.drift else "retrain"
-    return {**rec, **report.to_dict(), "status": "tested", "action": action, "reference_latents": found,
-            "seconds_total": round(time.perf_counter() - t0, 3)}
-
-
-def _acquisition(current: dict, cfg: DriftConfig, keep: Path, workdirs: list[Path], ref_hash: str) -> dict:
-    """The acquisition test (reported beside the latent one, never the trigger; its failure is recorded)."""
-    ref, found = reference_acquisition(keep, workdirs, ref_hash)
-    if ref is None:
-        return {"status": "no_reference", "reason": f"no acquisition table of the champion's cohort {ref_hash[:20]}... "
-                "(kept by the run that ingested it, or its dataset folder)"}
-    try:
-        res = acquisition_drift(ref, dataset_acquisition(current["path"]), alpha=cfg.alpha)
-    except (UserError, ValueError) as exc:
-        return {"status": "not_tested", "reason": str(exc)}
-    if not res.fields:
-        return {"status": "not_tested", "reason": "no acquisition field to compare", "skipped": res.skipped}
-    return {"status": "tested", **res.to_dict(), "changed": res.changed(), "reference": found}
-
-
 @step(enable_cache=False)  # depends on the registry's champion, like the gate steps
 def drift_check_step(
-    dataset: dict, validation: dict, drift_config: dict, diffae_model_name: str, workdir: str, experiment: str,
+    dataset: DatasetRef, validation: dict, drift_config: dict, diffae_model_name: str, workdir: str, experiment: str,
 ) -> tuple[Annotated[dict, "drift"], Annotated[str, "drift_action"]]:
     """Record the cohort's drift and data quality; raise :class:`DriftAlert` when configured to.
 
     Returns:
-        ``drift``: the record of :func:`check_cohort_drift` plus ``validation_success`` (the
-        Great Expectations verdict); ``drift_action``: ``retrain`` or ``agent_only``.
+        ``drift``: the record of :func:`~components.drift.check.check_cohort_drift` plus
+        ``validation_success`` (the Great Expectations verdict), a free-form dict
+        (:mod:`components.artifacts`); ``drift_action``: ``retrain`` or ``agent_only``.
     """
     cfg = DriftConfig.model_validate(drift_config)
-    rec = check_cohort_drift(dataset, cfg, diffae_model_name, Path(workdir))
+    champion = champion_diffae(diffae_model_name) if cfg.enabled else None
+    rec = check_cohort_drift(dataset, cfg, champion, Path(workdir))
     rec["validation_success"] = validation.get("success", rec.get("validation_success"))
-    with step_run(experiment, "drift-check", tags={"stage": "drift", "dataset_hash": dataset["hash"],
+    with step_run(experiment, "drift-check", tags={"stage": "drift", "dataset_hash": dataset.hash,
                                                     "drift": str(rec["drift"]).lower(), "drift_status": rec["status"],
                                                     "drift_action": rec["action"]}):
         if rec["status"] == "tested":
@@ -123,7 +60,7 @@ def drift_check_step(
         log_dict_artifact(rec, "drift.json")
     out = Path(workdir) / "drift"
     if rec["action"] == "alert":
-        rec["message"] = (f"drift alert: cohort {dataset['hash'][:20]}... drifted from the champion's training cohort "
+        rec["message"] = (f"drift alert: cohort {dataset.hash[:20]}... drifted from the champion's training cohort "
                           f"(energy distance {rec['statistic']:.4g}, p={rec['p_value']:.3g} < {cfg.alpha}); "
                           f"drift.on_drift is 'alert': nothing was trained (record: {out / 'drift.json'})")
     out.mkdir(parents=True, exist_ok=True)

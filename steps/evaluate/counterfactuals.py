@@ -11,6 +11,7 @@ import numpy as np
 from zenml import log_metadata, step
 from zenml.types import HTMLString
 
+from components.artifacts import AgentRef, DatasetRef, DiffAERef, TeacherRef
 from components.caches import reusable_inversions
 from components.config import CounterfactualConfig, GateConfig
 from components.counterfactual.criteria import per_case_manipulation
@@ -42,11 +43,12 @@ def _gate_inversions(recon_gate: dict, model: DiffAE, dataset_hash: str, steps: 
 
 @step(enable_cache=False)  # with a champion registered, the decision depends on the registry, not only on inputs
 def evaluate_counterfactuals_step(
-    diffae: dict,
-    teacher: dict,
-    agent: dict,
-    dataset: dict,
-    external: dict,
+    diffae: DiffAERef,
+    teacher: TeacherRef,
+    agent: AgentRef,
+    agent_gate: dict,
+    dataset: DatasetRef,
+    external: DatasetRef,
     recon_gate: dict,
     counterfactual_config: dict,
     workdir: str,
@@ -63,22 +65,21 @@ def evaluate_counterfactuals_step(
 
     Returns:
         the report's metrics.json dict, the HTML page (a ZenML HTML artifact) and the
-        counterfactual gate (GateResult dict).
+        counterfactual gate (GateResult dict); both dicts free-form (:mod:`components.artifacts`).
     """
     cfg = CounterfactualConfig.model_validate(counterfactual_config)
     gcfg = GateConfig.model_validate(gate_config or {})
-    model = load_diffae(diffae["path"])
+    model = load_diffae(diffae.path)
     bb = load_teacher(teacher)
-    agent_model, _ = load_agent(agent["path"])
-    ext = load_dataset(external["path"])
+    agent_model, _ = load_agent(agent.path)
+    ext = load_dataset(external.path)
     t0 = time.time()
-    dataset_info = {"hash": dataset["hash"], "patients_ok": dataset["patients_ok"],
-                    "patients_quarantined": dataset["patients_quarantined"], "external_hash": external["hash"],
-                    "external_patients_ok": external["patients_ok"]}
-    timings_s = {"ingest": dataset.get("wall_s", 0.0) + external.get("wall_s", 0.0),
-                 "diffae": diffae.get("stage_wall_s"), "teacher": teacher.get("seconds"), "agent": agent.get("wall_s"),
-                 "reconstruction_gate": recon_gate.get("wall_s")}
-    with step_run(experiment, "counterfactuals", tags={"stage": "counterfactual", "dataset_hash": dataset_info["hash"],
+    dataset_info = {"hash": dataset.hash, "patients_ok": dataset.patients_ok,
+                    "patients_quarantined": dataset.patients_quarantined, "external_hash": external.hash,
+                    "external_patients_ok": external.patients_ok}
+    timings_s = {"ingest": dataset.wall_s + external.wall_s, "diffae": diffae.stage_wall_s, "teacher": teacher.seconds,
+                 "agent": agent.wall_s, "reconstruction_gate": recon_gate.get("wall_s")}
+    with step_run(experiment, "counterfactuals", tags={"stage": "counterfactual", "dataset_hash": dataset.hash,
                   "external_dataset_hash": ext.hash}, params={"counterfactual": counterfactual_config}) as run:
         inversions = _gate_inversions(recon_gate, model, ext.hash, cfg.ddim_step_count, cfg.ddim_depth)
         evaluation = evaluate_cohort(model, agent_model, bb, np.asarray(ext.images), np.asarray(ext.lung_masks), cfg,
@@ -110,12 +111,12 @@ def evaluate_counterfactuals_step(
             reconstruction_gate={**recon_gate["values"]["external"], "passed": recon_gate["passed"],
                                  "message": recon_gate["message"], "ddim_steps": recon_gate["ddim_steps"],
                                  "osic_holdout": recon_gate["values"].get("osic_holdout")},
-            agent_alignment=agent["alignment"],
+            agent_alignment=agent.alignment,
             timings_s=timings,
-            run_ids={"diffae": diffae["run_id"], "teacher": teacher.get("run_id", teacher["path"]), "agent": agent["run_id"],
+            run_ids={"diffae": diffae.run_id, "teacher": teacher.run_id or teacher.path, "agent": agent.run_id,
                      "counterfactuals": run.info.run_id},
             case_ids=list(ext.patients["patient"]),
-            gates=gates_section([recon_gate, agent["gate"], cf_gate]),
+            gates=gates_section([recon_gate, agent_gate, cf_gate]),
             blackbox={"mode": bb.mode, "head": bb.head_name, "hash": bb.content_hash, "source": bb.source},
         )
         metrics = json.loads(paths.metrics_json.read_text())

@@ -11,6 +11,7 @@ import mlflow
 import numpy as np
 from zenml import log_metadata, step
 
+from components.artifacts import DatasetRef, DiffAERef, TeacherRef
 from components.caches import cached_reconstructions
 from components.config import GateConfig
 from components.data.dataset import load_dataset
@@ -33,10 +34,10 @@ __all__ = ["reconstruction_gate_step"]
 # not cached: the decision depends on the registry's current champion, not only on the inputs
 @step(enable_cache=False)
 def reconstruction_gate_step(
-    diffae: dict,
-    teacher: dict,
-    dataset: dict,
-    external: dict,
+    diffae: DiffAERef,
+    teacher: TeacherRef,
+    dataset: DatasetRef,
+    external: DatasetRef,
     gate_config: dict,
     ddim_steps: int,
     experiment: str,
@@ -54,14 +55,15 @@ def reconstruction_gate_step(
 
     Returns:
         the gate dict (name, passed, checks, message, evidence) plus the measured values per
-        cohort and ``inversions`` ({path, reused, key fields}) for the counterfactual step.
+        cohort and ``inversions`` ({path, reused, key fields}) for the counterfactual step: a
+        plain dict on purpose, free-form evidence (:mod:`components.artifacts`).
     """
     t0 = time.time()
     gcfg = GateConfig.model_validate(gate_config)
-    model = load_diffae(diffae["path"])
+    model = load_diffae(diffae.path)
     bb = load_teacher(teacher)
-    ds, ext = load_dataset(dataset["path"]), load_dataset(external["path"])
-    holdout = diffae.get("holdout_fold", -1)
+    ds, ext = load_dataset(dataset.path), load_dataset(external.path)
+    holdout = diffae.holdout_fold
     with step_run(experiment, "reconstruction-gate", tags={"stage": "reconstruction_gate", "dataset_hash": ds.hash,
                   "external_dataset_hash": ext.hash}) as _:
         arrays, inversions = cached_reconstructions(

@@ -10,6 +10,7 @@ from typing import Annotated
 import mlflow
 from zenml import log_metadata, step
 
+from components.artifacts import DatasetRef
 from components.config import IngestConfig
 from components.data.ingest import ingest
 from steps.tracking import log_dict_artifact, step_run
@@ -26,15 +27,15 @@ def ingest_cohort(
     cohort: str,
     experiment: str = "diffexplainer",
     source_fingerprint: str = "",
-) -> tuple[Annotated[dict, "dataset"], Annotated[dict, "validation"]]:
+) -> tuple[Annotated[DatasetRef, "dataset"], Annotated[dict, "validation"]]:
     """Ingest ``source`` (folder or s3://) with ``labels`` into ``out_dir``.
 
     ``source_fingerprint`` (paths, sizes and mtimes of the source files) is the cache key: an
     unchanged source is not re-ingested, so the downstream steps are cached too.
 
     Returns:
-        ``dataset``: a reference {path, hash, cohort, patients_ok, patients_quarantined, ...}
-        read from ``dataset.json``; ``validation``: the Great Expectations results dict.
+        ``dataset``: the :class:`~components.artifacts.DatasetRef` read from ``dataset.json``;
+        ``validation``: the Great Expectations results (a free-form dict).
     """
     cfg = IngestConfig.model_validate(ingest_config)
     out = Path(out_dir)
@@ -53,14 +54,6 @@ def ingest_cohort(
         for name in ("patients.csv", "files.csv", "quarantine.csv"):
             if (out / name).is_file():
                 mlflow.log_artifact(str(out / name))
-    ref = {
-        "path": str(out.resolve()),
-        "cohort": cohort,
-        "hash": info["hash"],
-        "patients_ok": counts["patients_ok"],
-        "patients_quarantined": counts["patients_quarantined"],
-        "validation_success": info["validation"]["success"],
-        "wall_s": round(time.time() - t0, 3),
-    }
+    ref = DatasetRef.read(out, cohort, wall_s=round(time.time() - t0, 3))
     log_metadata({"dataset_hash": info["hash"], "patients_ok": counts["patients_ok"]})
     return ref, validation

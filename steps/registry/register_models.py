@@ -8,6 +8,7 @@ from typing import Annotated
 import torch
 from zenml import get_step_context, log_metadata, step
 
+from components.artifacts import AgentRef, DatasetRef, DiffAERef, RegisteredVersion, Registration, TeacherRef
 from components.errors import UserError
 from components.gates import GateResult
 from components.models.agent import load_agent
@@ -19,20 +20,28 @@ from steps.tracking import ensure_experiment, git_commit
 __all__ = ["register_models_step"]
 
 
+def _training_run(teacher: TeacherRef) -> str:
+    """The MLflow run a teacher is registered under: the run that trained it."""
+    if teacher.run_id is None:
+        raise UserError(f"{teacher.path}: a swapped-in classifier has no training run to register the teacher under")
+    return teacher.run_id
+
+
 @step(enable_cache=False)
 def register_models_step(
-    diffae: dict,
-    teacher: dict,
-    agent: dict,
+    diffae: DiffAERef,
+    teacher: TeacherRef,
+    agent: AgentRef,
+    agent_gate: dict,
     recon_gate: dict,
     cf_gate: dict | None,
-    dataset_info: dict,
+    dataset_info: DatasetRef,
     tracking_config: dict,
     preset: str,
     auto_promote: bool = True,
     which: tuple[str, ...] = ("diffae", "teacher", "agent"),
-    external_info: dict | None = None,
-) -> Annotated[dict, "registration"]:
+    external_info: DatasetRef | None = None,
+) -> Annotated[Registration, "registration"]:
     """Register the models; promote them to champion only if every gate passed.
 
     Every version carries: dataset_hash, external_dataset_hash, git_commit, preset, the ZenML
@@ -43,43 +52,43 @@ def register_models_step(
     refusal is audited like a promotion (see :mod:`registry.mlflow_registry`).
 
     Returns:
-        {model name: {version, promoted, message}}.
+        The :class:`~components.artifacts.Registration`: per model name its new version, whether
+        it was promoted and why, the verdict and the failing metrics.
     """
     ensure_experiment(tracking_config["experiment"])
-    external_hash = (external_info or {}).get("hash") or dataset_info.get("external_hash", "")
-    gates = [GateResult.from_dict(recon_gate), GateResult.from_dict(agent["gate"])]
+    external_hash = external_info.hash if external_info is not None else ""
+    gates = [GateResult.from_dict(recon_gate), GateResult.from_dict(agent_gate)]
     if cf_gate is not None:
         gates.append(GateResult.from_dict(cf_gate))
     ctx = get_step_context()
     base_tags = {
-        "dataset_hash": dataset_info["hash"],
+        "dataset_hash": dataset_info.hash,
         "external_dataset_hash": external_hash,
         "git_commit": git_commit(),
         "preset": preset,
         "zenml_pipeline_run": str(ctx.pipeline_run.id),
-        "workdir": str(Path(dataset_info["path"]).resolve().parents[1])[:250],  # WORKDIR/datasets/osic
+        "workdir": str(Path(dataset_info.path).resolve().parents[1])[:250],  # WORKDIR/datasets/osic
         **gate_tags(gates),
     }
     if ctx.model_version is not None:
         base_tags["zenml_model_version_id"] = str(ctx.model_version.id)
     loaders = {
-        "diffae": lambda: (tracking_config["diffae_model_name"], load_diffae(diffae["path"]), diffae["run_id"], {}),
-        "teacher": lambda: (tracking_config["teacher_model_name"], torch.load(teacher["path"], weights_only=False),
-                            teacher["run_id"], {}),
-        "agent": lambda: (tracking_config["agent_model_name"], load_agent(agent["path"])[0], agent["run_id"],
-                          {"blackbox_hash": agent["blackbox_hash"], "agent_objective": agent["objective"],
-                           "blackbox_mode": str(agent.get("blackbox_mode", "")),
-                           "blackbox_head": str(agent.get("blackbox_head", "")),
-                           "agent_threshold": f"{float(agent.get('threshold', 0.5)):.6g}",
-                           "blackbox_source": str(teacher["path"])[:250], "diffae_run_id": str(diffae["run_id"])}),
+        "diffae": lambda: (tracking_config["diffae_model_name"], load_diffae(diffae.path), diffae.run_id, {}),
+        "teacher": lambda: (tracking_config["teacher_model_name"], torch.load(teacher.path, weights_only=False),
+                            _training_run(teacher), {}),
+        "agent": lambda: (tracking_config["agent_model_name"], load_agent(agent.path)[0], agent.run_id,
+                          {"blackbox_hash": agent.blackbox_hash, "agent_objective": agent.objective,
+                           "blackbox_mode": agent.blackbox_mode, "blackbox_head": agent.blackbox_head,
+                           "agent_threshold": f"{agent.threshold:.6g}",
+                           "blackbox_source": teacher.path[:250], "diffae_run_id": diffae.run_id}),
     }
     # A DiffAE reused from the registry (drift action agent_only) is not registered again.
-    entries = [loaders[k]() for k in which if not (k == "diffae" and diffae.get("reused_version"))]
+    entries = [loaders[k]() for k in which if not (k == "diffae" and diffae.registered_version)]
     champions = {name: current_champion(name) for name, *_ in entries}
-    record = decision_record(gates, {"dataset": dataset_info["hash"], "external": external_hash}, champions)
+    record = decision_record(gates, {"dataset": dataset_info.hash, "external": external_hash}, champions)
     if ctx.model_version is not None:
         log_metadata(metadata={"gate_decision": record}, model_version_id=ctx.model_version.id)
-    out: dict[str, dict] = {}
+    out: dict[str, RegisteredVersion] = {}
     for name, model, run_id, extra in entries:
         version = register_model(model, name, run_id, {**base_tags, **extra})
         record_decision(name, version, run_id, record, actor="pipeline")
@@ -90,8 +99,9 @@ def register_models_step(
                 promoted, message = True, "promoted to champion"
             except UserError as exc:
                 message = str(exc)
-        out[name] = {"version": version, "promoted": promoted, "message": message, "verdict": record["verdict"],
-                     "failing": record["failing"]}
+        out[name] = RegisteredVersion(version=version, promoted=promoted, message=message, verdict=record["verdict"],
+                                      failing=list(record["failing"]))
         print(f"[register] {name} v{version}: {message}", flush=True)
-    log_metadata({"registration": out})
-    return out
+    registration = Registration(models=out)
+    log_metadata({"registration": registration.to_dict()})
+    return registration

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from zenml import log_metadata, step
 
+from components.artifacts import DatasetRef, TeacherRef
 from components.config import TeacherConfig
 from components.data.dataset import load_dataset
 from components.training.train_teacher import evaluate_teacher, train_teacher
@@ -20,17 +21,17 @@ __all__ = ["train_teacher_step"]
 
 @step
 def train_teacher_step(
-    dataset: dict, external: dict, teacher_config: dict, workdir: str, experiment: str
-) -> Annotated[dict, "teacher"]:
+    dataset: DatasetRef, external: DatasetRef, teacher_config: dict, workdir: str, experiment: str
+) -> Annotated[TeacherRef, "teacher"]:
     """Patient-level CV on the training cohort; metrics of the selected model on the external one.
 
     Returns:
-        {path, run_id, dataset_hash, cv_mean {...}, external {...}}; the model file is a
-        ``torch.save``d module satisfying the black-box contract (DESIGN.md §3).
+        The :class:`~components.artifacts.TeacherRef`; its file is a ``torch.save``d module
+        satisfying the black-box contract (DESIGN.md §3).
     """
     cfg = TeacherConfig.model_validate(teacher_config)
-    ds = load_dataset(dataset["path"])
-    ext = load_dataset(external["path"])
+    ds = load_dataset(dataset.path)
+    ext = load_dataset(external.path)
     with step_run(experiment, "train-teacher", tags={"stage": "teacher", "dataset_hash": ds.hash,
                   "external_dataset_hash": ext.hash}, params={"teacher": teacher_config}) as run:
         model, metrics = train_teacher(
@@ -45,7 +46,7 @@ def train_teacher_step(
         path = Path(workdir) / "models" / "teacher.pt"
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(model, path)
-    result = {"path": str(path), "run_id": run.info.run_id, "dataset_hash": ds.hash,
-              "cv_mean": metrics["cv_mean"], "external": ext_metrics, "seconds": metrics.get("seconds")}
+    result = TeacherRef(path=str(path), run_id=run.info.run_id, dataset_hash=ds.hash, cv_mean=metrics["cv_mean"],
+                        external=ext_metrics, seconds=metrics.get("seconds"))
     log_metadata({"teacher": {"cv_mean": metrics["cv_mean"], "external": ext_metrics}})
     return result

@@ -10,7 +10,15 @@ import pytest
 import torch
 from torch import nn
 
-from components.blackbox import BlackBox, check_contract, file_hash, from_module, load_blackbox, state_hash
+from components.blackbox import (
+    BlackBox,
+    check_contract,
+    file_hash,
+    from_module,
+    load_blackbox,
+    mode_description,
+    state_hash,
+)
 from components.errors import UserError
 
 SIZE = 8
@@ -79,6 +87,8 @@ def test_feature_and_output_modes() -> None:
     assert check_contract(ob, 4, SIZE)["num_classes"] == 2
     assert from_module(FeatureNet(), mode="output").mode == "output"
     assert len(fb.content_hash) == 64 and fb.content_hash == state_hash(fb.module)
+    assert mode_description(fb.mode, fb.head_name) == "features+head (head head)"
+    assert mode_description(ob.mode, ob.head_name) == "logits only"
 
 
 @pytest.mark.parametrize(

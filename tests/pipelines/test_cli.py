@@ -44,3 +44,28 @@ def test_demo_honours_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert main(["demo", "--config", str(cfg), "--workdir", str(tmp_path / "w")]) == 0
     assert seen["cfg"].diffae.beta_schedule == "cosine"
     assert seen["cfg"].workdir == str(tmp_path / "w")
+
+
+@pytest.mark.parametrize(("tags", "printed"), [
+    ({"blackbox_mode": "feature", "blackbox_head": "fc"}, "black box: features+head (head fc)"),
+    ({"blackbox_mode": "output", "blackbox_head": ""}, "black box: logits only"),
+    ({}, "black box: features+head (head head)"),  # an agent registered without the tags: the loaded black box's
+])
+def test_explain_prints_the_black_box_mode(tags: dict, printed: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """`explain` says how the agent reads the black box, as training / swap-classifier recorded it on the agent."""
+    from types import SimpleNamespace
+
+    import pipelines.explain
+    from components.blackbox import mode_description
+
+    loaded = SimpleNamespace(mode="feature", head_name="head")
+
+    def fake_run_explain(cfg, patient_dir, out_dir, classifier=None, alias="champion", head_name=None):  # noqa: ANN001, ANN202
+        mode, head = pipelines.explain.recorded_mode(tags, loaded)  # type: ignore[arg-type]
+        return {"out": out_dir, "patient": "P1", "diffae_version": "1", "agent_version": "2", "blackbox_mode": mode,
+                "blackbox_head": head, "blackbox": mode_description(mode, head)}
+
+    monkeypatch.setattr(pipelines.explain, "run_explain", fake_run_explain)
+    assert main(["explain", "--patient", str(tmp_path), "--out", str(tmp_path / "o")]) == 0
+    assert printed in capsys.readouterr().out.splitlines()

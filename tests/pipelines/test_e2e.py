@@ -255,6 +255,9 @@ def test_swap_classifier_reuses_diffae_and_explain_finds_its_agent(
     assert rec.shape == (4, 16, 16) and np.abs(cf).max() <= 1.0
     assert (tmp_path / "explain" / "scores.json").is_file()
     assert result["agent_version"] == summary["registration"][cfg.tracking.agent_model_name]["version"]
+    tags = MlflowClient().get_model_version(cfg.tracking.agent_model_name, result["agent_version"]).tags
+    assert (result["blackbox_mode"], result["blackbox_head"]) == (tags["blackbox_mode"], tags["blackbox_head"])
+    assert result["blackbox"] == "features+head (head head)"  # as swap-classifier recorded it on the agent
 
 
 def test_explain_rejects_non_ct_folder(demo_run: tuple[dict, Path, ExperimentConfig], tmp_path: Path,
@@ -297,6 +300,7 @@ def test_explain_on_pydicom_ct_series(demo_run: tuple[dict, Path, ExperimentConf
     assert len(err) == 1 and "not a chest CT as expected" in err[0]
 
     assert main([*args, "--out", str(tmp_path / "lenient"), "--lenient"]) == 0
+    assert "black box: features+head (head head)" in capsys.readouterr().out.splitlines()
     cf = np.load(tmp_path / "lenient" / "counterfactuals.npy")
     rec = np.load(tmp_path / "lenient" / "reconstruction.npy")
     assert cf.shape[0] == 2 and cf.shape[2:] == (4, 16, 16) and rec.shape == (4, 16, 16)
