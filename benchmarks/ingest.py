@@ -13,10 +13,17 @@ times, in this one run, on the same files:
   starts, as pydicom is for ``plain``), so lazily imported Great Expectations, worker
   start-up and every other fixed cost are paid each time;
 - ``ours_half``: the same on the first half of the patients (hard links), so that
-  ``ours = fixed + files * per_file`` can be solved for the fixed and per-file costs.
+  ``ours = fixed + files * per_file`` can be solved for the fixed and per-file costs;
+- ``ours_pydicom`` (the hand parser's ablation): ``ours`` with ``hand_parser: false``,
+  same workers, same slice sampling, same files: pydicom reads each header
+  (``dcmread(stop_before_pixels=True, specific_tags=...)``) and decodes the sampled and
+  selected slices (``pydicom.pixels.pixel_array``) instead of the byte scanner and the
+  strided raw pixel reads. Which of the two runs first alternates between repeats; both
+  must produce the same dataset hash.
 
 Prints one JSON line: every repeat, medians, load average; ``ratio`` = plain / ours time
-(target >= 1.5 with 2 workers on 2 cores). ``plain_cpu_s`` / ``ours_cpu_s`` are CPU seconds
+(target >= 1.5 with 2 workers on 2 cores); ``hand_parser_speedup`` = median over repeats
+of ours_pydicom / ours time (the hand parser is kept only if it is >= 1.3). ``plain_cpu_s`` / ``ours_cpu_s`` are CPU seconds
 (user + system; ours with its worker processes): on a machine busy with other work the
 wall-clock ratio tends toward their ratio (``cpu_ratio_median``), since then two workers
 find no second free core.
@@ -48,23 +55,23 @@ from dicom_factory import small_cfg
 from components.data.ingest import ingest, shutdown_pool
 def cpu():
     return sum(r.ru_utime + r.ru_stime for r in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)))
-cfg = small_cfg(workers={workers}, image_size=32, min_slices=8)
+cfg = small_cfg(workers={workers}, image_size=32, min_slices=8, hand_parser={hand_parser})
 c0, t0 = cpu(), time.perf_counter()
 result = ingest({src!r}, {labels!r}, {out!r}, cfg)
 seconds = time.perf_counter() - t0
 shutdown_pool()  # reap the workers so that their CPU time is counted (after the clock)
-print(json.dumps({{"seconds": seconds, "cpu_s": cpu() - c0, "n_ok": result.n_ok}}))
+print(json.dumps({{"seconds": seconds, "cpu_s": cpu() - c0, "n_ok": result.n_ok, "hash": result.dataset_hash}}))
 """
 
 
-def _ours(src: Path, labels: Path, out: Path, workers: int) -> tuple[float, float, int]:
+def _ours(src: Path, labels: Path, out: Path, workers: int, hand_parser: bool = True) -> tuple[float, float, int, str]:
     """Seconds of one ingest in a fresh interpreter, its CPU seconds (user + system, the
-    worker processes included), and its number of ok patients."""
+    worker processes included), its number of ok patients and its dataset hash."""
     code = _CHILD.format(root=str(ROOT), tests=str(ROOT / "tests" / "components" / "data"),
-                         workers=workers, src=str(src), labels=str(labels), out=str(out))
+                         workers=workers, src=str(src), labels=str(labels), out=str(out), hand_parser=hand_parser)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     res = json.loads(proc.stdout.strip().splitlines()[-1])
-    return float(res["seconds"]), float(res["cpu_s"]), int(res["n_ok"])
+    return float(res["seconds"]), float(res["cpu_s"]), int(res["n_ok"]), str(res["hash"])
 
 
 def main() -> None:
@@ -104,21 +111,29 @@ def main() -> None:
             path.read_bytes()
 
         runs = []
-        for _ in range(args.repeat):
+        for repeat_i in range(args.repeat):
             load = os.getloadavg()[0]
             c0, t0 = time.process_time(), time.perf_counter()
             for path in files:
                 _ = pydicom.dcmread(path).pixel_array  # the decode is what is timed
             plain_s, plain_cpu = time.perf_counter() - t0, time.process_time() - c0
-            ours_s, ours_cpu, n_ok = _ours(src, labels, tmp_path / "out", args.workers)
-            assert n_ok == args.patients, n_ok
-            half_s, _, _ = _ours(half, labels_half, tmp_path / "out_half", args.workers)
+            timed: dict[bool, tuple[float, float, int, str]] = {}
+            for hand in (True, False) if repeat_i % 2 == 0 else (False, True):
+                timed[hand] = _ours(src, labels, tmp_path / f"out_{hand}", args.workers, hand_parser=hand)
+            (ours_s, ours_cpu, n_ok, digest), (off_s, off_cpu, n_off, off_digest) = timed[True], timed[False]
+            assert n_ok == n_off == args.patients, (n_ok, n_off)
+            assert digest == off_digest, "the hand parser and pydicom gave different datasets"
+            half_s, _, _, _ = _ours(half, labels_half, tmp_path / "out_half", args.workers)
             per_file = (ours_s - half_s) / (len(files) - n_half)
             runs.append({
                 "plain_s": round(plain_s, 2),
                 "ours_s": round(ours_s, 2),
                 "ours_half_s": round(half_s, 2),
                 "ratio": round(plain_s / ours_s, 2),
+                "ours_pydicom_s": round(off_s, 2),
+                "ours_pydicom_cpu_s": round(off_cpu, 2),
+                "hand_parser_speedup": round(off_s / ours_s, 3),
+                "hand_parser_cpu_speedup": round(off_cpu / ours_cpu, 3),
                 "plain_cpu_s": round(plain_cpu, 2),
                 "ours_cpu_s": round(ours_cpu, 2),
                 "fixed_s": round(ours_s - per_file * len(files), 2),
@@ -147,6 +162,10 @@ def main() -> None:
         "cpu_ratio_median": round(statistics.median(r["plain_cpu_s"] / r["ours_cpu_s"] for r in runs), 3),
         "fixed_s_median": med("fixed_s"),
         "per_slice_ms_median": med("per_slice_ms"),
+        "hand_parser_off_slices_per_s": round(n / med("ours_pydicom_s"), 1),
+        "hand_parser_speedup": med("hand_parser_speedup"),
+        "hand_parser_cpu_speedup": med("hand_parser_cpu_speedup"),
+        "hand_parser_repeats": len(runs),
         "load_1min_end": round(os.getloadavg()[0], 2),
         "runs": runs,
     }))

@@ -105,6 +105,11 @@ class IngestConfig(StrictModel):
         description="names of Great Expectations expectations whose failure stops the run",
     )
     s3_endpoint_url: str | None = None
+    hand_parser: bool = Field(
+        True,
+        description="read native DICOM headers and pixels with the built-in byte scanner; False: pydicom's "
+        "dcmread (header tags only) and pixel decoding (the ingest benchmark's ablation)",
+    )
     require_chest: bool = Field(
         True,
         description="quarantine series that fail the air/lung HU check or show no lung; False (explain --lenient) "

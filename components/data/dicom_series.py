@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pydicom  # imported here so that ingestion's worker server preloads it
 from pydicom.errors import InvalidDicomError
-from pydicom.pixels import apply_modality_lut
+from pydicom.pixels import apply_modality_lut, pixel_array
 from pydicom.uid import UID
 
 __all__ = [
@@ -172,6 +172,9 @@ class DicomSlice:
         values: header values scanned without pydicom (:func:`_scan`); when they cover
             the pixel module, native pixels are converted to HU without parsing the
             header with pydicom (same result as :func:`to_hu`).
+        deferred: uncompressed pixel data that pydicom decodes on demand from ``fetch``
+            (the whole file); ``parsed`` is then the header-only dataset and ``offset``
+            where the PixelData value starts (the hand parser off, :func:`read_file`).
     """
 
     parsed: Any
@@ -185,6 +188,12 @@ class DicomSlice:
     length: int = -1
     values: dict[str, Any] | None = field(default=None, repr=False)
     fetch_range: Callable[[int, int], Any] | None = field(default=None, repr=False)
+    deferred: bool = False
+
+    @property
+    def lazy(self) -> bool:
+        """Pixels are decoded only on demand; truncation is checked from the header."""
+        return self.native or self.deferred
 
     @property
     def ds(self) -> Any:
@@ -195,19 +204,25 @@ class DicomSlice:
         return self.parsed
 
     def check(self) -> None:
-        """Raise ``ValueError`` when the native pixel data is shorter than the matrix needs.
+        """Raise ``ValueError`` when lazily decoded pixel data is shorter than the matrix needs.
 
-        Header-level: neither the PixelData element's declared length nor the bytes the
-        file holds after its start may fall short of ``rows * cols * 2`` (16-bit, one
-        sample); no pixel is read.
+        Header-level: neither the PixelData element's declared length (when known) nor the
+        bytes the file holds after its start may fall short of ``rows * cols`` pixels of 2
+        bytes (native) or of SamplesPerPixel x BitsAllocated / 8 bytes (deferred); no
+        pixel is read.
         """
-        if self.native:
-            need = self.rows * self.cols * 2
-            have = max(self.size - self.offset, 0)
-            if 0 <= self.length < have:
-                have = self.length
-            if have < need:
-                raise ValueError(f"truncated pixel data ({have} of {need} bytes)")
+        if not self.lazy:
+            return
+        per_pixel = 2
+        if self.deferred:
+            ds = self.ds
+            per_pixel = int(ds.get("SamplesPerPixel", 1) or 1) * -(-int(ds.get("BitsAllocated", 16) or 16) // 8)
+        need = self.rows * self.cols * per_pixel
+        have = max(self.size - self.offset, 0)
+        if 0 <= self.length < have:
+            have = self.length
+        if have < need:
+            raise ValueError(f"truncated pixel data ({have} of {need} bytes)")
 
     def _pixel_module(self) -> tuple[bool, int]:
         """(signed, bits stored) of native pixel data, from scanned values when present."""
@@ -225,6 +240,19 @@ class DicomSlice:
         Raises:
             ValueError: truncated or undecodable pixel data.
         """
+        if self.deferred:  # pydicom decodes the whole file
+            self.check()
+            data = self.data if self.data is not None and len(self.data) >= self.size else None
+            if data is None:
+                if self.fetch is None:
+                    raise ValueError("pixel data not available")
+                data = self.fetch()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                arr = pixel_array(io.BytesIO(data))
+            if arr.shape != (self.rows, self.cols):
+                raise ValueError(f"pixel array shape {arr.shape} is not {(self.rows, self.cols)}")
+            return np.ascontiguousarray(arr[::step, ::step])
         if not self.native:
             return np.ascontiguousarray(pixel_values(self.ds)[::step, ::step])
         self.check()
@@ -265,13 +293,34 @@ def _pixel_location(data: bytes, pos: int, implicit: bool) -> tuple[int, int] | 
     return pos + 8, struct.unpack_from("<H", data, pos + 6)[0]
 
 
-def _parse(data: bytes, header_only: bool) -> tuple[Any, int]:
-    """``pydicom.dcmread`` of in-memory bytes; returns the dataset and where parsing stopped."""
+def _parse(data: bytes, header_only: bool, tags: list[int] | None = None) -> tuple[Any, int]:
+    """``pydicom.dcmread`` of in-memory bytes (only ``tags`` and the file meta when
+    given); returns the dataset and where parsing stopped (with ``header_only``: the
+    start of the PixelData element, or the end of the bytes)."""
     fp = io.BytesIO(data)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ds = pydicom.dcmread(fp, stop_before_pixels=header_only)
+        ds = pydicom.dcmread(fp, stop_before_pixels=header_only, specific_tags=tags)
     return ds, fp.tell()
+
+
+def _parse_header(data: bytes, hand_parser: bool) -> tuple[Any, tuple[int, int] | None]:
+    """The header-only dataset and ``(value offset, value length)`` of its PixelData
+    element (``None`` when parsing did not stop at one).
+
+    With ``hand_parser`` the whole header is parsed and the element's header is read
+    from the bytes (:func:`_pixel_location`); without it pydicom reads only the tags
+    ingestion records (``specific_tags``) and the offset follows from the encoding
+    (an 8-byte element header in implicit VR, 12 for OB / OW in explicit VR); the
+    length is then unknown (-1).
+    """
+    ds, pos = _parse(data, header_only=True, tags=None if hand_parser else _HEADER_TAGS)
+    implicit, little = ds.original_encoding
+    if not little:
+        return ds, None
+    if hand_parser:
+        return ds, _pixel_location(data, pos, bool(implicit))
+    return ds, ((pos + (8 if implicit else 12), -1) if pos < len(data) else None)
 
 
 _TAGS = {
@@ -297,6 +346,7 @@ _TAGS = {
     0x00283000: "ModalityLUTSequence",
     0x00280121: "PixelPaddingRangeLimit",
 }
+_HEADER_TAGS = sorted(t for t in _TAGS if t >> 16 != 0x0002)  # pydicom reads the file meta anyway
 _US_TAGS = {"Rows", "Columns", "SamplesPerPixel", "BitsAllocated", "BitsStored", "PixelRepresentation"}
 _US_OR_SS_TAGS = {"PixelPaddingValue", "PixelPaddingRangeLimit"}  # VR from the file: US or SS
 _MORE = "more"  # the header does not end inside the bytes given
@@ -446,6 +496,7 @@ def read_file(
     size: int | None = None,
     fetch: Callable[[], bytes] | None = None,
     fetch_range: Callable[[int, int], Any] | None = None,
+    hand_parser: bool = True,
 ) -> tuple[FileRecord, DicomSlice | None]:
     """Parse one file's header and locate its pixel data (nothing is decoded here).
 
@@ -459,6 +510,10 @@ def read_file(
             data, and later for pixel reads).
         fetch_range: ``(offset, n) -> buffer`` of part of the file, for native pixel
             reads (see :class:`DicomSlice`); optional.
+        hand_parser: scan plain native files' headers and read their pixels without
+            pydicom (:func:`_scan`, :func:`native_pixels`); ``False``: pydicom parses
+            the header (``specific_tags``) and decodes uncompressed pixels on demand
+            (``deferred``), the benchmark's ablation. Both give the same records and HU.
 
     Returns:
         ``(record, slice)``; ``slice`` is ``None`` when the file is quarantined here
@@ -466,23 +521,22 @@ def read_file(
     """
     size = len(data) if size is None else size
     whole = len(data) >= size or fetch is None
-    fast = _read_fast(rel, patient, data, size)
-    if fast == _MORE and not whole:
-        assert fetch is not None
-        data, whole = fetch(), True
-        size = len(data)
+    if hand_parser:
         fast = _read_fast(rel, patient, data, size)
-    if isinstance(fast, tuple):
-        rec, sl = fast
-        if sl is not None:
-            sl.fetch, sl.fetch_range = fetch, fetch_range
-        return rec, sl
+        if fast == _MORE and not whole:
+            assert fetch is not None
+            data, whole = fetch(), True
+            size = len(data)
+            fast = _read_fast(rel, patient, data, size)
+        if isinstance(fast, tuple):
+            rec, sl = fast
+            if sl is not None:
+                sl.fetch, sl.fetch_range = fetch, fetch_range
+            return rec, sl
     rec = FileRecord(path=rel, patient=patient)
     try:
         try:
-            ds, pos = _parse(data, header_only=True)
-            implicit = bool(ds.original_encoding[0])
-            loc = _pixel_location(data, pos, implicit) if ds.original_encoding[1] else None
+            ds, loc = _parse_header(data, hand_parser)
         except Exception:  # noqa: BLE001 - a prefix may cut an element; retried on the whole file
             if whole:
                 raise
@@ -491,8 +545,7 @@ def read_file(
             assert fetch is not None
             data, whole = fetch(), True
             size = len(data)
-            ds, pos = _parse(data, header_only=True)
-            loc = _pixel_location(data, pos, bool(ds.original_encoding[0])) if ds.original_encoding[1] else None
+            ds, loc = _parse_header(data, hand_parser)
     except InvalidDicomError:
         rec.mark("quarantined", "not a DICOM file")
         return rec, None
@@ -503,14 +556,16 @@ def read_file(
         warnings.simplefilter("ignore")  # values are converted lazily, here
         ts = _fill_record(rec, ds)
     native = (
-        loc is not None
+        hand_parser
+        and loc is not None
         and loc[1] != 0xFFFFFFFF
         and ts in _NATIVE_LE
         and int(ds.get("BitsAllocated", 0) or 0) == 16
         and int(ds.get("SamplesPerPixel", 1) or 1) == 1
         and "ModalityLUTSequence" not in ds
     )
-    if not native:
+    deferred = not hand_parser and loc is not None and ts in _NATIVE_LE
+    if not native and not deferred:
         # compressed, unusual or missing pixel data: pydicom parses the complete dataset
         try:
             if not whole:
@@ -533,7 +588,9 @@ def read_file(
         return rec, None
     offset, length = loc if loc is not None else (-1, -1)
     length = length if native else -1
-    return rec, DicomSlice(ds, size, offset, native, data, fetch, rec.rows, rec.cols, length, None, fetch_range)
+    if deferred and not whole:
+        data = data[:offset]  # the header only; pydicom decodes the fetched file
+    return rec, DicomSlice(ds, size, offset, native, data, fetch, rec.rows, rec.cols, length, None, fetch_range, deferred)
 
 
 @functools.lru_cache(maxsize=64)
@@ -914,7 +971,7 @@ def load_volume(
             rec.mark("skipped", f"matrix {rec.rows}x{rec.cols} differs from the series' {main[0]}x{main[1]}")
             continue
         try:
-            if sl.native:
+            if sl.lazy:
                 sl.check()
             else:
                 grids[len(kept)] = sl.hu(step)

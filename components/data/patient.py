@@ -185,6 +185,7 @@ def process_patient(
                 rel, patient, head, size,
                 lambda r=rel: source.read(r),  # type: ignore[misc]
                 lambda offset, n, r=rel: read_range(source, r, offset, n),  # type: ignore[misc]
+                hand_parser=cfg.hand_parser,
             )
         out.files.append(rec)
         datasets.append(sl)

@@ -212,3 +212,48 @@ def test_header_prefix_reads_equal_pydicom(tmp_path: Path) -> None:
         assert np.array_equal(got_hu, want_hu) and np.array_equal(got_pad, want_pad), path
         assert ranges == [(sl.offset, 128 * 128 * 2)]  # the pixel bytes only
         assert want_pad.any()
+
+
+def test_pydicom_reader_reads_what_the_hand_parser_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hand parser's ablation (``hand_parser: false``): pydicom parses the headers and
+    decodes the pixels, with the same records, quarantine reasons, decode count and images."""
+    src = tmp_path / "src"
+    paths = write_series(src / "P", chest_volume(N_SLICES, matrix=MATRIX, seed=8), phi=False,
+                         circular_fov=True, padding_value=-2000, intercept=0.0)
+    paths[46].write_bytes(paths[46].read_bytes()[:-300])  # between sampled slices, as above
+    outs = {}
+    for hand_parser in (True, False):
+        calls = _count_pixel_reads(monkeypatch)
+        out = process_patient(open_source(str(src)), "P", _patient(src, "P"), None, small_cfg(hand_parser=hand_parser))
+        monkeypatch.undo()
+        assert out.row["status"] == "ok", out.row["reason"]
+        assert len(calls) < N_SLICES // 2, (hand_parser, len(calls))
+        assert paths[46].stat().st_size not in {size for size, _ in calls}
+        outs[hand_parser] = out
+    hand, off = outs[True], outs[False]
+    assert [r.table_row() for r in off.files] == [r.table_row() for r in hand.files]
+    assert "truncated pixel data" in {r.path: r.reason for r in off.files}["P/47.dcm"]
+    assert off.row == hand.row
+    assert off.images is not None and hand.images is not None and np.array_equal(off.images, hand.images)
+
+
+def test_pydicom_reader_reads_header_prefixes(tmp_path: Path) -> None:
+    """Without the hand parser, a prefix that ends inside the header is completed with
+    ``fetch``; pixels stay undecoded until asked for and then equal pydicom's HU."""
+    (path,) = write_series(tmp_path / "P", chest_volume(1, matrix=32, seed=9), phi=False, intercept=-1024.0)
+    data = path.read_bytes()
+    fetched: list[int] = []
+
+    def fetch() -> bytes:
+        fetched.append(1)
+        return data
+
+    for head in (200, dicom_series.HEAD_BYTES):
+        fetched.clear()
+        rec, sl = read_file("P/1.dcm", "P", data[:head], len(data), fetch, hand_parser=False)
+        ref, _ = read_file("P/1.dcm", "P", data)
+        assert sl is not None and sl.deferred and not sl.native and rec.table_row() == ref.table_row()
+        assert len(fetched) == (1 if head < 1000 else 0)
+        want_hu, want_pad = to_hu(pydicom.dcmread(path).pixel_array, pydicom.dcmread(path))
+        got_hu, got_pad = sl.hu()
+        assert np.array_equal(got_hu, want_hu) and np.array_equal(got_pad, want_pad)
