@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from components.config import IngestConfig
-from components.data.dicom_series import FileRecord
+from components.data.dicom_header import FileRecord
 from components.data.folds import assign_folds
 from components.data.labels import LabelEntry, read_labels
 from components.data.patient import PatientOutcome, process_patient

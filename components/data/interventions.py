@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from components.config import IngestConfig, SynthConfig
-from components.data.dicom_series import AIR_HU, PAD_BELOW_HU
+from components.data.dicom_pixels import AIR_HU, PAD_BELOW_HU
 from components.data.hu import check_hu, segment
 from components.data.phantom import COMPONENTS, PAD_HU, Phantom
 from components.data.slices import (
@@ -49,7 +49,7 @@ __all__ = [
     "cohort_interventions",
 ]
 
-_MAX_GRID = 128  # the DICOM reader's grid (components.data.dicom_series.load_volume)
+_MAX_GRID = 128  # the DICOM reader's grid (components.data.dicom_volume.load_volume)
 
 
 @dataclass

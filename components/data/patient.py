@@ -19,19 +19,10 @@ from typing import Any
 import numpy as np
 
 from components.config import IngestConfig
-from components.data.dicom_series import (
-    AIR_HU,
-    HEAD_BYTES,
-    PAD_BELOW_HU,
-    DicomSlice,
-    FileRecord,
-    Volume,
-    choose_series,
-    file_number,
-    load_volume,
-    read_file,
-    sort_slices,
-)
+from components.data.dicom_header import HEAD_BYTES, FileRecord, read_file
+from components.data.dicom_pixels import AIR_HU, PAD_BELOW_HU, DicomSlice
+from components.data.dicom_series import choose_series, file_number, sort_slices
+from components.data.dicom_volume import Volume, load_volume
 from components.data.hu import check_hu, segment
 from components.data.slices import (
     render_fraction,

@@ -9,7 +9,7 @@ a data-quality finding, while quarantine keeps the emitted dataset clean.
 Without ``docs_dir`` the checks run in an ephemeral context; with it, in a file context
 rooted there, whose checkpoint also renders HTML Data Docs
 (``<docs_dir>/gx/uncommitted/data_docs/local_site/index.html``). Only PHI-free columns are
-passed to GX (see :class:`components.data.dicom_series.FileRecord`).
+passed to GX (see :class:`components.data.dicom_header.FileRecord`).
 """
 
 from __future__ import annotations

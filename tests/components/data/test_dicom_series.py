@@ -12,14 +12,10 @@ import pytest
 from dicom_factory import chest_volume, write_series
 from pydicom.uid import JPEG2000Lossless, RLELossless
 
-from components.data.dicom_series import (
-    choose_series,
-    load_volume,
-    pixel_values,
-    read_file,
-    sort_slices,
-    uid_digest,
-)
+from components.data.dicom_header import read_file, uid_digest
+from components.data.dicom_pixels import pixel_values
+from components.data.dicom_series import choose_series, sort_slices
+from components.data.dicom_volume import load_volume
 
 
 def _read_all(paths: list[Path], root: Path):

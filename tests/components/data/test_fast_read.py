@@ -12,7 +12,8 @@ from dicom_factory import chest_volume, small_cfg, write_series
 from pydicom.pixels import apply_modality_lut
 
 import components.data.ingest as ingest_mod
-from components.data.dicom_series import FileRecord, _fill_record, native_pixels, read_file, to_hu
+from components.data.dicom_header import FileRecord, _fill_record, read_file
+from components.data.dicom_pixels import native_pixels, to_hu
 from components.data.slices import lung_extent, sample_slices, sampled_lung_extent
 
 

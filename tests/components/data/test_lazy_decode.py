@@ -11,8 +11,9 @@ import pydicom
 import pytest
 from dicom_factory import chest_volume, small_cfg, write_series
 
-import components.data.dicom_series as dicom_series
-from components.data.dicom_series import read_file, to_hu
+import components.data.dicom_pixels as dicom_pixels
+from components.data.dicom_header import HEAD_BYTES, read_file
+from components.data.dicom_pixels import to_hu
 from components.data.hu import check_hu
 from components.data.patient import process_patient
 from components.data.slices import lung_extent
@@ -25,13 +26,13 @@ MATRIX = 64
 def _count_pixel_reads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     """Record ``(file size, grid step)`` of every pixel decode (one entry per decode)."""
     calls: list[tuple[int, int]] = []
-    original = dicom_series.DicomSlice.stored
+    original = dicom_pixels.DicomSlice.stored
 
-    def counting(self: dicom_series.DicomSlice, step: int = 1) -> np.ndarray:
+    def counting(self: dicom_pixels.DicomSlice, step: int = 1) -> np.ndarray:
         calls.append((self.size, step))
         return original(self, step)
 
-    monkeypatch.setattr(dicom_series.DicomSlice, "stored", counting)
+    monkeypatch.setattr(dicom_pixels.DicomSlice, "stored", counting)
     return calls
 
 
@@ -192,7 +193,7 @@ def test_header_prefix_reads_equal_pydicom(tmp_path: Path) -> None:
         implicit.append(path)
     for path in explicit + implicit:
         data = path.read_bytes()
-        assert len(data) > dicom_series.HEAD_BYTES
+        assert len(data) > HEAD_BYTES
         ranges: list[tuple[int, int]] = []
 
         def fetch_range(
@@ -204,7 +205,7 @@ def test_header_prefix_reads_equal_pydicom(tmp_path: Path) -> None:
         def fetch(data: bytes = data) -> bytes:
             return data
 
-        _, sl = read_file("x", "P", data[: dicom_series.HEAD_BYTES], len(data), fetch, fetch_range)
+        _, sl = read_file("x", "P", data[: HEAD_BYTES], len(data), fetch, fetch_range)
         assert sl is not None and sl.native and sl.data is not None and len(sl.data) < len(data)
         ds = pydicom.dcmread(path)
         want_hu, want_pad = to_hu(ds.pixel_array, ds)
@@ -248,7 +249,7 @@ def test_pydicom_reader_reads_header_prefixes(tmp_path: Path) -> None:
         fetched.append(1)
         return data
 
-    for head in (200, dicom_series.HEAD_BYTES):
+    for head in (200, HEAD_BYTES):
         fetched.clear()
         rec, sl = read_file("P/1.dcm", "P", data[:head], len(data), fetch, hand_parser=False)
         ref, _ = read_file("P/1.dcm", "P", data)

@@ -18,7 +18,10 @@ from dicom_factory import small_cfg, write_labels
 from pydicom.data import get_testdata_file
 from pydicom.pixels import apply_modality_lut
 
-from components.data.dicom_series import load_volume, pixel_values, read_file, sort_slices
+from components.data.dicom_header import read_file
+from components.data.dicom_pixels import pixel_values
+from components.data.dicom_series import sort_slices
+from components.data.dicom_volume import load_volume
 from components.data.ingest import ingest
 from components.errors import UserError
 
