@@ -16,9 +16,12 @@ from pipelines.agent_tail import distil_explain_register
 from pipelines.k8s import with_k8s_settings
 from pipelines.training import ZENML_MODEL
 from steps.agent.encode_latents import encode_latents_step
+from steps.logs import progress_logger
 from steps.swap.resolve_inputs import classifier_ref_step, dataset_ref_step, fetch_diffae_step
 
 __all__ = ["swap_classifier_pipeline", "run_swap_classifier"]
+
+logger = progress_logger(__name__)
 
 
 @pipeline(name="swap_classifier", enable_cache=False, model=Model(name=ZENML_MODEL))
@@ -60,7 +63,7 @@ def resolve_workdir(cfg: ExperimentConfig, diffae_spec: str, workdir_given: bool
 
     tag = registered_version(cfg.tracking.diffae_model_name, diffae_spec).tags.get("workdir")
     if tag and (Path(tag) / "datasets" / "external").is_dir():
-        print(f"[swap] using the workdir of the registered DiffAE ({diffae_spec}): {tag}", flush=True)
+        logger.info(f"[swap] using the workdir of the registered DiffAE ({diffae_spec}): {tag}")
         return Path(tag)
     raise UserError(f"no ingested datasets under {wanted} and the DiffAE {cfg.tracking.diffae_model_name}@{diffae_spec} "
                     "records no usable workdir: pass --workdir (the training run's, e.g. .diffexplainer/demo)")
@@ -122,7 +125,7 @@ def run_swap_classifier(
         else str(Path(classifier).resolve())
     cfg = cfg.model_copy(update={"workdir": str(resolve_workdir(cfg, diffae_spec, workdir_given))})
     mode = preflight_classifier(spec, Path(cfg.workdir), head_name)
-    print(f"[swap] classifier {spec}: {mode}", flush=True)
+    logger.info(f"[swap] classifier {spec}: {mode}")
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     run = with_k8s_settings(swap_classifier_pipeline)(config=cfg.model_dump(mode="json"), classifier=spec, diffae_spec=diffae_spec,

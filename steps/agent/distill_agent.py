@@ -22,9 +22,12 @@ from components.training.agent_suite import cohort_scores, distill_suite
 from registry.champion import champion_agent
 from registry.gate_decision import decide
 from registry.loaders import load_teacher
+from steps.logs import progress_logger
 from steps.tracking import log_dict_artifact, step_run
 
 __all__ = ["distill_agent_step"]
+
+logger = progress_logger(__name__)
 
 
 # not cached: the decision depends on the registry's current champion, not only on the inputs
@@ -71,7 +74,7 @@ def distill_agent_step(
         suite = distill_suite(
             bb, np.asarray(ds.images)[fit], q_train[fit], ext.images, latents.load("external"), cfg,
             q_train_aug={a: latents.load(a)[fit] for a in latents.train_augmented},
-            progress=lambda frac, msg: print(f"[agent {100 * frac:5.1f}%] {msg}", flush=True),
+            progress=lambda frac, msg: logger.info(f"[agent {100 * frac:5.1f}%] {msg}"),
             holdout=(np.asarray(ds.images)[held], q_train[held]) if held.any() else None,
             crossfit_folds=np.asarray(ds.folds)[fit] if gcfg.agent_crossfit else None,
         )
@@ -112,7 +115,7 @@ def distill_agent_step(
         path.parent.mkdir(parents=True, exist_ok=True)
         save_agent(suite.agent, path, extra={"objective": suite.primary, **blackbox, "dataset_hash": ds.hash,
                                              "alignment": suite.alignment[suite.primary], "threshold": threshold})
-    print(f"[agent] gate: {gate.message}", flush=True)
+    logger.info(f"[agent] gate: {gate.message}")
     log_metadata({"agent_alignment": suite.alignment})
     agent = AgentRef(path=str(path), run_id=run.info.run_id, objective=suite.primary, threshold=threshold,
                      blackbox_hash=bb.content_hash, blackbox_mode=bb.mode, blackbox_head=bb.head_name or "",

@@ -11,8 +11,11 @@ from components.artifacts import DatasetRef, DiffAERef
 from components.caches import Latents, cached_latents
 from components.data.dataset import load_dataset
 from components.models.diffae import load_diffae
+from steps.logs import progress_logger
 
 __all__ = ["encode_latents_step"]
+
+logger = progress_logger(__name__)
 
 
 @step
@@ -32,4 +35,4 @@ def encode_latents_step(
     model = load_diffae(diffae.path)
     ds, ext = load_dataset(dataset.path), load_dataset(external.path)
     return cached_latents(model, ds.images, ext.images, ds.hash, ext.hash, Path(workdir) / "latents",
-                          progress=lambda m: print(m, flush=True))
+                          progress=logger.info)

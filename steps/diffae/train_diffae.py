@@ -17,9 +17,12 @@ from components.data.dataset import load_dataset
 from components.models.diffae import save_diffae
 from components.training.train_diffae import train_diffae
 from registry.loaders import fetch_registered_diffae
+from steps.logs import progress_logger
 from steps.tracking import step_run
 
 __all__ = ["train_diffae_step"]
+
+logger = progress_logger(__name__)
 
 
 @step
@@ -45,7 +48,7 @@ def train_diffae_step(
     """
     if drift_action == "agent_only":
         ref = fetch_registered_diffae(champion_model, "champion", Path(workdir) / "models" / "diffae-champion.pt")
-        print(f"[diffae] drift action agent_only: reusing the champion DiffAE v{ref.registered_version}", flush=True)
+        logger.info(f"[diffae] drift action agent_only: reusing the champion DiffAE v{ref.registered_version}")
         return dataclasses.replace(ref, holdout_fold=holdout_fold)
     cfg = DiffAEConfig.model_validate(diffae_config)
     ds = load_dataset(dataset.path)
@@ -60,7 +63,7 @@ def train_diffae_step(
             images,
             cfg,
             Path(workdir) / "checkpoints",
-            progress=lambda m: print(m, flush=True),
+            progress=logger.info,
             log_metrics=lambda m, s: mlflow.log_metrics(m, step=s),
         )
         scalars = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}

@@ -24,9 +24,12 @@ from components.config import DriftConfig
 from components.drift.check import check_cohort_drift
 from components.errors import UserError
 from registry.loaders import champion_diffae
+from steps.logs import progress_logger
 from steps.tracking import log_dict_artifact, step_run
 
 __all__ = ["DriftAlert", "drift_check_step", "drift_alert_since", "drift_report_step"]
+
+logger = progress_logger(__name__)
 
 
 class DriftAlert(UserError):
@@ -66,11 +69,11 @@ def drift_check_step(
     out.mkdir(parents=True, exist_ok=True)
     (out / "drift.json").write_text(json.dumps(rec, indent=2))
     log_metadata({"drift": rec})
-    print(f"[drift] {rec['status']}: drift={rec['drift']} p={rec.get('p_value')} -> {rec['action']}", flush=True)
+    logger.info(f"[drift] {rec['status']}: drift={rec['drift']} p={rec.get('p_value')} -> {rec['action']}")
     acq = rec.get("acquisition") or {}
     if acq.get("drift"):
-        print(f"[drift] acquisition changed (p={acq['p_value']:.3g}): {', '.join(acq['changed'])}; the latent "
-              f"test decides the action", flush=True)
+        logger.info(f"[drift] acquisition changed (p={acq['p_value']:.3g}): {', '.join(acq['changed'])}; the latent "
+                    f"test decides the action")
     if rec["action"] == "alert":
         raise DriftAlert(rec["message"])
     return rec, rec["action"]

@@ -25,9 +25,12 @@ from components.report.cohort import write_cohort_report
 from registry.champion import champion_counterfactual
 from registry.gate_decision import decide
 from registry.loaders import load_teacher
+from steps.logs import progress_logger
 from steps.tracking import numeric_metrics, step_run
 
 __all__ = ["evaluate_counterfactuals_step"]
+
+logger = progress_logger(__name__)
 
 
 def _gate_inversions(recon_gate: dict, model: DiffAE, dataset_hash: str, steps: int, depth: float = 1.0) -> tuple | None:
@@ -37,7 +40,7 @@ def _gate_inversions(recon_gate: dict, model: DiffAE, dataset_hash: str, steps: 
         return None
     arrays = reusable_inversions(recon_gate.get("inversions"), model, dataset_hash, steps)
     if arrays is not None:
-        print(f"[counterfactual] reusing the gate's DDIM inversions ({recon_gate['inversions']['path']})", flush=True)
+        logger.info(f"[counterfactual] reusing the gate's DDIM inversions ({recon_gate['inversions']['path']})")
     return arrays
 
 
@@ -87,7 +90,7 @@ def evaluate_counterfactuals_step(
                                      distractor=None if ext.distractor is None else np.asarray(ext.distractor),
                                      marker=None if ext.marker is None else np.asarray(ext.marker),
                                      inversions=inversions,
-                                     progress=lambda msg: print(f"[counterfactual {time.time() - t0:6.0f} s] {msg}", flush=True))
+                                     progress=lambda msg: logger.info(f"[counterfactual {time.time() - t0:6.0f} s] {msg}"))
         per_case = per_case_manipulation(evaluation.sweep)
         champ = None
         if tracking_config is not None:
@@ -101,7 +104,7 @@ def evaluate_counterfactuals_step(
             champion_version=None if champ is None else champ.version,
             champion_reason=None if champ is None else champ.reason,
             flip_cases=per_case["flip_cases"], champion=None if champ is None else champ.per_case))
-        print(f"[counterfactual] {cf_gate.message}", flush=True)
+        logger.info(f"[counterfactual] {cf_gate.message}")
         mlflow.log_metric("gate_counterfactual_passed", float(cf_gate.passed))
         timings = {**timings_s, "counterfactual": time.time() - t0}
         timings["total"] = sum(v for v in timings.values() if v is not None)

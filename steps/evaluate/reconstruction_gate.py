@@ -26,9 +26,12 @@ from components.report.figures import plot_reconstructions
 from registry.champion import champion_reconstruction
 from registry.gate_decision import decide
 from registry.loaders import load_teacher
+from steps.logs import progress_logger
 from steps.tracking import log_dict_artifact, step_run
 
 __all__ = ["reconstruction_gate_step"]
+
+logger = progress_logger(__name__)
 
 
 # not cached: the decision depends on the registry's current champion, not only on the inputs
@@ -67,14 +70,14 @@ def reconstruction_gate_step(
     with step_run(experiment, "reconstruction-gate", tags={"stage": "reconstruction_gate", "dataset_hash": ds.hash,
                   "external_dataset_hash": ext.hash}) as _:
         arrays, inversions = cached_reconstructions(
-            model, np.asarray(ext.images), ext.hash, ddim_steps, cache_dir, say=lambda m: print(m, flush=True),
-            progress=lambda f, m: print(f"[gate {100 * f:5.1f}%] external: {m}", flush=True))
+            model, np.asarray(ext.images), ext.hash, ddim_steps, cache_dir, say=logger.info,
+            progress=lambda f, m: logger.info(f"[gate {100 * f:5.1f}%] external: {m}"))
         per_cohort = {"external": score_reconstruction(bb, np.asarray(ext.images), arrays["recon"], keep_samples=4)}
         originals, recons = per_cohort["external"].pop("samples")
         per_case = per_cohort["external"].pop("per_case")
         if gcfg.semantic_cases > 0:  # what z alone carries: the first patients decoded from a prior x_T
-            print(f"[gate] semantic reconstruction: {min(gcfg.semantic_cases, len(ext))} patients decoded from z "
-                  "with x_T ~ N(0, I)", flush=True)
+            logger.info(f"[gate] semantic reconstruction: {min(gcfg.semantic_cases, len(ext))} patients decoded from z "
+                        "with x_T ~ N(0, I)")
             semantic = gate_semantic_cases(model, np.asarray(ext.images), arrays["q"], ddim_steps,
                                            gcfg.semantic_cases, gcfg.bootstrap_seed)
             per_case.update(semantic)
@@ -103,6 +106,6 @@ def reconstruction_gate_step(
         result = {**gate.to_dict(), "values": per_cohort, "ddim_steps": ddim_steps, "inversions": inversions,
                   "window_hu": list(gcfg.psnr_window_hu), "range": "[0, 1]", "wall_s": time.time() - t0}
         log_dict_artifact(result, "reconstruction_gate.json")
-    print(f"[gate] {gate.message}", flush=True)
+    logger.info(f"[gate] {gate.message}")
     log_metadata({"reconstruction_gate": result})
     return result

@@ -13,9 +13,12 @@ from zenml import log_metadata, step
 from components.artifacts import DatasetRef
 from components.config import IngestConfig
 from components.data.ingest import ingest
+from steps.logs import progress_logger
 from steps.tracking import log_dict_artifact, step_run
 
 __all__ = ["ingest_cohort"]
+
+logger = progress_logger(__name__)
 
 
 @step
@@ -41,7 +44,7 @@ def ingest_cohort(
     out = Path(out_dir)
     t0 = time.time()
     with step_run(experiment, f"ingest-{cohort}", tags={"stage": "ingest", "cohort": cohort}) as _:
-        ingest(source, Path(labels), out, cfg, progress=lambda m: print(m, flush=True))
+        ingest(source, Path(labels), out, cfg, progress=logger.info)
         info = json.loads((out / "dataset.json").read_text())
         validation_path = out / "validation" / "results.json"
         validation = json.loads(validation_path.read_text()) if validation_path.is_file() else {}

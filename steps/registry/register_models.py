@@ -15,9 +15,12 @@ from components.models.agent import load_agent
 from components.models.diffae import load_diffae
 from registry.gate_decision import decision_record
 from registry.mlflow_registry import current_champion, gate_tags, promote, record_decision, register_model
+from steps.logs import progress_logger
 from steps.tracking import ensure_experiment, git_commit
 
 __all__ = ["register_models_step"]
+
+logger = progress_logger(__name__)
 
 
 def _training_run(teacher: TeacherRef) -> str:
@@ -101,7 +104,7 @@ def register_models_step(
                 message = str(exc)
         out[name] = RegisteredVersion(version=version, promoted=promoted, message=message, verdict=record["verdict"],
                                       failing=list(record["failing"]))
-        print(f"[register] {name} v{version}: {message}", flush=True)
+        logger.info(f"[register] {name} v{version}: {message}")
     registration = Registration(models=out)
     log_metadata({"registration": registration.to_dict()})
     return registration

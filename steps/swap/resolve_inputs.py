@@ -12,8 +12,11 @@ from zenml import step
 from components.artifacts import DatasetRef, DiffAERef, TeacherRef
 from components.errors import UserError
 from registry.loaders import fetch_registered_diffae
+from steps.logs import progress_logger
 
 __all__ = ["dataset_ref_step", "fetch_diffae_step", "classifier_ref_step"]
+
+logger = progress_logger(__name__)
 
 
 @step(enable_cache=False)
@@ -33,7 +36,7 @@ def fetch_diffae_step(model_name: str, spec: str, out_path: str, dataset: Datase
             f"registered DiffAE {model_name} v{ref.registered_version} was trained on dataset {ref.dataset_hash}, "
             f"but {dataset.path} holds {dataset.hash}"
         )
-    print(f"[swap] reusing DiffAE {model_name} v{ref.registered_version} (weights sha256 {ref.sha256[:12]})", flush=True)
+    logger.info(f"[swap] reusing DiffAE {model_name} v{ref.registered_version} (weights sha256 {ref.sha256[:12]})")
     return dataclasses.replace(ref, stage_wall_s=0.0)
 
 

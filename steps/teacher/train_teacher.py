@@ -14,9 +14,12 @@ from components.artifacts import DatasetRef, TeacherRef
 from components.config import TeacherConfig
 from components.data.dataset import load_dataset
 from components.training.train_teacher import evaluate_teacher, train_teacher
+from steps.logs import progress_logger
 from steps.tracking import log_dict_artifact, step_run
 
 __all__ = ["train_teacher_step"]
+
+logger = progress_logger(__name__)
 
 
 @step
@@ -36,7 +39,7 @@ def train_teacher_step(
                   "external_dataset_hash": ext.hash}, params={"teacher": teacher_config}) as run:
         model, metrics = train_teacher(
             np.asarray(ds.images), ds.labels, ds.folds, cfg,
-            progress=lambda frac, msg: print(f"[teacher {100 * frac:5.1f}%] {msg}", flush=True),
+            progress=lambda frac, msg: logger.info(f"[teacher {100 * frac:5.1f}%] {msg}"),
             log_metrics=lambda m, s: mlflow.log_metrics({k: float(v) for k, v in m.items()}, step=s),
         )
         ext_metrics = evaluate_teacher(model, np.asarray(ext.images), ext.labels)
