@@ -169,10 +169,13 @@ def stored_inversions(
 
 
 def reusable_inversions(
-    record: Mapping[str, Any] | None, model: DiffAE, dataset_hash: str, steps: int
+    record: Mapping[str, Any] | None, model: DiffAE, dataset_hash: str, steps: int, depth: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """The cached ``(recon, x_T, q)`` a :func:`cached_reconstructions` record points to, when
-    its key equals this model's, cohort's and step count's; None otherwise."""
+    its key equals this model's, cohort's and step count's and the evaluation inverts the
+    full DDIM path (``depth`` 1; the cache holds full-depth codes only); None otherwise."""
+    if depth != 1.0:
+        return None
     record = record or {}
     key = reconstructions_key(model, dataset_hash, steps)
     if not record.get("path") or any(record.get(k) != v for k, v in key.items()) or not Path(record["path"]).is_file():

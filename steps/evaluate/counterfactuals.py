@@ -34,11 +34,9 @@ logger = progress_logger(__name__)
 
 
 def _gate_inversions(recon_gate: dict, model: DiffAE, dataset_hash: str, steps: int, depth: float = 1.0) -> tuple | None:
-    """The reconstruction gate's cached ``(recon, x_T, q)`` when their key fits this evaluation
-    (the gate inverts the full DDIM path: no use to a partial-depth evaluation)."""
-    if depth != 1.0:
-        return None
-    arrays = reusable_inversions(recon_gate.get("inversions"), model, dataset_hash, steps)
+    """The reconstruction gate's cached ``(recon, x_T, q)`` when they fit this evaluation
+    (:func:`components.caches.reusable_inversions` decides)."""
+    arrays = reusable_inversions(recon_gate.get("inversions"), model, dataset_hash, steps, depth)
     if arrays is not None:
         logger.info(f"[counterfactual] reusing the gate's DDIM inversions ({recon_gate['inversions']['path']})")
     return arrays

@@ -75,6 +75,8 @@ def test_reconstructions_cache_and_what_the_counterfactual_step_may_reuse(tmp_pa
     reused = reusable_inversions(record, model, "h-ext", 2)
     assert reused is not None and np.array_equal(reused[0], arrays["recon"])
     assert reusable_inversions(record, model, "h-ext", 3) is None  # the evaluation decodes with other steps
+    assert reusable_inversions(record, model, "h-ext", 2, depth=0.5) is None  # partial depth: full-depth codes no use
+    assert reusable_inversions(record, model, "h-ext", 2, depth=1.0) is not None
     assert reusable_inversions(record, model, "other", 2) is None
     assert reusable_inversions(record, _model(seed=1), "h-ext", 2) is None
     assert reusable_inversions(record, _model(fp_iters=1), "h-ext", 2) is None  # same weights, other inversion
