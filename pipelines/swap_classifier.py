@@ -14,6 +14,7 @@ from components.config import ExperimentConfig
 from components.errors import UserError
 from pipelines.agent_tail import distil_explain_register
 from pipelines.k8s import with_k8s_settings
+from pipelines.step_errors import step_user_errors
 from pipelines.training import ZENML_MODEL
 from steps.agent.encode_latents import encode_latents_step
 from steps.logs import progress_logger
@@ -128,8 +129,10 @@ def run_swap_classifier(
     logger.info(f"[swap] classifier {spec}: {mode}")
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    run = with_k8s_settings(swap_classifier_pipeline)(config=cfg.model_dump(mode="json"), classifier=spec, diffae_spec=diffae_spec,
-                                   out_dir=str(out), head_name=head_name)
+    pipe = with_k8s_settings(swap_classifier_pipeline)
+    with step_user_errors(pipe):
+        run = pipe(config=cfg.model_dump(mode="json"), classifier=spec, diffae_spec=diffae_spec, out_dir=str(out),
+                   head_name=head_name)
     shutil.copyfile(out / "report" / "metrics.json", out / "metrics.json")
     metrics = json.loads((out / "metrics.json").read_text())
     reg = run.steps["register_models_step"].outputs["registration"][0].load()

@@ -15,6 +15,7 @@ from components.data.fingerprint import source_fingerprint
 from components.errors import UserError
 from pipelines.agent_tail import distil_explain_register
 from pipelines.k8s import with_k8s_settings
+from pipelines.step_errors import step_user_errors
 from steps.agent.encode_latents import encode_latents_step
 from steps.diffae.train_diffae import train_diffae_step
 from steps.drift.drift_check import drift_alert_since, drift_check_step, drift_report_step
@@ -111,12 +112,14 @@ def run_training(
     whose per-step pod settings (GPU pool for the DiffAE step, ...) are applied.
 
     Raises:
-        UserError: the drift check stopped the run (``drift.on_drift: alert``), with its reason.
+        UserError: a step's UserError (:func:`pipelines.step_errors.step_user_errors`), or the
+            drift check stopped the run (``drift.on_drift: alert``), with its reason.
     """
     pipe = with_k8s_settings(training_pipeline, k8s_settings)
     started = time.time() - 1.0  # file mtimes may be coarser than the clock
     try:
-        run = _run_pipeline(pipe, cfg, train_source, train_labels, external_source, external_labels)
+        with step_user_errors(pipe):
+            run = _run_pipeline(pipe, cfg, train_source, train_labels, external_source, external_labels)
     except RuntimeError:
         alert = drift_alert_since(cfg.workdir, started)
         if alert:
