@@ -79,7 +79,8 @@ def step_user_errors(pipeline: Any) -> Iterator[None]:
     except UserError:
         raise
     except Exception:
-        user = failed_step_user_error(pipeline.name, since)
+        name = getattr(pipeline, "name", None)
+        user = failed_step_user_error(name, since) if isinstance(name, str) else None
         if user is None:
             raise
         raise user from None
