@@ -22,7 +22,7 @@ from steps.drift.drift_check import drift_alert_since, drift_check_step, drift_r
 from steps.ingest.ingest_cohort import ingest_cohort
 from steps.teacher.train_teacher import train_teacher_step
 
-__all__ = ["training_pipeline", "run_training", "step_windows"]
+__all__ = ["training_pipeline", "run_training", "step_windows", "preflight_inputs"]
 
 
 # The ZenML model whose versions mirror each run's gate decision and audit records.
@@ -98,6 +98,36 @@ def step_windows(run: Any) -> dict[str, tuple[float, float]]:
     return out
 
 
+def preflight_inputs(cfg: ExperimentConfig, sources: dict[str, str], labels: dict[str, str]) -> None:
+    """Check what the ingest steps will read, before a pipeline starts: each source is a
+    folder or reachable ``s3://`` prefix holding files, each labels file a readable CSV with
+    the required columns, and the blocking expectations are known names.
+
+    Args:
+        sources: option name (for the message) -> folder or ``s3://bucket/prefix``.
+        labels: option name -> labels CSV.
+
+    Raises:
+        UserError: the first input that fails, named by its option.
+    """
+    from components.data.labels import read_labels
+    from components.data.sources import open_source
+    from components.data.validation import check_blocking_names
+
+    check_blocking_names(cfg.ingest.blocking_expectations)
+    for option, source in sources.items():
+        try:
+            if not open_source(str(source), cfg.ingest.s3_endpoint_url).list_files():
+                raise UserError(f"source {source}: holds no files")
+        except UserError as exc:
+            raise UserError(f"{option}: {exc}") from None
+    for option, path in labels.items():
+        try:
+            read_labels(Path(path))
+        except UserError as exc:
+            raise UserError(f"{option}: {exc}") from None
+
+
 def run_training(
     cfg: ExperimentConfig,
     train_source: str,
@@ -112,9 +142,12 @@ def run_training(
     whose per-step pod settings (GPU pool for the DiffAE step, ...) are applied.
 
     Raises:
-        UserError: a step's UserError (:func:`pipelines.step_errors.step_user_errors`), or the
+        UserError: a source or labels file that fails :func:`preflight_inputs` (before anything
+            runs), a step's UserError (:func:`pipelines.step_errors.step_user_errors`), or the
             drift check stopped the run (``drift.on_drift: alert``), with its reason.
     """
+    preflight_inputs(cfg, {"--source": train_source, "--external-source": external_source},
+                     {"--labels": train_labels, "--external-labels": external_labels})
     pipe = with_k8s_settings(training_pipeline, k8s_settings)
     started = time.time() - 1.0  # file mtimes may be coarser than the clock
     try:

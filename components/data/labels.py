@@ -72,6 +72,8 @@ def read_labels(path: Path) -> dict[str, LabelEntry]:
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
     except FileNotFoundError:
         raise UserError(f"labels {path}: file not found") from None
+    except OSError as exc:  # a folder, no permission
+        raise UserError(f"labels {path}: cannot read ({exc.strerror or type(exc).__name__})") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise UserError(f"labels {path}: not a readable CSV ({type(exc).__name__})") from None
     df.columns = [c.strip() for c in df.columns]

@@ -51,8 +51,9 @@ def test_a_drift_alert_reaches_the_cli_as_one_line(tmp_path: Path, monkeypatch: 
 
     monkeypatch.setattr(training, "_run_pipeline", fake_run)
     monkeypatch.setattr(training, "with_k8s_settings", lambda pipe, path=None: pipe)
-    argv = ["train", "--source", str(tmp_path), "--labels", "l.csv", "--external-source", str(tmp_path),
-            "--external-labels", "e.csv", "--workdir", str(tmp_path)]
+    (tmp_path / "l.csv").write_text("Patient,mortality_1y\nP1,1\n")  # inputs that pass train's pre-flight checks
+    argv = ["train", "--source", str(tmp_path), "--labels", str(tmp_path / "l.csv"), "--external-source",
+            str(tmp_path), "--external-labels", str(tmp_path / "l.csv"), "--workdir", str(tmp_path)]
     assert main(argv) == 2
     assert capsys.readouterr().err.strip().splitlines() == ["error: drift alert: p=0.001"]
     assert dc.drift_alert_since(tmp_path, since=(tmp_path / "drift" / "drift.json").stat().st_mtime + 5) is None
