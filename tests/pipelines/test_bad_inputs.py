@@ -49,6 +49,7 @@ def test_demo_refuses_an_unknown_preset(tmp_path: Path, capsys: pytest.CaptureFi
     ("missing_source", "--source: source"),
     ("empty_external", "--external-source: source"),
     ("labels_without_outcome", "--external-labels: labels"),
+    ("unreachable_s3", "--source: source s3://cohorts/osic: cannot reach S3 endpoint http://127.0.0.1:9"),
     ("bad_config", "ingest.n_foldz"),
 ])
 def test_train_checks_its_inputs_before_the_pipeline_starts(case: str, expected: str, tmp_path: Path,
@@ -66,6 +67,12 @@ def test_train_checks_its_inputs_before_the_pipeline_starts(case: str, expected:
     elif case == "empty_external":
         (tmp_path / "empty").mkdir()
         argv[6] = str(tmp_path / "empty")
+    elif case == "unreachable_s3":  # nothing listens on the discard port: refused at once
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+        (tmp_path / "s3.yaml").write_text("ingest:\n  s3_endpoint_url: http://127.0.0.1:9\n")
+        argv[2] = "s3://cohorts/osic"
+        argv += ["--config", str(tmp_path / "s3.yaml")]
     elif case == "labels_without_outcome":
         (external / "labels.csv").write_text("Patient,outcome\nID00001,1\n")
     else:
