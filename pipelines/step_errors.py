@@ -80,7 +80,10 @@ def step_user_errors(pipeline: Any) -> Iterator[None]:
         raise
     except Exception:
         name = getattr(pipeline, "name", None)
-        user = failed_step_user_error(name, since) if isinstance(name, str) else None
+        try:
+            user = failed_step_user_error(name, since) if isinstance(name, str) else None
+        except Exception:  # the lookup must never hide the run's own failure
+            user = None
         if user is None:
             raise
         raise user from None
