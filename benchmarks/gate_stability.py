@@ -36,7 +36,12 @@ drop they cause (point AUC and F1) is reported beside the refusals.
 Last line: one JSON object with ``seeds``, ``gates.<gate>.{pass_rate, agreement, runs}``
 (agreement = share of runs that decide as the majority does), ``negative_controls.<name>.{runs,
 passed}``, ``all_gates_pass_rate`` (seeds with every gate measured) and per-seed details.
-About 2 minutes per seed plus ~3-5 minutes per counterfactual seed on 2 CPU cores (cpu-small).
+The counterfactual gate gets the same check (``counterfactual_noninferiority_vs_seed0``): the first
+seed's agent and black box sweep each later counterfactual seed's explained cases, as the pipeline's
+champion does; a challenger whose flips are its own random direction's is the control it must refuse
+(``degraded_challenger_controls.cf_chance_direction_vs_champion``).
+About 2 minutes per seed plus ~3-5 minutes per counterfactual seed (twice that with the champion's
+sweep) on 2 CPU cores (cpu-small).
 
 Usage: ``python benchmarks/gate_stability.py --workdir .diffexplainer/demo [--seeds 10] [--cf-seeds 3]
 [--seed-offset 0]``
@@ -135,6 +140,26 @@ def _noninferiority(cfg: ExperimentConfig, cases: dict[str, Any], threshold: flo
     return {m: {"point": v["point"], "lower": v["lower"], "threshold": v["threshold"]} for m, v in block.items()}
 
 
+def _cf_noninferiority(cfg: ExperimentConfig, pc: dict[str, Any], champion: dict[str, Any],
+                       same_blackbox: bool | None) -> dict[str, Any]:
+    """Counterfactual challenger - champion on the challenger's explained cases, through the gate's
+    own path: ``{metric: {point, lower, threshold}}`` plus ``not_compared`` reasons."""
+    ev = counterfactual_evidence(pc["direction_agreement"], pc["flips"], pc["random_flips"], cfg.gates,
+                                 champion_version="first seed", flip_cases=pc["flip_cases"], champion=champion,
+                                 same_blackbox=same_blackbox)
+    block = ev.champion or {}
+    out: dict[str, Any] = {m: {"point": v["point"], "lower": v["lower"], "threshold": v["threshold"],
+                               "n": v.get("n")} for m, v in (block.get("metrics") or {}).items()}
+    if block.get("not_compared"):
+        out["not_compared"] = block["not_compared"]
+    return out
+
+
+def _cf_cleared(block: dict[str, Any]) -> bool:
+    """Non-inferior on every compared counterfactual metric (an uncompared one does not fail, as in the gate)."""
+    return _cleared({m: v for m, v in block.items() if m != "not_compared"})
+
+
 def _cleared(block: dict[str, Any]) -> bool:
     return bool(block) and all(v["lower"] is not None and v["lower"] >= v["threshold"] for v in block.values())
 
@@ -206,7 +231,9 @@ def main() -> None:
     controls: dict[str, list[bool]] = {"shuffled_teacher_agent": [], "negated_agent": []}
     champion_cases: dict[str, Any] | None = None
     noninf: dict[str, list[bool]] = {"changed_blackbox_margins": [], "base_margins": [], "agent_only_retrain": [],
-                                     "degraded_vs_champion": [], "degraded_vs_own_agent": []}
+                                     "degraded_vs_champion": [], "degraded_vs_own_agent": [],
+                                     "cf_changed_blackbox_margins": [], "cf_base_margins": [], "cf_chance_challenger": []}
+    cf_champion: tuple[torch.nn.Module, Any] | None = None  # the first seed's agent and black box
     for seed in range(args.seed_offset, args.seed_offset + args.seeds):
         t0 = time.monotonic()
         teacher, tm = train_teacher(d["x"], d["ds"].labels, d["ds"].folds, cfg.teacher.model_copy(update={"seed": seed}))
@@ -298,6 +325,24 @@ def main() -> None:
                                                      cfg.gates))
             row["gates"]["counterfactual"] = _brief(cf_gate)
             row["gates"]["counterfactual"]["n_flip_cases"] = int(pc["flips"].size)
+            if cf_champion is None:
+                cf_champion = (suite.agent, bb)
+            else:  # the first seed's agent and black box sweep this seed's cases, as the pipeline's champion does
+                champ_pc = dict(per_case_manipulation(run_sweep(
+                    d["diffae"], cf_champion[0], cf_champion[1], torch.as_tensor(d["x_ext"][idx]), cfg.counterfactual,
+                    search=False, precomputed=pre)))
+                changed = _cf_noninferiority(cfg, dict(pc), champ_pc, False)
+                noninf["cf_changed_blackbox_margins"].append(_cf_cleared(changed))
+                noninf["cf_base_margins"].append(_cf_cleared(_cf_noninferiority(cfg, dict(pc), champ_pc, None)))
+                # control: a challenger whose direction flips no more often than its random one
+                chance = {**pc, "flips": pc["random_flips"]} if pc["random_flips"] is not None else None
+                if chance is not None:
+                    noninf["cf_chance_challenger"].append(
+                        _cf_cleared(_cf_noninferiority(cfg, chance, champ_pc, False)))
+                row["counterfactual_vs_seed0"] = changed
+                row["counterfactual_vs_seed0_passed"] = noninf["cf_changed_blackbox_margins"][-1]
+                row["counterfactual_vs_seed0_base_margins_passed"] = noninf["cf_base_margins"][-1]
+                row["counterfactual_champion_flip_cases"] = int(np.asarray(champ_pc["flips"]).size)
         row["seconds"] = round(time.monotonic() - t0, 1)
         runs.append(row)
         _say(f"seed {seed}: " + ", ".join(f"{g} {'pass' if v['passed'] else 'FAIL ' + ','.join(v['failing'])}"
@@ -347,9 +392,15 @@ def main() -> None:
         "agent_noninferiority_vs_seed0": _count(noninf["changed_blackbox_margins"]),
         "agent_noninferiority_vs_seed0_base_margins": _count(noninf["base_margins"]),
         "agent_only_retrain_noninferiority": _count(noninf["agent_only_retrain"]),
+        # the same for the counterfactual gate (cf seeds after the first): the champion's agent and black
+        # box sweep the challenger's cases; changed margins with the flip gain over each side's own
+        # indeterminate cases, base margins paired over the cases indeterminate for both
+        "counterfactual_noninferiority_vs_seed0": _count(noninf["cf_changed_blackbox_margins"]),
+        "counterfactual_noninferiority_vs_seed0_base_margins": _count(noninf["cf_base_margins"]),
         # controls non-inferiority must refuse (passed should be 0)
         "degraded_challenger_controls": {"vs_champion": _count(noninf["degraded_vs_champion"]),
                                          "vs_own_agent": _count(noninf["degraded_vs_own_agent"]),
+                                         "cf_chance_direction_vs_champion": _count(noninf["cf_chance_challenger"]),
                                          "degrade_sd": args.degrade_sd,
                                          "mean_drop": _mean_drop([r["degraded_drop"] for r in runs])},
         "margins": {"base": cfg.gates.margins(None), "changed_blackbox": cfg.gates.margins(False)},

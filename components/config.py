@@ -287,10 +287,11 @@ class GateConfig(StrictModel):
     )
     noninferiority_delta_changed_blackbox: dict[str, float] = Field(
         default_factory=dict,
-        description="margins that replace noninferiority_delta for the agent metrics (auc, f1) when the "
-        "challenger's black box has other weights than the champion's: resampling the shared cases cannot see "
-        "how far two trained black boxes of one recipe differ, so a margin for that comparison must include "
-        "the measured spread between them (benchmarks/gate_stability.py agent_noninferiority_vs_seed0); "
+        description="margins that replace noninferiority_delta for the agent (auc, f1) and counterfactual "
+        "(direction_agreement, flip_gain) metrics when the challenger's black box has other weights than the "
+        "champion's: resampling the shared cases cannot see how far two trained black boxes of one recipe "
+        "differ, so a margin for that comparison must include the measured spread between them "
+        "(benchmarks/gate_stability.py agent_noninferiority_vs_seed0 / counterfactual_noninferiority_vs_seed0); "
         "a metric left out keeps its noninferiority_delta",
     )
     agent_holdout_fold: bool = Field(

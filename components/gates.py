@@ -30,7 +30,14 @@ from numpy.typing import ArrayLike
 
 from components.config import GateConfig
 from components.metrics.classification import auc_along, f1_along
-from components.stats.bootstrap import BootstrapSettings, Bound, mean_bound, one_sided_bound, paired_difference_bound
+from components.stats.bootstrap import (
+    BootstrapSettings,
+    Bound,
+    independent_difference_bound,
+    mean_bound,
+    one_sided_bound,
+    paired_difference_bound,
+)
 
 __all__ = [
     "GATE_NAMES",
@@ -349,6 +356,7 @@ def counterfactual_evidence(
     champion_reason: str | None = None,
     flip_cases: ArrayLike | None = None,
     champion: Mapping[str, Any] | None = None,
+    same_blackbox: bool | None = None,
 ) -> GateEvidence:
     """Evidence of the counterfactual gate.
 
@@ -367,9 +375,14 @@ def counterfactual_evidence(
         champion: the champion's sweep on the *same* explained cases, as
             :func:`components.counterfactual.criteria.per_case_manipulation` returns it
             (``direction_agreement [n]``, ``flips`` / ``random_flips`` ``[k]``, ``flip_cases [k]``).
-            Direction agreement is paired over all n cases; the flip gain over the cases
-            indeterminate for both black boxes (not compared, with the reason recorded, when
-            fewer than 2 are).
+            Direction agreement is paired over all n cases. The flip gain is paired over the
+            cases indeterminate for both black boxes when the black box is the same or not
+            known (not compared, with the reason recorded, when fewer than 2 are); when the
+            black box changed (``same_blackbox`` False) the two black boxes call different
+            cases indeterminate, so each side's gain is taken over its own indeterminate cases
+            and the two samples are resampled independently.
+        same_blackbox: whether the champion's black box has the challenger's weights; False
+            selects ``cfg.noninferiority_delta_changed_blackbox`` margins where it sets them.
     """
     s = bootstrap_settings(cfg)
     agree = np.asarray(direction_agreement, dtype=float)
@@ -386,21 +399,22 @@ def counterfactual_evidence(
     if champion is not None:
         block = {"version": champion_version, **_counterfactual_noninferiority(
             agree, None if random_flips is None else f - np.asarray(random_flips, dtype=float),
-            None if flip_cases is None else np.asarray(flip_cases), champion, cfg, s)}
+            None if flip_cases is None else np.asarray(flip_cases), champion, cfg, s, same_blackbox)}
     return GateEvidence("counterfactual", metrics, reported, n=int(agree.size), champion=block, settings=s,
                         context={"n_flip_cases": int(f.size)})
 
 
 def _counterfactual_noninferiority(
     agree: np.ndarray, gain: np.ndarray | None, flip_cases: np.ndarray | None, champion: Mapping[str, Any],
-    cfg: GateConfig, s: BootstrapSettings,
+    cfg: GateConfig, s: BootstrapSettings, same_blackbox: bool | None = None,
 ) -> dict[str, Any]:
     """Challenger - champion on the same explained cases (see :func:`counterfactual_evidence`)."""
-    delta = cfg.noninferiority_delta
+    delta = cfg.margins(same_blackbox)
     champ_agree = np.asarray(champion["direction_agreement"], dtype=float)
     if champ_agree.shape != agree.shape:
         raise ValueError(f"the champion's sweep covers {champ_agree.size} cases, the challenger's {agree.size}")
-    block: dict[str, Any] = {"compared": True, "metrics": {}, "not_compared": {}}
+    block: dict[str, Any] = {"compared": True, "metrics": {}, "not_compared": {},
+                             "blackbox": {True: "same", False: "changed", None: "not known"}[same_blackbox]}
     if "direction_agreement" in delta:
         block["metrics"]["direction_agreement"] = _noninferiority(_mean, [agree], [champ_agree],
                                                                   delta["direction_agreement"], s)
@@ -412,12 +426,25 @@ def _counterfactual_noninferiority(
             champ_gain = np.asarray(champion["flips"], dtype=float) - np.asarray(champ_random, dtype=float)
             common, mine, theirs = np.intersect1d(flip_cases, np.asarray(champion["flip_cases"]),
                                                   return_indices=True)
-            if common.size < 2:
+            if same_blackbox is False:
+                if gain.size < 2 or champ_gain.size < 2:
+                    block["not_compared"]["flip_gain"] = (f"{gain.size} / {champ_gain.size} case(s) indeterminate "
+                                                          "for the challenger / the champion (need >= 2 each)")
+                else:
+                    b = independent_difference_bound(gain, champ_gain, s)
+                    block["metrics"]["flip_gain"] = {"point": _num(b.point), "lower": _num(b.bound),
+                                                     "threshold": -float(delta["flip_gain"]), "n": b.n,
+                                                     "n_champion": int(champ_gain.size)}
+                    block["flip_gain_pairing"] = "independent: each black box's own indeterminate cases"
+                    block["n_flip_cases_compared"] = int(gain.size)
+                    block["n_flip_cases_common"] = int(common.size)
+            elif common.size < 2:
                 block["not_compared"]["flip_gain"] = (f"{common.size} case(s) indeterminate for both black boxes "
                                                       "(need >= 2)")
             else:
                 block["metrics"]["flip_gain"] = _noninferiority(_mean, [gain[mine]], [champ_gain[theirs]],
                                                                 delta["flip_gain"], s)
+                block["flip_gain_pairing"] = "paired: cases indeterminate for both black boxes"
                 block["n_flip_cases_compared"] = int(common.size)
     return block
 

@@ -164,7 +164,9 @@ def champion_counterfactual(
 
     Returns:
         per_case as :func:`components.counterfactual.criteria.per_case_manipulation` returns
-        it (flips on the cases indeterminate for the champion's black box), or a reason.
+        it (flips on the cases indeterminate for the champion's black box), or a reason;
+        ``same_blackbox`` says whether the two black boxes' weights are equal (it selects the
+        margins and how the flip gain is compared).
     """
     loaded = _champion_models(agent_name, teacher_name, diffae_name)
     if isinstance(loaded, ChampionCases):
@@ -172,13 +174,14 @@ def champion_counterfactual(
     version, agent, _, bb, diffae = loaded
     cur_diffae, cur_agent, cur_bb = current
     same_diffae = weights_sha256(diffae) == weights_sha256(cur_diffae)
-    if same_diffae and weights_sha256(agent) == weights_sha256(cur_agent) \
-            and weights_sha256(bb.module) == weights_sha256(cur_bb.module):
-        return ChampionCases(version, dict(current_per_case))
+    same_bb = weights_sha256(bb.module) == weights_sha256(cur_bb.module)
+    if same_diffae and same_bb and weights_sha256(agent) == weights_sha256(cur_agent):
+        return ChampionCases(version, dict(current_per_case), same_blackbox=True)
     print(f"[counterfactual] champion agent v{version}: its own sweep on the same {len(images)} cases", flush=True)
     try:  # the gate uses the sweep's fixed alphas only: no alpha search
         sweep = run_sweep(diffae.eval(), agent.eval(), bb, torch.as_tensor(np.asarray(images, np.float32)), cfg,
                           search=False, precomputed=precomputed if same_diffae else None)
     except Exception as exc:  # noqa: BLE001 - recorded in the decision, not fatal
-        return ChampionCases(version, reason=f"the champion's sweep failed: {type(exc).__name__}: {exc}")
-    return ChampionCases(version, dict(per_case_manipulation(sweep)))
+        return ChampionCases(version, reason=f"the champion's sweep failed: {type(exc).__name__}: {exc}",
+                             same_blackbox=same_bb)
+    return ChampionCases(version, dict(per_case_manipulation(sweep)), same_blackbox=same_bb)

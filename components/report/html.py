@@ -110,6 +110,9 @@ def _gates(metrics: Mapping[str, Any]) -> str:
             ok = m.get("lower") is not None and m["lower"] >= m["threshold"]
             rows.append((name, f"{metric}: challenger - champion v{champ.get('version')}", m.get("point"),
                          m.get("lower"), m.get("threshold"), ok))
+        for metric, why in (champ.get("not_compared") or {}).items():
+            rows.append((name, f"{metric}: not compared with champion v{champ.get('version')}: {why}",
+                         None, None, None, None))
         for metric, m in (g.get("reported") or {}).items():  # measured, not gated: no threshold, no verdict
             rows.append((name, f"{metric} (reported)", m.get("point"), m.get("lower"), None, None))
         if champ and not champ.get("compared", True):

@@ -22,7 +22,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.stats import bootstrap
 
-__all__ = ["Bound", "BootstrapSettings", "one_sided_bound", "mean_bound", "paired_difference_bound", "mean_interval"]
+__all__ = ["Bound", "BootstrapSettings", "one_sided_bound", "mean_bound", "paired_difference_bound",
+           "independent_difference_bound", "mean_interval"]
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,37 @@ def paired_difference_bound(
 
     return one_sided_bound(diff, [*challenger, *champion], settings, greater_is_better, paired=True,
                            vectorized=vectorized)
+
+
+def independent_difference_bound(
+    challenger: ArrayLike, champion: ArrayLike, settings: BootstrapSettings = BootstrapSettings(),
+    greater_is_better: bool = True,
+) -> Bound:
+    """Bound of ``mean(challenger) - mean(champion)`` over two *different* sets of cases.
+
+    Each sample is resampled on its own (``scipy.stats.bootstrap`` with ``paired=False``): for
+    per-case values that exist on different cases for the two models, e.g. flips over the cases
+    each model's own black box calls indeterminate. Wider than a paired bound on shared cases,
+    because case difficulty no longer cancels.
+
+    Args:
+        challenger: ``[n1]`` per-case values of the new model.
+        champion: ``[n2]`` per-case values of the current champion.
+        settings: bootstrap settings.
+        greater_is_better: of the mean; the bound is on the pessimistic side.
+
+    Returns:
+        :class:`Bound` with ``n = n1`` (nan bound when either sample has fewer than 2 cases).
+    """
+    a, b = np.asarray(challenger, dtype=float), np.asarray(champion, dtype=float)
+    if a.size < 2 or b.size < 2:
+        point = float(a.mean() - b.mean()) if a.size and b.size else float("nan")
+        return Bound(point, float("nan"), greater_is_better, int(a.size))
+
+    def diff(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.mean(x, axis=axis) - np.mean(y, axis=axis)
+
+    return one_sided_bound(diff, [a, b], settings, greater_is_better, paired=False, vectorized=True)
 
 
 def mean_interval(

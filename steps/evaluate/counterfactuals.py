@@ -101,7 +101,8 @@ def evaluate_counterfactuals_step(
             per_case["direction_agreement"], per_case["flips"], per_case["random_flips"], gcfg,
             champion_version=None if champ is None else champ.version,
             champion_reason=None if champ is None else champ.reason,
-            flip_cases=per_case["flip_cases"], champion=None if champ is None else champ.per_case))
+            flip_cases=per_case["flip_cases"], champion=None if champ is None else champ.per_case,
+            same_blackbox=None if champ is None else champ.same_blackbox))
         logger.info(f"[counterfactual] {cf_gate.message}")
         mlflow.log_metric("gate_counterfactual_passed", float(cf_gate.passed))
         timings = {**timings_s, "counterfactual": time.time() - t0}

@@ -9,11 +9,11 @@ def test_benchmark_prints_the_issue_keys(tiny_workdir, load_benchmark, capsys, m
     wd, cfg_path = tiny_workdir
     bench = load_benchmark("gate_stability")
     monkeypatch.setattr("sys.argv", ["gate_stability.py", "--workdir", str(wd), "--config", str(cfg_path),
-                                     "--seeds", "2", "--cf-seeds", "1", "--threads", "1"])
+                                     "--seeds", "2", "--cf-seeds", "2", "--threads", "1"])
     bench.main()
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert result["seeds"] == 2 and result["cf_seeds"] == 1
-    runs = {"reconstruction": 2, "agent": 2, "counterfactual": 1}
+    assert result["seeds"] == 2 and result["cf_seeds"] == 2
+    runs = {"reconstruction": 2, "agent": 2, "counterfactual": 2}
     for gate, n in runs.items():
         g = result["gates"][gate]
         assert g["runs"] == n and 0.0 <= g["pass_rate"] <= 1.0 and g["agreement"] == max(g["pass_rate"], 1 - g["pass_rate"])
@@ -40,5 +40,14 @@ def test_benchmark_prints_the_issue_keys(tiny_workdir, load_benchmark, capsys, m
     # the degraded controls are scored, and their noise really lowered the agent's AUC
     ctl = result["degraded_challenger_controls"]
     assert ctl["vs_champion"]["runs"] == 1 and ctl["vs_own_agent"]["runs"] == 2 and ctl["mean_drop"]["auc"] < 0
+    # the counterfactual gate's champion comparison: seed 0's agent and black box swept seed 1's cases
+    cf_vs = result["per_seed"][1]["counterfactual_vs_seed0"]
+    assert "counterfactual_vs_seed0" not in seed0 and result["counterfactual_noninferiority_vs_seed0"]["runs"] == 1
+    assert cf_vs["direction_agreement"]["threshold"] == -result["margins"]["changed_blackbox"]["direction_agreement"]
+    assert "flip_gain" in cf_vs or "flip_gain" in cf_vs["not_compared"]
+    assert result["per_seed"][1]["counterfactual_vs_seed0_passed"] == all(
+        v["lower"] is not None and v["lower"] >= v["threshold"] for m, v in cf_vs.items() if m != "not_compared")
+    assert result["counterfactual_noninferiority_vs_seed0_base_margins"]["runs"] == 1
+    assert ctl["cf_chance_direction_vs_champion"]["runs"] == 1
     for gate in seed0["gates"].values():
         assert gate["passed"] == (not gate["failing"])

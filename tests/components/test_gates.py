@@ -20,7 +20,14 @@ from components.gates import (
     gates_section,
     reconstruction_evidence,
 )
-from components.stats.bootstrap import BootstrapSettings, Bound, mean_bound, mean_interval, paired_difference_bound
+from components.stats.bootstrap import (
+    BootstrapSettings,
+    Bound,
+    independent_difference_bound,
+    mean_bound,
+    mean_interval,
+    paired_difference_bound,
+)
 
 
 def _lower(b: Bound | MetricEvidence) -> float:
@@ -88,6 +95,25 @@ def test_paired_difference_cancels_case_difficulty() -> None:
     b = paired_difference_bound(lambda v: float(np.mean(v)), [challenger], [champion])
     assert b.point == pytest.approx(-0.3, abs=0.02)
     assert -0.35 < _lower(b) < -0.3  # narrow: the 5 dB spread between cases cancels
+
+
+def test_independent_difference_bound_covers_the_true_difference_of_two_samples() -> None:
+    """Two different sets of cases: the bound is on mean(a) - mean(b) and as wide as both samples'
+    spreads together; under the true difference in about 95 % of draws; nan below 2 cases."""
+    s = BootstrapSettings(n_resamples=400)
+    below = []
+    for k in range(40):
+        rng = np.random.default_rng(100 + k)
+        a, b = rng.normal(0.5, 0.5, 25), rng.normal(0.6, 0.5, 18)
+        bound = independent_difference_bound(a, b, s)
+        assert bound.point == pytest.approx(a.mean() - b.mean()) and bound.n == 25
+        # the paired bound cannot even be formed (different lengths); the SE is that of two samples
+        se = np.sqrt(a.var(ddof=1) / 25 + b.var(ddof=1) / 18)
+        assert 1.2 * se < bound.point - _lower(bound) < 2.2 * se
+        below.append(_lower(bound) <= -0.1)
+    assert sum(below) >= 34  # ~95 % coverage of the true difference -0.1 (binomial slack)
+    lone = independent_difference_bound(np.ones(5), np.ones(1), s)
+    assert lone.point == 0.0 and np.isnan(lone.bound)
 
 
 def _recon_cases(psnr: np.ndarray) -> dict[str, np.ndarray]:
@@ -317,6 +343,53 @@ def test_counterfactual_flip_gain_pairs_only_cases_indeterminate_for_both() -> N
     with pytest.raises(ValueError, match="covers"):
         counterfactual_evidence(np.ones(5), np.ones(2), np.zeros(2), GateConfig(), champion_version="1",
                                 flip_cases=np.arange(2), champion=mine)
+
+
+def test_counterfactual_changed_blackbox_compares_each_side_on_its_own_indeterminate_cases() -> None:
+    """A retrained black box calls other cases indeterminate: with few in common, the flip gain is
+    still compared, each side over its own cases (independent resampling), at the changed margins."""
+    rng = np.random.default_rng(7)
+    mine = _cf_cases(rng, n=40)
+    # the champion's indeterminate cases overlap the challenger's in one case only
+    other = np.setdiff1d(np.arange(40), mine["flip_cases"])[:10]
+    theirs = np.sort(np.concatenate([mine["flip_cases"][:1], other]))
+    champ = {**mine, "flip_cases": theirs, "flips": (rng.random(theirs.size) < 0.8).astype(float),
+             "random_flips": np.zeros(theirs.size)}
+    cfg = GateConfig(noninferiority_delta_changed_blackbox={"flip_gain": 0.3, "direction_agreement": 0.1})
+    paired = counterfactual_evidence(mine["direction_agreement"], mine["flips"], mine["random_flips"], cfg,
+                                     champion_version="1", flip_cases=mine["flip_cases"], champion=champ)
+    assert "1 case(s)" in _champion_block(paired)["not_compared"]["flip_gain"]  # same black box: pairs only
+    ev = counterfactual_evidence(mine["direction_agreement"], mine["flips"], mine["random_flips"], cfg,
+                                 champion_version="1", flip_cases=mine["flip_cases"], champion=champ,
+                                 same_blackbox=False)
+    block = _champion_block(ev)
+    m = _vs_champion(ev)["flip_gain"]
+    gain = mine["flips"] - mine["random_flips"]
+    assert block["blackbox"] == "changed" and block["flip_gain_pairing"].startswith("independent")
+    assert m["n"] == gain.size and m["n_champion"] == theirs.size and block["n_flip_cases_common"] == 1
+    assert m["point"] == pytest.approx(gain.mean() - champ["flips"].mean())
+    assert m["lower"] < m["point"] and m["threshold"] == -0.3
+    assert _vs_champion(ev)["direction_agreement"]["threshold"] == -0.1
+    # unpaired is wider than paired on the same values: compare one sample against itself both ways
+    same = counterfactual_evidence(mine["direction_agreement"], mine["flips"], mine["random_flips"], cfg,
+                                   champion_version="1", flip_cases=mine["flip_cases"], champion=mine)
+    indep = counterfactual_evidence(mine["direction_agreement"], mine["flips"], mine["random_flips"], cfg,
+                                    champion_version="1", flip_cases=mine["flip_cases"], champion=mine,
+                                    same_blackbox=False)
+    assert _vs_champion(same)["flip_gain"]["lower"] == 0.0 > _vs_champion(indep)["flip_gain"]["lower"]
+    # a challenger whose direction flips no more than the random one is refused at the changed margin
+    chance = counterfactual_evidence(mine["direction_agreement"], mine["random_flips"], mine["random_flips"], cfg,
+                                     champion_version="1", flip_cases=mine["flip_cases"], champion=mine,
+                                     same_blackbox=False)
+    values, floors = chance.validation_inputs()
+    assert values["flip_gain_vs_champion_lower"] < floors["flip_gain_vs_champion_lower"] == -0.3
+    # too few indeterminate cases on one side: not compared, reason recorded, not a failing input
+    lone = {**champ, "flip_cases": theirs[:1], "flips": np.ones(1), "random_flips": np.zeros(1)}
+    ev1 = counterfactual_evidence(mine["direction_agreement"], mine["flips"], mine["random_flips"], cfg,
+                                  champion_version="1", flip_cases=mine["flip_cases"], champion=lone,
+                                  same_blackbox=False)
+    assert "need >= 2 each" in _champion_block(ev1)["not_compared"]["flip_gain"]
+    assert "flip_gain_vs_champion_lower" not in ev1.validation_inputs()[1]
 
 
 def test_reconstruction_champion_compares_semantic_psnr_on_the_same_patients() -> None:

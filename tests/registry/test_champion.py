@@ -149,3 +149,12 @@ def test_champion_counterfactual_reuses_identical_weights_and_sweeps_its_own_mod
     assert np.allclose(res.per_case["direction_agreement"], expect["direction_agreement"])
     assert res.per_case["flip_cases"].tolist() == expect["flip_cases"].tolist()
     assert not np.allclose(res.per_case["direction_agreement"], 0.25)
+    assert same.same_blackbox is True and res.same_blackbox is True  # only the agent differs
+    # a retrained black box (other weights): its own sweep, flagged as changed for the margins
+    retrained = copy.deepcopy(teacher)
+    with torch.no_grad():
+        next(retrained.parameters()).add_(0.1)
+    other = champion_counterfactual(names["agent"], names["teacher"], names["diffae"],
+                                    (diffae, agent, from_module(retrained)), images, cfg, mine)
+    assert other.same_blackbox is False and other.per_case is not None
+    assert np.allclose(other.per_case["direction_agreement"], expect["direction_agreement"])
