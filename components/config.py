@@ -201,6 +201,10 @@ class TeacherConfig(StrictModel):
         0.0, ge=0, lt=0.5, description="max relative zoom of the MONAI RandAffine per training stack; 0 = off"
     )
     max_minutes: float = Field(180.0, gt=0, description="wall-clock budget over all folds")
+    min_epochs: int = Field(
+        0, ge=0, description="epochs per fold that the wall-clock budget never cuts (the one-cycle schedule then "
+        "anneals over them): a loaded machine makes training slower, not a worse teacher; 0 = the budget alone",
+    )
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
 

@@ -11,7 +11,10 @@ teacher is trained on the other folds and selected on the held-out one:
   ``augment_noise_std``);
 - lr: one-cycle (cosine warm-up over 30 %, cosine anneal to ``lr/1e4``, AdamW). The cycle's
   position is the larger of step progress and time progress, so a run stopped by the time
-  budget (``cfg.max_minutes``, shared equally by the folds) still finishes annealed;
+  budget (``cfg.max_minutes``, shared equally by the folds) still finishes annealed; the budget
+  never stops a fold before ``cfg.min_epochs`` (time progress is then capped by step progress
+  over those epochs, so the cycle anneals exactly at the last of them) and a fold the budget
+  cut is reported with its epoch count (``budget_cut``);
 - model selection: after every epoch the held-out fold is scored; the epoch with the largest
   sensitivity + specificity (Youden's J on the ROC curve) is kept; the decision threshold is
   then Youden's on the pooled out-of-fold predictions of all trained folds.
@@ -176,6 +179,14 @@ def stack_augmenter(cfg: TeacherConfig, seed: int) -> Callable[[torch.Tensor], t
     return apply
 
 
+def _time_progress(elapsed_s: float, budget_s: float, step: int, floor_total: int, floored: bool) -> float:
+    """The one-cycle position the wall clock asks for: ``elapsed / budget``; with a floor of
+    ``floor_total`` steps (``min_epochs``) never ahead of ``step / floor_total``, so a slow
+    machine anneals over the guaranteed epochs instead of training them at the final lr."""
+    t = elapsed_s / budget_s
+    return min(t, step / floor_total) if floored else t
+
+
 def _class_weights(y: np.ndarray, num_classes: int) -> torch.Tensor:
     counts = np.bincount(y, minlength=num_classes).astype(np.float64)
     w = len(y) / (num_classes * np.maximum(counts, 1.0))
@@ -203,6 +214,8 @@ def _train_fold(
     loss_fn = nn.CrossEntropyLoss(weight=_class_weights(y_tr.numpy(), cfg.num_classes).to(device))
     steps_per_epoch = max(1, math.ceil(len(x_tr) / cfg.batch_size))
     total = cfg.epochs * steps_per_epoch
+    min_epochs = min(cfg.min_epochs, cfg.epochs)
+    floor_total = max(1, min_epochs * steps_per_epoch)
     start = time.monotonic()
     best: dict[str, Any] = {"score": -1.0}
     step = 0
@@ -220,7 +233,8 @@ def _train_fold(
                 xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
             if augment is not None:
                 xb = augment(xb)
-            progress = max(step / total, (time.monotonic() - start) / budget_s)
+            progress = max(step / total, _time_progress(time.monotonic() - start, budget_s, step, floor_total,
+                                                        min_epochs > 0))
             for group in opt.param_groups:
                 group["lr"] = one_cycle_lr(progress, cfg.lr)
             xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
@@ -242,7 +256,7 @@ def _train_fold(
                 {f"fold{fold}_train_loss": epoch_loss / len(x_tr), f"fold{fold}_val_sens_plus_spec": score},
                 step_offset + epoch,
             )
-        if time.monotonic() - start >= budget_s:
+        if time.monotonic() - start >= budget_s and epoch + 1 >= min_epochs:
             break
     model.load_state_dict(best["state"])
     model = model.cpu().eval()
@@ -252,6 +266,7 @@ def _train_fold(
         threshold=best["threshold"],
         best_epoch=float(best["epoch"]),
         epochs_run=float(epoch + 1),
+        budget_cut=float(epoch + 1 < cfg.epochs),
         seconds=time.monotonic() - start,
         n_train=float(len(x_tr)),
         n_val=float(len(y_va)),
@@ -317,6 +332,10 @@ def train_teacher(
             x[tr], torch.as_tensor(y[tr]), x[va], y[va], cfg, int(x.shape[-1]), budget_s, fold, log_metrics, step
         )
         m["fold"] = float(fold)
+        if m["budget_cut"] and progress is not None:
+            progress((k + 1) / len(chosen), f"teacher fold {fold}: the time budget ({budget_s / 60:.1f} min per fold, "
+                     f"teacher.max_minutes) stopped it after {int(m['epochs_run'])} of {cfg.epochs} epochs "
+                     f"(teacher.min_epochs {cfg.min_epochs})")
         results.append(m)
         models.append(model)
         oof_y.append(y[va])

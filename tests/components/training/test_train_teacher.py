@@ -79,13 +79,36 @@ def test_time_budget_and_errors() -> None:
     _, m = train_teacher(x, y, folds, _cfg(arch="resnet", resnet_layers=[1, 1, 1, 1],
                                            resnet_channels=[4, 4, 8, 8], folds_to_train=1,
                                            epochs=50, max_minutes=1e-4))
-    assert m["folds"][0]["epochs_run"] == 1.0
+    assert m["folds"][0]["epochs_run"] == 1.0 and m["folds"][0]["budget_cut"] == 1.0
     with pytest.raises(UserError, match="single class"):
         train_teacher(x, np.zeros(24, int), folds, _cfg(folds_to_train=1))
     with pytest.raises(UserError, match=">= 2 folds"):
         train_teacher(x, y, np.zeros(24, int), _cfg())
     with pytest.raises(UserError, match=r"\[N,4,H,H\]"):
         train_teacher(x[:, :3], y, folds, _cfg())
+
+
+def test_min_epochs_survive_an_exhausted_budget_and_still_anneal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A loaded machine slows training; with teacher.min_epochs the budget cannot cut a fold below
+    them, the lr schedule anneals over them, and the cut is reported."""
+    import components.training.train_teacher as tt
+
+    x, y = _tiny_cohort(24, 2)
+    folds = np.arange(24) % 3
+    lrs: list[float] = []
+    real = tt.one_cycle_lr
+    monkeypatch.setattr(tt, "one_cycle_lr", lambda p, lr: lrs.append(p) or real(p, lr))
+    msgs: list[str] = []
+    _, m = train_teacher(x, y, folds, _cfg(folds_to_train=1, epochs=50, max_minutes=1e-4, min_epochs=3),
+                         progress=lambda _, msg: msgs.append(msg))
+    fold = m["folds"][0]
+    assert fold["epochs_run"] == 3.0 and fold["budget_cut"] == 1.0
+    steps = len(lrs)  # 16 training rows, batch 8: 2 steps per epoch
+    assert steps == 6 and lrs == pytest.approx([k / 6 for k in range(6)])  # annealed over the 3 epochs
+    assert any("stopped it after 3 of 50 epochs" in msg for msg in msgs)
+    # without the time pressure the floor changes nothing: every epoch runs, no cut reported
+    _, full = train_teacher(x, y, folds, _cfg(folds_to_train=1, epochs=2, min_epochs=3))
+    assert full["folds"][0]["epochs_run"] == 2.0 and full["folds"][0]["budget_cut"] == 0.0
 
 
 def test_one_cycle_youden_and_threshold_folding() -> None:
