@@ -24,9 +24,15 @@ mask, evenly from the strata F-positive x marked):
   ``disease_positive_f_positive`` (cases F calls positive); ``|map|`` or its positive part
   (:func:`components.counterfactual.evidence.component_masses`), each ``[point, low, high]`` with a
   95 % paired bootstrap interval (:func:`components.counterfactual.evidence.model_contrast`);
+  also over the marked and the unmarked cases separately (``disease_marked``, ``disease_positive_unmarked``, ...):
+  with this oracle every map is 0 wherever the real and the bare stack agree (IG multiplies by
+  ``x - baseline``), so on an unmarked case any black box's map lies on the disease and the distractor only;
+* ``positive_shares``: per black box, the mean share of its positive map on each component and its
+  positive mass, over the marked and the unmarked cases;
 * ``randomisation_evidence_ratio``: R's total ``|map|`` over F's;
 * ``black_boxes``: F's and M's CV AUC, external AUC, training seconds;
-* ``f_positive_map_shares``: where the positive part of F's map lies (disease mask, the mask
+* ``f_positive_map_shares``: where the positive part of F's map lies (disease mask weighted by its
+  area fraction as ``component_masses`` weights it, every pixel with any disease weighted 1, the mask
   dilated by one pixel in the slice plane, lungs, outside the lungs), over all cases and over F's
   positive cases;
 * ``disease_mask``: its area in pixels per slice (fraction-weighted, and above the mask
@@ -74,8 +80,8 @@ from components.report.metrics_json import json_ready  # noqa: E402
 from components.training.agent_suite import blackbox_targets  # noqa: E402
 from components.training.train_teacher import evaluate_teacher  # noqa: E402
 
-__all__ = ["cohort_arguments", "dilate_mask", "mask_geometry", "oracle_maps", "contrast_scores", "run_size",
-           "run_benchmark", "main"]
+__all__ = ["cohort_arguments", "dilate_mask", "mask_geometry", "oracle_maps", "contrast_scores", "box_shares",
+           "run_size", "run_benchmark", "main"]
 
 Say = Callable[[str], None]
 
@@ -184,24 +190,47 @@ def contrast_scores(maps: dict[str, np.ndarray], lungs: np.ndarray, comps: dict[
 
     Returns:
         name -> ``[point, low, high]`` (None where fewer than 2 cases): ``marker``, ``disease``,
-        ``disease_f_positive`` on ``|map|`` and the same with ``_positive`` on the positive part.
+        ``disease_f_positive`` on ``|map|`` and the same with ``_positive`` on the positive part; also
+        ``disease{,_positive}_{marked,unmarked}``, the disease contrast over the marked / unmarked cases.
     """
     out: dict[str, list[float | None]] = {}
     for suffix, positive in (("", False), ("_positive", True)):
         f, m = (component_masses(maps[b], lungs, comps, positive_only=positive) for b in ("F", "M"))
         out[f"marker{suffix}"] = _triple(model_contrast(m["marker"][marked], f["marker"][marked], seed=seed))
-        out[f"disease{suffix}"] = _triple(model_contrast(f["disease"], m["disease"], seed=seed))
-        out[f"disease{suffix}_f_positive"] = _triple(model_contrast(f["disease"][f_pos], m["disease"][f_pos], seed=seed))
+        for rows, tail in ((np.ones_like(marked), ""), (f_pos, "_f_positive"), (marked, "_marked"), (~marked, "_unmarked")):
+            out[f"disease{suffix}{tail}"] = _triple(model_contrast(f["disease"][rows], m["disease"][rows], seed=seed))
+    return out
+
+
+def box_shares(maps: dict[str, np.ndarray], lungs: np.ndarray, comps: dict[str, np.ndarray],
+               marked: np.ndarray) -> dict[str, dict[str, dict[str, float | None]]]:
+    """Mean share of each black box's positive map on each component, over the marked and the unmarked cases.
+
+    Args:
+        maps: name -> ``[K,4,H,W]`` signed maps; lungs, comps: as in :func:`contrast_scores`.
+        marked: bool ``[K]`` cases with the marker.
+
+    Returns:
+        name -> ``"marked"`` / ``"unmarked"`` -> component (and ``positive_mass``: mean sum of the
+        positive part, logits) -> mean, None without cases.
+    """
+    out: dict[str, dict[str, dict[str, float | None]]] = {}
+    for b, rel in maps.items():
+        shares = component_masses(rel, lungs, comps, positive_only=True)
+        row = {c: shares[c] for c in comps} | {"positive_mass": np.clip(rel, 0, None).reshape(len(rel), -1).sum(axis=1)}
+        out[b] = {group: _means(row, rows) for group, rows in (("marked", marked), ("unmarked", ~marked))}
     return out
 
 
 def _positive_shares(pos_map: np.ndarray, lungs: np.ndarray, disease: np.ndarray,
                      dilated: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-case shares ``[K]`` of a map's positive part on the disease mask, its dilation, lungs, outside."""
+    """Per-case shares ``[K]`` of a map's positive part on the disease mask (fraction-weighted, and every pixel
+    with any disease weighted 1), its 1-pixel dilation, the lungs, outside the lungs."""
     on = component_masses(pos_map, lungs, {"disease": disease}, positive_only=True)
+    binary = component_masses(pos_map, lungs, {"disease": (disease > 0).astype(np.float64)}, positive_only=True)["disease"]
     grown = component_masses(pos_map, lungs, {"disease": dilated}, positive_only=True)["disease"]
-    return {"disease": on["disease"], "disease_dilated_1px": grown, "lungs": on["lungs"],
-            "outside_lungs": on["outside_lungs"]}
+    return {"disease": on["disease"], "disease_any_fraction": binary, "disease_dilated_1px": grown,
+            "lungs": on["lungs"], "outside_lungs": on["outside_lungs"]}
 
 
 def _means(shares: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, float | None]:
@@ -253,6 +282,7 @@ def run_size(workdir: Path, cfg: ExperimentConfig, size: int, n_cases: int, seed
         "n_f_positive_cases": int(f_pos.sum()),
         "black_boxes": info,
         "mcs": contrast_scores(maps, lungs, comps, marked, f_pos, seed),
+        "positive_shares": box_shares(maps, lungs, comps, marked),
         "randomisation_evidence_ratio": float(total_evidence(maps["R"]).sum() / total_f) if total_f > 0 else None,
         "f_positive_map_shares": {"all_cases": _means(shares, np.ones(len(idx), bool)),
                                   "f_positive_cases": _means(shares, f_pos)},
