@@ -8,7 +8,7 @@ WORKDIR ?= .diffexplainer/demo
 PRESET ?= cpu-small
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint venv bench bench-agent bench-faithfulness bench-gates bench-cf bench-compile clean
+.PHONY: demo test lint venv bench bench-agent bench-faithfulness bench-faithfulness-ceiling bench-gates bench-cf bench-compile clean
 
 venv: $(STAMP)
 
@@ -46,6 +46,12 @@ bench-agent: $(STAMP)
 CASES ?= 30
 bench-faithfulness: $(STAMP)
 	$(PY) benchmarks/faithfulness.py --workdir $(WORKDIR) --preset $(PRESET) --cases $(CASES)
+
+# the ceiling of faithfulness's model contrast (issue 10): the oracle map (integrated gradients from the stack with
+# every planted component removed) of black boxes retrained at each of SIZES px on the re-rendered cohorts; no DiffAE
+SIZES ?= 32,64
+bench-faithfulness-ceiling: $(STAMP)
+	$(PY) benchmarks/faithfulness_ceiling.py --workdir $(WORKDIR) --preset $(PRESET) --cases $(CASES) --image-sizes $(SIZES)
 
 # gate stability (issue 11): teacher + agent retrained with SEEDS seeds on a finished `make demo`'s
 # cached latents and inversions; every gate decided as the pipeline does; negative controls.

@@ -83,7 +83,7 @@ from components.report.metrics_json import json_ready  # noqa: E402
 from components.training.agent_suite import blackbox_targets, distill_suite  # noqa: E402
 from components.training.train_teacher import evaluate_teacher, train_teacher  # noqa: E402
 
-__all__ = ["MAPS", "COMPONENTS", "run_benchmark", "main"]
+__all__ = ["MAPS", "COMPONENTS", "select_cases", "black_boxes", "run_benchmark", "main"]
 
 #: benchmark map name -> name in :func:`components.counterfactual.evaluate.localization_maps`
 MAPS = {"difference": "diffexplainer", "attribution": "attribution", "random_direction": "random_direction",
@@ -141,8 +141,20 @@ def select_cases(marker: np.ndarray, disease: np.ndarray, n: int, seed: int,
     return np.sort(np.asarray(chosen, dtype=np.int64))
 
 
-def _black_boxes(x: np.ndarray, labels: dict[str, np.ndarray], folds: np.ndarray, cfg: ExperimentConfig,
-                 say: Say) -> tuple[dict[str, BlackBox], dict[str, dict[str, Any]]]:
+def black_boxes(x: np.ndarray, labels: dict[str, np.ndarray], folds: np.ndarray, cfg: ExperimentConfig,
+                say: Say) -> tuple[dict[str, BlackBox], dict[str, dict[str, Any]]]:
+    """Black boxes ``F``, ``M`` (teachers trained on ``labels["F"]``, ``labels["M"]``) and ``R`` (random weights).
+
+    Args:
+        x: float32 ``[N,4,H,W]`` training stacks in [-1,1] (any H = W the teacher accepts).
+        labels: ``"F"`` / ``"M"`` -> int64 ``[N]`` in {0,1}.
+        folds: int ``[N]`` patient-level CV folds.
+        cfg: the run config (``teacher``: architecture, budget, seed).
+        say: progress messages.
+
+    Returns:
+        ``(name -> BlackBox, name -> {"cv_auc", "train_s"})``.
+    """
     boxes: dict[str, BlackBox] = {}
     info: dict[str, dict[str, Any]] = {}
     for name in ("F", "M"):
@@ -224,7 +236,7 @@ def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, n_cases: int = 30,
     if ext.masks is None:
         raise UserError("the external dataset has no masks.npy (not a synthetic cohort)")
     disease = np.nan_to_num(np.asarray(ext.masks)).reshape(len(ext), -1).max(axis=1) > cfg.counterfactual.mask_threshold
-    boxes, info = _black_boxes(x, {"F": ds.labels, "M": y_marker}, ds.folds, cfg, say)
+    boxes, info = black_boxes(x, {"F": ds.labels, "M": y_marker}, ds.folds, cfg, say)
     f_pos_ext = blackbox_targets(boxes["F"], x_ext)["logits"].argmax(axis=1) == 1
     if case_selection not in ("decision", "marker"):
         raise UserError(f"case_selection must be 'decision' or 'marker', got {case_selection!r}")

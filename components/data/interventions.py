@@ -10,7 +10,9 @@ selects the 4 slice levels as ingestion does (HU check and lung extent on the <=
 grid, :mod:`components.data.hu`, :mod:`components.data.slices`) and windows / area-resizes
 them with the ingest functions. The slice indices are chosen once per patient, on the
 rendering with every component, and reused for every variant, so a variant differs from the
-full stack only where the removed component was.
+full stack only where the removed component was. On request the same stack is also rendered
+with every component removed (the patient's anatomy alone): the input a counterfactual that
+removed exactly the planted components would give.
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ class InterventionStacks:
         present: component -> bool ``[N]``: removing it changes the stack.
         lung_masks: uint8 ``[N,4,H,W]`` in {0,1}, as ingestion segments them.
         slice_indices: int64 ``[N,4]`` selected slices (0 = most superior).
+        bare: float32 ``[N,4,H,W]`` in [-1,1], the same stacks with every component removed
+            (the patient's anatomy alone), or None when not asked for.
     """
 
     patients: list[str]
@@ -75,6 +79,7 @@ class InterventionStacks:
     lung_masks: np.ndarray
     slice_indices: np.ndarray
     components: tuple[str, ...] = field(default=COMPONENTS)
+    bare: np.ndarray | None = None
 
 
 def scanner_hu(hu: np.ndarray, profile: ScannerProfile) -> tuple[np.ndarray, np.ndarray]:
@@ -153,6 +158,7 @@ def render_interventions(
     synth_cfg: SynthConfig,
     ingest_cfg: IngestConfig,
     components: Sequence[str] = COMPONENTS,
+    bare: bool = False,
 ) -> InterventionStacks:
     """Ingested-style stacks of ``records`` with every component and without each one.
 
@@ -161,7 +167,8 @@ def render_interventions(
         profile: their scanner (:func:`components.data.synth.scanner_profile`).
         synth_cfg: ``slices_per_patient`` and ``marker_size_mm`` of the cohort.
         ingest_cfg: window, image size and slice levels of the dataset the black box reads.
-        components: the components to remove, one at a time.
+        components: the components to remove, one at a time (``()``: only the full stacks).
+        bare: also render the stacks with every component removed (``InterventionStacks.bare``).
 
     Returns:
         :class:`InterventionStacks` (float32 stacks in [-1,1], ``H = W = ingest_cfg.image_size``).
@@ -177,6 +184,7 @@ def render_interventions(
     images, lungs, indices = [], [], []
     removed: dict[str, list[np.ndarray]] = {c: [] for c in comps}
     masks: dict[str, list[np.ndarray]] = {c: [] for c in comps}
+    without_all: list[np.ndarray] = []
     for rec in records:
         full = patient_phantom(rec, profile, n_slices, synth_cfg.marker_size_mm)
         hu, pad = scanner_hu(full.hu, profile)
@@ -193,6 +201,9 @@ def render_interventions(
             variant = patient_phantom(rec, profile, n_slices, synth_cfg.marker_size_mm, components=keep)
             removed[c].append(_stack(variant, profile, idx, corr, ingest_cfg))
             masks[c].append(render_fraction(truth[c][idx] > 0, ingest_cfg.image_size))
+        if bare:
+            anatomy = patient_phantom(rec, profile, n_slices, synth_cfg.marker_size_mm, components=())
+            without_all.append(_stack(anatomy, profile, idx, corr, ingest_cfg))
     x = np.stack(images).astype(np.float32)
     out_removed = {c: np.stack(v).astype(np.float32) for c, v in removed.items()}
     return InterventionStacks(
@@ -204,6 +215,7 @@ def render_interventions(
         lung_masks=np.stack(lungs),
         slice_indices=np.asarray(indices, dtype=np.int64),
         components=comps,
+        bare=np.stack(without_all).astype(np.float32) if bare else None,
     )
 
 
@@ -215,6 +227,7 @@ def cohort_interventions(
     ingest_cfg: IngestConfig,
     patient_ids: Sequence[str] | None = None,
     components: Sequence[str] = COMPONENTS,
+    bare: bool = False,
 ) -> InterventionStacks:
     """:func:`render_interventions` for patients of a cohort written by ``write_cohort``.
 
@@ -224,6 +237,7 @@ def cohort_interventions(
         ingest_cfg: the dataset's ingestion settings.
         patient_ids: the patients to render, in this order (default: all).
         components: the components to remove, one at a time.
+        bare: also render the stacks with every component removed.
 
     Raises:
         UserError: a patient ID that is not in the cohort.
@@ -236,4 +250,4 @@ def cohort_interventions(
             raise UserError(f"{len(missing)} patient(s) not in the {cohort} cohort (seed {seed}): {missing[0]} ...")
         records = [by_id[p] for p in patient_ids]
     return render_interventions(records, scanner_profile(cohort, synth_cfg), synth_cfg, ingest_cfg,  # type: ignore[arg-type]
-                                components)
+                                components, bare)

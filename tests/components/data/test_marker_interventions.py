@@ -123,3 +123,21 @@ def test_intervention_stacks_equal_the_ingested_dataset(marked_cohort) -> None:
     assert np.array_equal(iv.present["marker"], marked)
     with pytest.raises(Exception, match="not in the external cohort"):
         cohort_interventions("external", 4, 2, cfg, icfg, patient_ids=["ID00nope"])
+
+
+def test_bare_stacks_remove_every_component_and_nothing_else(marked_cohort) -> None:
+    cfg, icfg, _, ds = marked_cohort
+    ids = list(ds.patients.patient)
+    iv = cohort_interventions("external", 4, 2, cfg, icfg, patient_ids=ids, bare=True)
+    assert iv.bare is not None and iv.bare.shape == iv.images.shape and iv.bare.dtype == np.float32
+    changed = iv.bare != iv.images
+    by_one = np.any([iv.removed[c] != iv.images for c in COMPONENTS], axis=0)
+    assert changed.any() and not np.any(changed & ~by_one), "only where removing some component changes the stack"
+    tag = iv.removed["marker"] != iv.images  # the marker lies in air, away from the rest: bare = without marker
+    assert tag.any() and np.array_equal(iv.bare[tag], iv.removed["marker"][tag])
+    assert np.all(changed[iv.removed["disease"] != iv.images]), "no disease left where removing it changed a pixel"
+    alone = cohort_interventions("external", 4, 2, cfg, icfg, patient_ids=ids, components=(), bare=True)
+    assert alone.removed == {} and alone.masks == {} and alone.bare is not None
+    assert np.array_equal(alone.bare, iv.bare)
+    assert np.array_equal(alone.images, iv.images) and iv.components == COMPONENTS
+    assert cohort_interventions("external", 4, 2, cfg, icfg, patient_ids=ids[:1], components=()).bare is None
