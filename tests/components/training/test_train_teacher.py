@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -109,6 +110,30 @@ def test_min_epochs_survive_an_exhausted_budget_and_still_anneal(monkeypatch: py
     # without the time pressure the floor changes nothing: every epoch runs, no cut reported
     _, full = train_teacher(x, y, folds, _cfg(folds_to_train=1, epochs=2, min_epochs=3))
     assert full["folds"][0]["epochs_run"] == 2.0 and full["folds"][0]["budget_cut"] == 0.0
+
+
+def test_min_epochs_equal_to_epochs_makes_the_teacher_independent_of_the_clock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With min_epochs = epochs the lr schedule is step-based only: two runs whose clocks run at
+    different speeds (machine load) give the same weights; with the budget alone they do not."""
+    import types
+
+    import components.training.train_teacher as tt
+
+    x, y = _tiny_cohort(24, 2)
+    folds = np.arange(24) % 3
+
+    def weights(tick_s: float, **kw: Any) -> list[torch.Tensor]:
+        clock = iter(range(10**6))
+        monkeypatch.setattr(tt, "time", types.SimpleNamespace(monotonic=lambda: next(clock) * tick_s))
+        model, _ = train_teacher(x, y, folds, _cfg(folds_to_train=1, epochs=3, max_minutes=1.0, **kw))
+        return [p.detach().clone() for p in model.parameters()]
+
+    fast, slow = weights(0.001, min_epochs=3), weights(5.0, min_epochs=3)
+    assert all(torch.equal(a, b) for a, b in zip(fast, slow, strict=True))
+    fast0, slow0 = weights(0.001), weights(5.0)
+    assert not all(torch.equal(a, b) for a, b in zip(fast0, slow0, strict=True))
 
 
 def test_one_cycle_youden_and_threshold_folding() -> None:
