@@ -67,7 +67,12 @@ from components.config import ExperimentConfig, SynthConfig, load_config  # noqa
 from components.counterfactual.attribution import counterfactual_attribution, flip_counterfactual  # noqa: E402
 from components.counterfactual.criteria import manipulation_criterion  # noqa: E402
 from components.counterfactual.evaluate import localization_maps  # noqa: E402
-from components.counterfactual.evidence import component_masses, model_contrast, total_evidence  # noqa: E402
+from components.counterfactual.evidence import (  # noqa: E402
+    component_masses,
+    model_contrast,
+    pooled_model_contrast,
+    total_evidence,
+)
 from components.counterfactual.localization import region_auroc  # noqa: E402
 from components.counterfactual.reliance import reliance_deltas  # noqa: E402
 from components.counterfactual.sweep import inversion_rows, run_sweep  # noqa: E402
@@ -354,6 +359,14 @@ def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, n_cases: int = 30,
                 np.asarray(positive["F"][m]["disease"])[f_pos], np.asarray(positive["M"][m]["disease"])[f_pos],
                 seed=seed)),
             "auroc_vs_random_f_positive": _triple(model_contrast(auroc[f_pos], auroc_random[f_pos], seed=seed)),
+            # evidence-weighted contrasts of the positive maps (reported beside the per-case means): a
+            # case counts by how much evidence the black box has there, so M's small map on an unmarked case,
+            # which can only lie where the counterfactual changed something, weighs little
+            "mcs_marker_pooled": _triple(pooled_model_contrast(maps["M"][m][marked], maps["F"][m][marked],
+                                                               comps["marker"][marked], seed=seed)),
+            "mcs_disease_pooled": _triple(pooled_model_contrast(maps["F"][m], maps["M"][m], comps["disease"], seed=seed)),
+            "mcs_disease_pooled_f_positive": _triple(pooled_model_contrast(
+                maps["F"][m][f_pos], maps["M"][m][f_pos], comps["disease"][f_pos], seed=seed)),
             "randomisation_spearman": float(np.mean(rho_fr)) if rho_fr else None,
             "randomisation_evidence_ratio": float(total_r.sum() / total_f.sum()) if total_f.sum() > 0 else None,
             # the attribution map only, with the flip rule: R attributed at F's alpha of each case

@@ -70,7 +70,12 @@ from benchmarks.faithfulness import black_boxes, select_cases  # noqa: E402
 from components.blackbox import BlackBox  # noqa: E402
 from components.config import ExperimentConfig, SynthConfig, load_config  # noqa: E402
 from components.counterfactual.attribution import counterfactual_attribution, score_change  # noqa: E402
-from components.counterfactual.evidence import component_masses, model_contrast, total_evidence  # noqa: E402
+from components.counterfactual.evidence import (  # noqa: E402
+    component_masses,
+    model_contrast,
+    pooled_model_contrast,
+    total_evidence,
+)
 from components.data.dataset import Dataset, load_dataset  # noqa: E402
 from components.data.interventions import InterventionStacks, cohort_interventions  # noqa: E402
 from components.data.phantom import COMPONENTS  # noqa: E402
@@ -191,7 +196,9 @@ def contrast_scores(maps: dict[str, np.ndarray], lungs: np.ndarray, comps: dict[
     Returns:
         name -> ``[point, low, high]`` (None where fewer than 2 cases): ``marker``, ``disease``,
         ``disease_f_positive`` on ``|map|`` and the same with ``_positive`` on the positive part; also
-        ``disease{,_positive}_{marked,unmarked}``, the disease contrast over the marked / unmarked cases.
+        ``disease{,_positive}_{marked,unmarked}``, the disease contrast over the marked / unmarked cases;
+        ``marker_pooled``, ``disease_pooled{,_f_positive}``: the evidence-weighted contrast of the positive
+        maps (:func:`components.counterfactual.evidence.pooled_model_contrast`).
     """
     out: dict[str, list[float | None]] = {}
     for suffix, positive in (("", False), ("_positive", True)):
@@ -199,6 +206,12 @@ def contrast_scores(maps: dict[str, np.ndarray], lungs: np.ndarray, comps: dict[
         out[f"marker{suffix}"] = _triple(model_contrast(m["marker"][marked], f["marker"][marked], seed=seed))
         for rows, tail in ((np.ones_like(marked), ""), (f_pos, "_f_positive"), (marked, "_marked"), (~marked, "_unmarked")):
             out[f"disease{suffix}{tail}"] = _triple(model_contrast(f["disease"][rows], m["disease"][rows], seed=seed))
+    # evidence-weighted (pooled over cases, positive part): a case counts by how much evidence the box has there
+    out["marker_pooled"] = _triple(pooled_model_contrast(maps["M"][marked], maps["F"][marked], comps["marker"][marked],
+                                                         seed=seed))
+    for rows, tail in ((np.ones_like(marked), ""), (f_pos, "_f_positive")):
+        out[f"disease_pooled{tail}"] = _triple(pooled_model_contrast(maps["F"][rows], maps["M"][rows],
+                                                                     comps["disease"][rows], seed=seed))
     return out
 
 

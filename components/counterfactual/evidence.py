@@ -20,7 +20,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from components.stats.bootstrap import BootstrapSettings, mean_interval
+from components.stats.bootstrap import BootstrapSettings, mean_interval, statistic_interval
 
 __all__ = [
     "EVIDENCE_KEYS",
@@ -29,6 +29,7 @@ __all__ = [
     "component_masses",
     "evidence_shares",
     "model_contrast",
+    "pooled_model_contrast",
 ]
 
 COMPONENT_KEYS = ("disease", "distractor", "marker")
@@ -153,6 +154,54 @@ def evidence_shares(
     for row in table.values():
         row.pop("outside_share", None)
     return table
+
+
+def pooled_model_contrast(
+    relevance_a: np.ndarray,
+    relevance_b: np.ndarray,
+    component: np.ndarray,
+    positive_only: bool = True,
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Evidence-weighted model contrast: A's share of all its evidence on ``component`` minus B's.
+
+    ``sum_k mass_k(A on component) / sum_k mass_k(A)`` minus the same for B, over the same K
+    cases, with a paired bootstrap interval over cases. Unlike :func:`model_contrast` (the
+    mean of per-case shares, each case weighted 1) a case counts by how much evidence the
+    black box has there: a black box that barely responds on a case (M on a case without the
+    marker, whose whole small map can only sit on what the counterfactual changed) adds little.
+
+    Args:
+        relevance_a / relevance_b: ``[K,4,H,W]`` maps of black boxes A and B (any sign; the
+            positive part with ``positive_only``, else ``|.|``).
+        component: ``[K,4,H,W]`` the component's fraction in [0,1] (rows with NaN are dropped).
+        confidence / n_resamples / seed: the interval's settings (BCa, percentile fallback).
+
+    Returns:
+        ``(point, low, high)``; NaN with fewer than 2 usable cases or no evidence on a side.
+    """
+    def mass(r: np.ndarray) -> np.ndarray:
+        r = np.asarray(r, dtype=np.float64)
+        return (np.clip(r, 0.0, None) if positive_only else np.abs(r)).reshape(len(r), -1)
+
+    ra, rb = mass(relevance_a), mass(relevance_b)
+    m = np.asarray(component, dtype=np.float64).reshape(len(ra), -1)
+    if ra.shape != rb.shape or ra.shape != m.shape:
+        raise ValueError(f"maps and component differ in shape: {ra.shape}, {rb.shape}, {m.shape}")
+    keep = np.all(np.isfinite(m), axis=1)
+    on_a, all_a = (ra * np.nan_to_num(m)).sum(1)[keep], ra.sum(1)[keep]
+    on_b, all_b = (rb * np.nan_to_num(m)).sum(1)[keep], rb.sum(1)[keep]
+    if keep.sum() < 2 or all_a.sum() <= 0 or all_b.sum() <= 0:
+        return float("nan"), float("nan"), float("nan")
+
+    def contrast(oa: np.ndarray, ta: np.ndarray, ob: np.ndarray, tb: np.ndarray, axis: int = -1) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return oa.sum(axis) / ta.sum(axis) - ob.sum(axis) / tb.sum(axis)
+
+    return statistic_interval(contrast, [on_a, all_a, on_b, all_b],
+                              BootstrapSettings(confidence=confidence, n_resamples=n_resamples, seed=seed))
 
 
 def model_contrast(

@@ -23,7 +23,7 @@ from numpy.typing import ArrayLike
 from scipy.stats import bootstrap
 
 __all__ = ["Bound", "BootstrapSettings", "one_sided_bound", "mean_bound", "paired_difference_bound",
-           "independent_difference_bound", "mean_interval"]
+           "independent_difference_bound", "mean_interval", "statistic_interval"]
 
 
 @dataclass(frozen=True)
@@ -233,4 +233,32 @@ def mean_interval(
         low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
         if _finite(low) and _finite(high):
             return point, low, high
+    return point, float("nan"), float("nan")
+
+
+def statistic_interval(
+    statistic: Callable[..., np.ndarray], samples: Sequence[ArrayLike], settings: BootstrapSettings = BootstrapSettings()
+) -> tuple[float, float, float]:
+    """Two-sided interval ``(point, low, high)`` of a vectorised ``statistic(*samples, axis=-1)``
+    over cases resampled together (every sample ``[n]``, paired), e.g. a ratio of sums.
+
+    BCa at ``settings.confidence``, the percentile interval when BCa is undefined; a statistic
+    with no spread over resamples gives ``(point, point, point)``; nan with fewer than 2 cases.
+    """
+    arrays = [np.asarray(a, dtype=float) for a in samples]
+    n = int(arrays[0].size) if arrays else 0
+    point = float(statistic(*arrays, axis=-1)) if n else float("nan")
+    if n < 2 or not _finite(point):
+        return point, float("nan"), float("nan")
+    for method in (settings.method, "percentile"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = bootstrap(tuple(arrays), statistic, paired=True, vectorized=True, confidence_level=settings.confidence,
+                            n_resamples=settings.n_resamples, method=method, rng=np.random.default_rng(settings.seed))
+        low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+        if _finite(low) and _finite(high):
+            return point, low, high
+        dist = np.asarray(res.bootstrap_distribution, dtype=float)
+        if dist.size and np.all(np.isfinite(dist)) and np.ptp(dist) <= 1e-12 * max(1.0, float(np.abs(dist).max())):
+            return point, point, point
     return point, float("nan"), float("nan")

@@ -19,11 +19,13 @@ def test_benchmark_prints_the_issue_keys(tiny_workdir, load_benchmark, capsys) -
     assert set(result["maps"]) == {"difference", "attribution", "random_direction", "gradcam", "integrated_gradients"}
     for name, row in result["maps"].items():
         for key in ("mcs_marker", "mcs_disease", "mcs_marker_positive", "mcs_disease_positive", "auroc_vs_random",
-                    "mcs_disease_f_positive", "auroc_vs_random_f_positive"):
+                    "mcs_disease_f_positive", "auroc_vs_random_f_positive", "mcs_marker_pooled", "mcs_disease_pooled",
+                    "mcs_disease_pooled_f_positive"):
             assert isinstance(row[key], list) and len(row[key]) == 3, (name, key)
         for key in ("randomisation_spearman", "randomisation_evidence_ratio", "reliance_spearman"):
             assert key in row, (name, key)
     assert result["maps"]["random_direction"]["auroc_vs_random"] == [0.0, 0.0, 0.0]
+    assert result["maps"]["random_direction"]["mcs_disease_pooled"] == pytest.approx([0.0] * 3, abs=1e-6)  # F = M map
     att = result["maps"]["attribution"]
     assert att["mcs_marker"][0] is not None and att["randomisation_evidence_ratio"] is not None
     assert result["attribution_alpha"] == "flip"

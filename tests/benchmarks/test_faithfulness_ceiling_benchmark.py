@@ -18,7 +18,8 @@ def test_ceiling_prints_one_row_per_size(tiny_workdir, load_benchmark, capsys, t
         assert row["image_size"] == int(size) and row["n_cases"] == 4 and 1 <= row["n_marked_cases"] <= 3
         groups = ("", "_f_positive", "_marked", "_unmarked")
         assert set(row["mcs"]) == {f"{c}{p}{g}" for c in ("marker", "disease") for p in ("", "_positive")
-                                   for g in groups if c == "disease" or not g}
+                                   for g in groups if c == "disease" or not g} | {
+                                       "marker_pooled", "disease_pooled", "disease_pooled_f_positive"}
         assert set(row["positive_shares"]["M"]["marked"]) == {"disease", "distractor", "marker", "positive_mass"}
         assert all(isinstance(t, list) and len(t) == 3 for t in row["mcs"].values())
         assert row["mcs"]["disease"][0] is not None and row["randomisation_evidence_ratio"] is not None

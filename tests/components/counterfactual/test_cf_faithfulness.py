@@ -25,6 +25,7 @@ from components.counterfactual.evidence import (
     component_masses,
     evidence_shares,
     model_contrast,
+    pooled_model_contrast,
     total_evidence,
 )
 from components.counterfactual.reliance import component_reliance, logit_margin, reliance_deltas
@@ -208,6 +209,33 @@ def test_mcs_of_a_classifier_independent_map_is_zero() -> None:
     f = component_masses(image_map, lung, comps)["marker"]
     m = component_masses(image_map.copy(), lung, comps)["marker"]
     assert model_contrast(m, f) == (0.0, 0.0, 0.0)
+
+
+def test_pooled_model_contrast_weighs_cases_by_evidence() -> None:
+    """Evidence-weighted contrast: known answers, 0 for a classifier-independent map, and a case where
+    B barely responds counts by that little evidence, not as a whole case as in the per-case mean."""
+    k = 8
+    comp = np.zeros((k, 4, 4, 4))
+    comp[:, :, :2] = 1.0  # the component: the top half of every slice
+    a = np.zeros((k, 4, 4, 4))
+    a[:, :, :2] = 1.0  # A: all of its evidence on the component
+    b = np.ones((k, 4, 4, 4))  # B: half of it on the component
+    b[: k // 2] *= 1.0 + np.arange(k // 2)[:, None, None, None]  # unequal totals: the point stays exact
+    assert pooled_model_contrast(a, b, comp) == pytest.approx((0.5, 0.5, 0.5))
+    assert pooled_model_contrast(a, a.copy(), comp) == (0.0, 0.0, 0.0), "a map that ignores the classifier scores 0"
+    # B with strong evidence off the component on half of the cases and a tiny map fully on it elsewhere
+    b2 = np.zeros((k, 4, 4, 4))
+    b2[: k // 2, :, 2:] = 1.0
+    b2[k // 2 :, :, :2] = 1e-3
+    point = pooled_model_contrast(a, b2, comp)[0]
+    per_case = np.mean(component_masses(a, comp, {"disease": comp})["disease"]
+                       - component_masses(b2, comp, {"disease": comp})["disease"])
+    assert per_case == pytest.approx(0.5) and point == pytest.approx(1.0 - 1e-3 / (1.0 + 1e-3), abs=1e-9)
+    # negative relevance is left out (positive part), unless asked for |.|
+    assert pooled_model_contrast(a, -b, comp)[0] != pooled_model_contrast(a, -b, comp, positive_only=False)[0]
+    assert all(np.isnan(pooled_model_contrast(a[:1], b[:1], comp[:1])))
+    with pytest.raises(ValueError, match="differ in shape"):
+        pooled_model_contrast(a, b[:3], comp)
 
 
 def test_reliance_follows_what_the_black_box_reads() -> None:
