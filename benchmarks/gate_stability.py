@@ -337,8 +337,8 @@ def main() -> None:
                 # control: a challenger whose direction flips no more often than its random one
                 chance = {**pc, "flips": pc["random_flips"]} if pc["random_flips"] is not None else None
                 if chance is not None:
-                    noninf["cf_chance_challenger"].append(
-                        _cf_cleared(_cf_noninferiority(cfg, chance, champ_pc, False)))
+                    row["counterfactual_chance_vs_seed0"] = _cf_noninferiority(cfg, chance, champ_pc, False)
+                    noninf["cf_chance_challenger"].append(_cf_cleared(row["counterfactual_chance_vs_seed0"]))
                 row["counterfactual_vs_seed0"] = changed
                 row["counterfactual_vs_seed0_passed"] = noninf["cf_changed_blackbox_margins"][-1]
                 row["counterfactual_vs_seed0_base_margins_passed"] = noninf["cf_base_margins"][-1]

@@ -49,5 +49,8 @@ def test_benchmark_prints_the_issue_keys(tiny_workdir, load_benchmark, capsys, m
         v["lower"] is not None and v["lower"] >= v["threshold"] for m, v in cf_vs.items() if m != "not_compared")
     assert result["counterfactual_noninferiority_vs_seed0_base_margins"]["runs"] == 1
     assert ctl["cf_chance_direction_vs_champion"]["runs"] == 1
+    chance = result["per_seed"][1]["counterfactual_chance_vs_seed0"]
+    assert ctl["cf_chance_direction_vs_champion"]["passed"] == int(all(
+        v["lower"] is not None and v["lower"] >= v["threshold"] for m, v in chance.items() if m != "not_compared"))
     for gate in seed0["gates"].values():
         assert gate["passed"] == (not gate["failing"])
