@@ -201,7 +201,8 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
     return float(spearmanr(a[keep], b[keep]).statistic)
 
 
-def _triple(t: tuple[float, float, float]) -> list[float | None]:
+def triple(t: tuple[float, float, float]) -> list[float | None]:
+    """``(point, low, high)`` as a JSON list, None for a non-finite entry."""
     return [None if not np.isfinite(v) else float(v) for v in t]
 
 
@@ -342,37 +343,37 @@ def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, n_cases: int = 30,
                     rel.append(np.abs(deltas[b][c]))
         table[m] = {
             # over the marked cases: on the others both marker shares are 0 by construction
-            "mcs_marker": _triple(model_contrast(np.asarray(masses["M"][m]["marker"])[marked],
+            "mcs_marker": triple(model_contrast(np.asarray(masses["M"][m]["marker"])[marked],
                                                  np.asarray(masses["F"][m]["marker"])[marked], seed=seed)),
-            "mcs_disease": _triple(model_contrast(masses["F"][m]["disease"], masses["M"][m]["disease"], seed=seed)),
+            "mcs_disease": triple(model_contrast(masses["F"][m]["disease"], masses["M"][m]["disease"], seed=seed)),
             # the same on the positive part of the map (Arras et al. 2022's relevance mass; = the above for
             # non-negative maps): negative attribution is evidence against the change being explained
-            "mcs_marker_positive": _triple(model_contrast(np.asarray(positive["M"][m]["marker"])[marked],
+            "mcs_marker_positive": triple(model_contrast(np.asarray(positive["M"][m]["marker"])[marked],
                                                           np.asarray(positive["F"][m]["marker"])[marked], seed=seed)),
-            "mcs_disease_positive": _triple(model_contrast(positive["F"][m]["disease"], positive["M"][m]["disease"],
+            "mcs_disease_positive": triple(model_contrast(positive["F"][m]["disease"], positive["M"][m]["disease"],
                                                            seed=seed)),
             # the disease contrast over the cases F calls positive, as the marker contrast is taken over the
             # marked cases (M's positives): on the others F explains a small step toward a class it already gives
-            "mcs_disease_f_positive": _triple(model_contrast(np.asarray(masses["F"][m]["disease"])[f_pos],
+            "mcs_disease_f_positive": triple(model_contrast(np.asarray(masses["F"][m]["disease"])[f_pos],
                                                              np.asarray(masses["M"][m]["disease"])[f_pos], seed=seed)),
-            "mcs_disease_positive_f_positive": _triple(model_contrast(
+            "mcs_disease_positive_f_positive": triple(model_contrast(
                 np.asarray(positive["F"][m]["disease"])[f_pos], np.asarray(positive["M"][m]["disease"])[f_pos],
                 seed=seed)),
-            "auroc_vs_random_f_positive": _triple(model_contrast(auroc[f_pos], auroc_random[f_pos], seed=seed)),
+            "auroc_vs_random_f_positive": triple(model_contrast(auroc[f_pos], auroc_random[f_pos], seed=seed)),
             # evidence-weighted contrasts of the positive maps (reported beside the issue's per-case means): a
             # case counts by how much evidence the black box has there, so M's small map on an unmarked case,
             # which can only lie where the counterfactual changed something, weighs little
-            "mcs_marker_pooled": _triple(pooled_model_contrast(maps["M"][m][marked], maps["F"][m][marked],
+            "mcs_marker_pooled": triple(pooled_model_contrast(maps["M"][m][marked], maps["F"][m][marked],
                                                                comps["marker"][marked], seed=seed)),
-            "mcs_disease_pooled": _triple(pooled_model_contrast(maps["F"][m], maps["M"][m], comps["disease"], seed=seed)),
-            "mcs_disease_pooled_f_positive": _triple(pooled_model_contrast(
+            "mcs_disease_pooled": triple(pooled_model_contrast(maps["F"][m], maps["M"][m], comps["disease"], seed=seed)),
+            "mcs_disease_pooled_f_positive": triple(pooled_model_contrast(
                 maps["F"][m][f_pos], maps["M"][m][f_pos], comps["disease"][f_pos], seed=seed)),
             "randomisation_spearman": float(np.mean(rho_fr)) if rho_fr else None,
             "randomisation_evidence_ratio": float(total_r.sum() / total_f.sum()) if total_f.sum() > 0 else None,
             # the attribution map only, with the flip rule: R attributed at F's alpha of each case
             **({"randomisation_evidence_ratio_matched_alpha": float(total_evidence(r_matched).sum() / total_f.sum())}
                if m == "attribution" and r_matched is not None and total_f.sum() > 0 else {}),
-            "auroc_vs_random": _triple(model_contrast(auroc, auroc_random, seed=seed)),
+            "auroc_vs_random": triple(model_contrast(auroc, auroc_random, seed=seed)),
             "auroc": float(np.nanmean(auroc)) if np.isfinite(auroc).any() else None,
             "reliance_spearman": _spearman(np.concatenate(share), np.concatenate(rel)) if share else None,
             "evidence": {b: {k: float(np.nanmean(v)) if np.isfinite(v).any() else None for k, v in masses[b][m].items()}

@@ -66,7 +66,7 @@ from scipy.ndimage import binary_dilation
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.faithfulness import black_boxes, select_cases  # noqa: E402
+from benchmarks.faithfulness import black_boxes, select_cases, triple  # noqa: E402
 from components.blackbox import BlackBox  # noqa: E402
 from components.config import ExperimentConfig, SynthConfig, load_config  # noqa: E402
 from components.counterfactual.attribution import counterfactual_attribution, score_change  # noqa: E402
@@ -179,10 +179,6 @@ def oracle_maps(boxes: dict[str, BlackBox], images: np.ndarray, bare: np.ndarray
     return maps, change
 
 
-def _triple(t: tuple[float, float, float]) -> list[float | None]:
-    return [float(v) if np.isfinite(v) else None for v in t]
-
-
 def contrast_scores(maps: dict[str, np.ndarray], lungs: np.ndarray, comps: dict[str, np.ndarray],
                     marked: np.ndarray, f_pos: np.ndarray, seed: int) -> dict[str, list[float | None]]:
     """Model-contrast scores of F's and M's maps on the same cases, as ``faithfulness.py`` defines them.
@@ -203,14 +199,14 @@ def contrast_scores(maps: dict[str, np.ndarray], lungs: np.ndarray, comps: dict[
     out: dict[str, list[float | None]] = {}
     for suffix, positive in (("", False), ("_positive", True)):
         f, m = (component_masses(maps[b], lungs, comps, positive_only=positive) for b in ("F", "M"))
-        out[f"marker{suffix}"] = _triple(model_contrast(m["marker"][marked], f["marker"][marked], seed=seed))
+        out[f"marker{suffix}"] = triple(model_contrast(m["marker"][marked], f["marker"][marked], seed=seed))
         for rows, tail in ((np.ones_like(marked), ""), (f_pos, "_f_positive"), (marked, "_marked"), (~marked, "_unmarked")):
-            out[f"disease{suffix}{tail}"] = _triple(model_contrast(f["disease"][rows], m["disease"][rows], seed=seed))
+            out[f"disease{suffix}{tail}"] = triple(model_contrast(f["disease"][rows], m["disease"][rows], seed=seed))
     # evidence-weighted (pooled over cases, positive part): a case counts by how much evidence the box has there
-    out["marker_pooled"] = _triple(pooled_model_contrast(maps["M"][marked], maps["F"][marked], comps["marker"][marked],
+    out["marker_pooled"] = triple(pooled_model_contrast(maps["M"][marked], maps["F"][marked], comps["marker"][marked],
                                                          seed=seed))
     for rows, tail in ((np.ones_like(marked), ""), (f_pos, "_f_positive")):
-        out[f"disease_pooled{tail}"] = _triple(pooled_model_contrast(maps["F"][rows], maps["M"][rows],
+        out[f"disease_pooled{tail}"] = triple(pooled_model_contrast(maps["F"][rows], maps["M"][rows],
                                                                      comps["disease"][rows], seed=seed))
     return out
 

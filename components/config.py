@@ -203,7 +203,8 @@ class TeacherConfig(StrictModel):
     max_minutes: float = Field(180.0, gt=0, description="wall-clock budget over all folds")
     min_epochs: int = Field(
         0, ge=0, description="epochs per fold that the wall-clock budget never cuts (the one-cycle schedule then "
-        "anneals over them): a loaded machine makes training slower, not a worse teacher; 0 = the budget alone",
+        "anneals over them): a loaded machine makes training slower, not a worse teacher; 0 = the budget alone; "
+        "a value above epochs means every epoch (a preset's floor survives an override that lowers epochs)",
     )
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -378,9 +378,10 @@ def counterfactual_evidence(
             Direction agreement is paired over all n cases. The flip gain is paired over the
             cases indeterminate for both black boxes when the black box is the same or not
             known (not compared, with the reason recorded, when fewer than 2 are); when the
-            black box changed (``same_blackbox`` False) the two black boxes call different
-            cases indeterminate, so each side's gain is taken over its own indeterminate cases
-            and the two samples are resampled independently.
+            black box changed (``same_blackbox`` False) and ``cfg`` sets a changed-black-box
+            ``flip_gain`` margin (calibrated for this comparison), the two black boxes call
+            different cases indeterminate, so each side's gain is taken over its own
+            indeterminate cases and the two samples are resampled independently.
         same_blackbox: whether the champion's black box has the challenger's weights; False
             selects ``cfg.noninferiority_delta_changed_blackbox`` margins where it sets them.
     """
@@ -426,7 +427,7 @@ def _counterfactual_noninferiority(
             champ_gain = np.asarray(champion["flips"], dtype=float) - np.asarray(champ_random, dtype=float)
             common, mine, theirs = np.intersect1d(flip_cases, np.asarray(champion["flip_cases"]),
                                                   return_indices=True)
-            if same_blackbox is False:
+            if same_blackbox is False and "flip_gain" in cfg.noninferiority_delta_changed_blackbox:
                 if gain.size < 2 or champ_gain.size < 2:
                     block["not_compared"]["flip_gain"] = (f"{gain.size} / {champ_gain.size} case(s) indeterminate "
                                                           "for the challenger / the champion (need >= 2 each)")
@@ -434,7 +435,11 @@ def _counterfactual_noninferiority(
                     b = independent_difference_bound(gain, champ_gain, s)
                     block["metrics"]["flip_gain"] = {"point": _num(b.point), "lower": _num(b.bound),
                                                      "threshold": -float(delta["flip_gain"]), "n": b.n,
-                                                     "n_champion": int(champ_gain.size)}
+                                                     "n_champion": int(champ_gain.size),
+                                                     # a constant side adds no spread to the bound
+                                                     "constant_sample": {"challenger": bool(np.ptp(gain) == 0),
+                                                                         "champion": bool(np.ptp(champ_gain) == 0)},
+                                                     "degenerate": b.degenerate}
                     block["flip_gain_pairing"] = "independent: each black box's own indeterminate cases"
                     block["n_flip_cases_compared"] = int(gain.size)
                     block["n_flip_cases_common"] = int(common.size)
@@ -482,6 +487,9 @@ def finalize_gate(evidence: GateEvidence, verdicts: Mapping[str, bool]) -> GateR
             problems.append(f"{what}: point {_fmt(point)}, 95% lower bound {value:.4g} < {floor:g}")
     passed = not problems
     message = f"{evidence.name} gate passed" if passed else f"{evidence.name} gate failed: " + "; ".join(problems)
+    uncompared = (evidence.champion or {}).get("not_compared") or {}
+    if uncompared:  # not a failure (too little common evidence), but never silent
+        message += "; not compared with the champion: " + "; ".join(f"{m} ({why})" for m, why in uncompared.items())
     return GateResult(evidence.name, passed, checks, message, evidence.to_dict())
 
 

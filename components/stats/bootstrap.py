@@ -221,19 +221,10 @@ def mean_interval(
     v = v[np.isfinite(v)]
     if v.size < 2:
         return (float(v.mean()) if v.size else float("nan"), float("nan"), float("nan"))
-    point = float(v.mean())
     if np.ptp(v) <= 1e-12 * max(1.0, float(np.abs(v).max())):  # constant up to rounding: no spread
+        point = float(v.mean())
         return point, point, point
-    for method in (settings.method, "percentile"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res = bootstrap((v,), _mean, vectorized=True, confidence_level=settings.confidence,
-                            n_resamples=settings.n_resamples, method=method,
-                            rng=np.random.default_rng(settings.seed))
-        low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
-        if _finite(low) and _finite(high):
-            return point, low, high
-    return point, float("nan"), float("nan")
+    return statistic_interval(_mean, [v], settings)
 
 
 def statistic_interval(

@@ -214,7 +214,7 @@ def _train_fold(
     loss_fn = nn.CrossEntropyLoss(weight=_class_weights(y_tr.numpy(), cfg.num_classes).to(device))
     steps_per_epoch = max(1, math.ceil(len(x_tr) / cfg.batch_size))
     total = cfg.epochs * steps_per_epoch
-    min_epochs = min(cfg.min_epochs, cfg.epochs)
+    min_epochs = min(cfg.min_epochs, cfg.epochs)  # above epochs: every epoch (documented on the field)
     floor_total = max(1, min_epochs * steps_per_epoch)
     start = time.monotonic()
     best: dict[str, Any] = {"score": -1.0}

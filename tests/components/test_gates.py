@@ -390,6 +390,15 @@ def test_counterfactual_changed_blackbox_compares_each_side_on_its_own_indetermi
                                   same_blackbox=False)
     assert "need >= 2 each" in _champion_block(ev1)["not_compared"]["flip_gain"]
     assert "flip_gain_vs_champion_lower" not in ev1.validation_inputs()[1]
+    res1 = finalize_gate(ev1, dict.fromkeys(ev1.validation_inputs()[1], True))
+    assert res1.passed and "not compared with the champion: flip_gain (30 / 1 case(s)" in res1.message  # named
+    # the flip-gain record says when one side is constant (it then adds no spread to the bound)
+    assert m["constant_sample"] == {"challenger": False, "champion": False}
+    # without a calibrated changed-black-box flip-gain margin the paired rule stays (as the paper preset)
+    uncal = counterfactual_evidence(mine["direction_agreement"], mine["flips"], mine["random_flips"], GateConfig(),
+                                    champion_version="1", flip_cases=mine["flip_cases"], champion=champ,
+                                    same_blackbox=False)
+    assert "1 case(s)" in _champion_block(uncal)["not_compared"]["flip_gain"]
 
 
 def test_reconstruction_champion_compares_semantic_psnr_on_the_same_patients() -> None:

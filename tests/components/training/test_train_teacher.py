@@ -108,7 +108,7 @@ def test_min_epochs_survive_an_exhausted_budget_and_still_anneal(monkeypatch: py
     assert steps == 6 and lrs == pytest.approx([k / 6 for k in range(6)])  # annealed over the 3 epochs
     assert any("stopped it after 3 of 50 epochs" in msg for msg in msgs)
     # without the time pressure the floor changes nothing: every epoch runs, no cut reported
-    _, full = train_teacher(x, y, folds, _cfg(folds_to_train=1, epochs=2, min_epochs=3))
+    _, full = train_teacher(x, y, folds, _cfg(folds_to_train=1, epochs=2, min_epochs=3))  # above epochs: all
     assert full["folds"][0]["epochs_run"] == 2.0 and full["folds"][0]["budget_cut"] == 0.0
 
 
