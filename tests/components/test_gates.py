@@ -382,7 +382,8 @@ def test_counterfactual_changed_blackbox_compares_each_side_on_its_own_indetermi
                                      champion_version="1", flip_cases=mine["flip_cases"], champion=mine,
                                      same_blackbox=False)
     values, floors = chance.validation_inputs()
-    assert values["flip_gain_vs_champion_lower"] < floors["flip_gain_vs_champion_lower"] == -0.3
+    chance_lower = values["flip_gain_vs_champion_lower"]
+    assert chance_lower is not None and chance_lower < floors["flip_gain_vs_champion_lower"] == -0.3
     # too few indeterminate cases on one side: not compared, reason recorded, not a failing input
     lone = {**champ, "flip_cases": theirs[:1], "flips": np.ones(1), "random_flips": np.zeros(1)}
     ev1 = counterfactual_evidence(mine["direction_agreement"], mine["flips"], mine["random_flips"], cfg,

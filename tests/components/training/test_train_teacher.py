@@ -98,7 +98,12 @@ def test_min_epochs_survive_an_exhausted_budget_and_still_anneal(monkeypatch: py
     folds = np.arange(24) % 3
     lrs: list[float] = []
     real = tt.one_cycle_lr
-    monkeypatch.setattr(tt, "one_cycle_lr", lambda p, lr: lrs.append(p) or real(p, lr))
+
+    def recording(progress: float, lr: float) -> float:
+        lrs.append(progress)
+        return real(progress, lr)
+
+    monkeypatch.setattr(tt, "one_cycle_lr", recording)
     msgs: list[str] = []
     _, m = train_teacher(x, y, folds, _cfg(folds_to_train=1, epochs=50, max_minutes=1e-4, min_epochs=3),
                          progress=lambda _, msg: msgs.append(msg))
