@@ -4,7 +4,9 @@ Measured side by side in one process (interleaved rounds, median of rounds, so t
 from other processes on a shared machine hits every candidate alike):
 
 * training step (forward + backward + AdamW) images/s and achieved GFLOP/s of our
-  conditional UNet vs MONAI's ``DiffusionModelUNet`` configured to similar FLOPs per image
+  conditional UNet in fp32 and under CPU bf16 autocast (``ours_bf16``: the opt-in
+  ``diffae.cpu_bf16_autocast``, issue #13), and of our
+  UNet vs MONAI's ``DiffusionModelUNet`` configured to similar FLOPs per image
   (target: ours ≥ 1.0× MONAI), and vs this machine's measured fp32 matmul GFLOP/s
   (target: ≥ 25 %);
 * DDIM inversion (with the preset's fixed-point iterations) + decoding of a batch of slices
@@ -59,7 +61,8 @@ class _MonaiEps(nn.Module):
         return self.net(x, t)
 
 
-def _train_step_fn(net: nn.Module, size: int, batch: int, z_dim: int) -> tuple[Callable[[], None], float]:
+def _train_step_fn(net: nn.Module, size: int, batch: int, z_dim: int,
+                   bf16: bool = False) -> tuple[Callable[[], None], float]:
     opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(batch, 1, size, size, generator=g)
@@ -67,7 +70,9 @@ def _train_step_fn(net: nn.Module, size: int, batch: int, z_dim: int) -> tuple[C
     z = torch.randn(batch, z_dim, generator=g)
 
     def step() -> None:
-        loss = (net(x, t, z) - x).abs().mean()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):  # as diffae.cpu_bf16_autocast trains
+            out = net(x, t, z)
+        loss = (out.float() - x).abs().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -103,6 +108,11 @@ def main() -> None:
     ours = ConditionalUNet(size, cfg.base_channels, cfg.channel_mults, cfg.num_res_blocks,
                            cfg.attention_resolutions, cfg.z_dim)
     ours_step, ours_flops = _train_step_fn(ours, size, args.batch, cfg.z_dim)
+    # the same network trained under CPU bf16 autocast (diffae.cpu_bf16_autocast), a copy so the two do not interact
+    ours_bf16 = ConditionalUNet(size, cfg.base_channels, cfg.channel_mults, cfg.num_res_blocks,
+                                cfg.attention_resolutions, cfg.z_dim)
+    ours_bf16.load_state_dict(ours.state_dict())
+    bf16_step, _ = _train_step_fn(ours_bf16, size, args.batch, cfg.z_dim, bf16=True)
     # MONAI configured to similar FLOPs: among a few widths with the same depth and attention
     # placement, the one closest to our FLOPs per image.
     levels = len(cfg.channel_mults)
@@ -117,14 +127,16 @@ def main() -> None:
     assert best is not None  # the loop above always runs
     monai_chans, monai_step, monai_flops = best
 
-    for fn in (ours_step, monai_step):
+    for fn in (ours_step, monai_step, bf16_step):
         fn()
-    t_ours, t_monai, mm = [], [], []
+    t_ours, t_monai, t_bf16, mm = [], [], [], []
     for _ in range(args.rounds):
         mm.append(matmul_gflops())
         t_ours.append(_time(ours_step, 2))
         t_monai.append(_time(monai_step, 2))
+        t_bf16.append(_time(bf16_step, 2))
     t_o, t_m, peak = statistics.median(t_ours), statistics.median(t_monai), statistics.median(mm)
+    t_b = statistics.median(t_bf16)
     ours_gflops = ours_flops * args.batch / t_o / 1e9
     monai_gflops = monai_flops * args.batch / t_m / 1e9
 
@@ -163,6 +175,8 @@ def main() -> None:
                  "gflops": round(ours_gflops, 1), "params_m": round(sum(p.numel() for p in ours.parameters()) / 1e6, 3)},
         "monai": {"channels": list(monai_chans), "img_per_s": round(args.batch / t_m, 1),
                   "gflop_per_img": round(monai_flops / 1e9, 3), "gflops": round(monai_gflops, 1)},
+        "ours_bf16": {"img_per_s": round(args.batch / t_b, 1), "speedup_vs_fp32": round(t_o / t_b, 2),
+                      "rounds_speedup": [round(a / b, 2) for a, b in zip(t_ours, t_bf16, strict=True)]},
         "ours_vs_monai_img_per_s": round(t_m / t_o, 2),
         "ours_vs_monai_gflops": round(ours_gflops / monai_gflops, 2),
         "ours_vs_matmul": round(ours_gflops / peak, 3),

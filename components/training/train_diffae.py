@@ -132,13 +132,15 @@ def train_diffae(
         If ``torch.distributed`` is initialised, each rank trains on its shard of a shared
         per-epoch permutation with ``batch_size // world_size`` samples, gradients are
         averaged by DDP, and only rank 0 writes checkpoints and reports progress.
-        On CUDA the forward/backward runs under bf16 autocast in channels_last layout.
+        On CUDA the forward/backward runs under bf16 autocast in channels_last layout; on CPU
+        under bf16 autocast only with ``cfg.cpu_bf16_autocast`` (the loss is taken in fp32).
     """
     if images.ndim != 4 or images.shape[2] != cfg.image_size or images.shape[3] != cfg.image_size:
         raise ValueError(f"images must be [N,4,{cfg.image_size},{cfg.image_size}], got {tuple(images.shape)}")
     rank, world = _dist()
     device = _device(cfg, rank)
     is_cuda = device.type == "cuda"
+    use_bf16 = is_cuda or (device.type == "cpu" and cfg.cpu_bf16_autocast)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     ckpt_path = workdir / CHECKPOINT_NAME
@@ -225,7 +227,7 @@ def train_diffae(
         lr = _lr_at(cfg, step, max(step / cfg.max_steps, elapsed / max_s))
         for group in optimizer.param_groups:
             group["lr"] = lr
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=is_cuda):
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
             loss = train_module(x0, t, noise, alphas[t])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -51,6 +51,31 @@ def test_metrics_and_checkpoint(tmp_path: Path) -> None:
     assert not model.training
 
 
+def test_cpu_bf16_autocast_is_opt_in_and_trains(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """cpu_bf16_autocast runs the CPU step under bf16 autocast (recorded), the loss stays finite,
+    and the weights differ from the fp32 run; off by default."""
+    import components.training.train_diffae as td
+
+    seen: list[tuple[str, bool]] = []
+    real = torch.autocast
+
+    def recording(device_type: str, dtype: torch.dtype | None = None, enabled: bool = True) -> torch.autocast:
+        seen.append((device_type, enabled))
+        return real(device_type, dtype=dtype, enabled=enabled)
+
+    monkeypatch.setattr(td.torch, "autocast", recording)
+    fp32, m32 = train_diffae(images(), CFG.model_copy(update={"max_steps": 4}), tmp_path / "a")
+    assert seen and all(s == ("cpu", False) for s in seen)
+    seen.clear()
+    bf16, m16 = train_diffae(images(), CFG.model_copy(update={"max_steps": 4, "cpu_bf16_autocast": True}),
+                             tmp_path / "b")
+    assert seen and all(s == ("cpu", True) for s in seen)
+    assert np.isfinite(m16["final_loss"]) and m16["steps"] == 4
+    w32, w16 = fp32.state_dict(), bf16.state_dict()
+    assert all(v.dtype == torch.float32 for v in w16.values() if v.is_floating_point())  # weights stay fp32
+    assert any(not torch.equal(w32[k], w16[k]) for k in w32)
+
+
 def test_early_checkpoint_keeps_the_ema_weights_of_that_step(tmp_path: Path) -> None:
     cfg = CFG.model_copy(update={"early_checkpoint_step": 4, "max_steps": 8})
     final, _ = train_diffae(images(), cfg, tmp_path)
