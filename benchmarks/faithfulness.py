@@ -185,8 +185,10 @@ def _inversions(workdir: Path, ext: Dataset, steps: int, diffae: Any, idx: np.nd
         return diffae.reconstruct_stack(torch.as_tensor(np.asarray(ext.images)[idx]), steps)
 
 
-def _external_cohort(workdir: Path, cfg: ExperimentConfig) -> tuple[int, int, SynthConfig] | None:
-    meta = workdir / "cohorts" / "external" / "cohort.json"
+def synthetic_cohort(workdir: Path, cohort: str) -> tuple[int, int, SynthConfig] | None:
+    """``(n_patients, seed, SynthConfig)`` that ``WORKDIR/cohorts/<cohort>`` was written with (its
+    ``cohort.json``), or None when there is none (not a synthetic cohort written by this project)."""
+    meta = workdir / "cohorts" / cohort / "cohort.json"
     if not meta.is_file():
         return None
     info = json.loads(meta.read_text())
@@ -270,7 +272,7 @@ def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, n_cases: int = 30,
         marker_recon = {"mean_original": float(orig.mean()), "mean_reconstruction": float(recon[marked][on_tag].mean()),
                         "mae": float(np.abs(recon[marked][on_tag] - orig).mean())}
 
-    cohort = _external_cohort(workdir, cfg)
+    cohort = synthetic_cohort(workdir, "external")
     iv = None
     if cohort is not None:
         n_ext, ext_seed, synth_cfg = cohort

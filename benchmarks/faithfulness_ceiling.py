@@ -66,7 +66,7 @@ from scipy.ndimage import binary_dilation
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.faithfulness import black_boxes, select_cases, triple  # noqa: E402
+from benchmarks.faithfulness import black_boxes, select_cases, synthetic_cohort, triple  # noqa: E402
 from components.blackbox import BlackBox  # noqa: E402
 from components.config import ExperimentConfig, SynthConfig, load_config  # noqa: E402
 from components.counterfactual.attribution import counterfactual_attribution, score_change  # noqa: E402
@@ -101,11 +101,11 @@ def cohort_arguments(workdir: Path, cohort: str) -> tuple[int, int, SynthConfig]
     Raises:
         UserError: no ``cohort.json`` (not a synthetic cohort written by this project).
     """
-    meta = workdir / "cohorts" / cohort / "cohort.json"
-    if not meta.is_file():
-        raise UserError(f"{meta}: missing; the ceiling needs the synthetic cohorts of a finished `make demo`")
-    info = json.loads(meta.read_text())
-    return int(info["n_patients"]), int(info["seed"]), SynthConfig.model_validate(info["config"])
+    found = synthetic_cohort(workdir, cohort)
+    if found is None:
+        raise UserError(f"{workdir / 'cohorts' / cohort / 'cohort.json'}: missing; the ceiling needs the synthetic "
+                        "cohorts of a finished `make demo`")
+    return found
 
 
 def _render(workdir: Path, cohort: str, ds: Dataset, cfg: ExperimentConfig, size: int,
