@@ -13,7 +13,8 @@ gives each its agent through the swap-in path (:func:`components.training.agent_
 what ``swap-classifier`` runs) and explains the same external cases (>= 30; by default drawn
 evenly from the four strata F-positive x marked, ``--case-selection marker``: half marked, F's
 decision ignored) toward class 0 with the paper's difference map, the random-direction
-control, the counterfactual attribution map, Grad-CAM and integrated gradients. Per map:
+control, the counterfactual attribution map and its random-direction control, Grad-CAM and
+integrated gradients. Per map:
 
 * ``mcs_marker`` = mean marker share under M - under F over the marked cases, ``mcs_disease`` =
   disease share under F - under M over all cases (model-contrast scores, Yang & Kim 2019),
@@ -22,8 +23,12 @@ control, the counterfactual attribution map, Grad-CAM and integrated gradients. 
   over the cases (``scipy.stats.bootstrap``);
 * ``randomisation_evidence_ratio``: R's total ``|map|`` over F's on the same cases, and
   ``randomisation_spearman``: mean per-case Spearman correlation of F's and R's maps;
-* ``auroc_vs_random``: F's localisation AUROC against the disease mask (inside the lungs) minus
-  the random direction's, paired over cases, with its interval;
+* ``auroc_vs_random``: F's localisation AUROC against the disease mask (inside the lungs), of the
+  map's magnitude as the product's localisation table scores it, minus the random direction's
+  difference map's, paired over cases, with its interval; ``auroc_vs_random_attribution`` the same
+  against the method-matched control ``random_attribution`` (the counterfactual attribution along
+  the random direction, its alpha chosen by the same rule); ``auroc_vs_random_signed`` ranks a
+  signed map by its sign instead;
 * ``reliance_spearman``: Spearman correlation, pooled over F and M, the cases and the
   components a case carries, between the map's share on a component and the measured
   interventional reliance ``|delta logit margin|`` when the component is removed
@@ -92,6 +97,7 @@ __all__ = ["MAPS", "COMPONENTS", "select_cases", "black_boxes", "run_benchmark",
 
 #: benchmark map name -> name in :func:`components.counterfactual.evaluate.localization_maps`
 MAPS = {"difference": "diffexplainer", "attribution": "attribution", "random_direction": "random_direction",
+        "random_attribution": "random_attribution",
         "gradcam": "gradcam", "integrated_gradients": "integrated_gradients"}
 COMPONENTS = ("disease", "distractor", "marker")
 Say = Callable[[str], None]
@@ -330,10 +336,17 @@ def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, n_cases: int = 30,
     masses = {b: {m: component_masses(maps[b][m], lungs, comps) for m in MAPS} for b in boxes}
     positive = {b: {m: component_masses(maps[b][m], lungs, comps, positive_only=True) for m in MAPS} for b in boxes}
     lesion, region = comps["disease"] > cf_cfg.mask_threshold, lungs > 0
-    auroc_random = np.array([region_auroc(maps["F"]["random_direction"][k], lesion[k], region[k]) for k in range(len(idx))])
+
+    def aurocs(rel: np.ndarray, magnitude: bool = True) -> np.ndarray:
+        """Per-case localisation AUROC of F's map; by its magnitude (as the product's table scores it) or sign."""
+        rel = np.abs(rel) if magnitude else rel
+        return np.array([region_auroc(rel[k], lesion[k], region[k]) for k in range(len(idx))])
+
+    auroc_random = aurocs(maps["F"]["random_direction"])
+    auroc_random_att = aurocs(maps["F"]["random_attribution"])
     table: dict[str, dict[str, Any]] = {}
     for m in MAPS:
-        auroc = np.array([region_auroc(maps["F"][m][k], lesion[k], region[k]) for k in range(len(idx))])
+        auroc, auroc_signed = aurocs(maps["F"][m]), aurocs(maps["F"][m], magnitude=False)
         total_f, total_r = total_evidence(maps["F"][m]), total_evidence(maps["R"][m])
         rhos = [_spearman(maps["F"][m][k], maps["R"][m][k]) for k in range(len(idx))]
         rho_fr = [r for r in rhos if r is not None]
@@ -377,6 +390,11 @@ def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, n_cases: int = 30,
                if m == "attribution" and r_matched is not None and total_f.sum() > 0 else {}),
             "auroc_vs_random": triple(model_contrast(auroc, auroc_random, seed=seed)),
             "auroc": float(np.nanmean(auroc)) if np.isfinite(auroc).any() else None,
+            # the method-matched control: the same attribution along the random direction
+            "auroc_vs_random_attribution": triple(model_contrast(auroc, auroc_random_att, seed=seed)),
+            # the signed map ranked by sign (the score before session 12; = the above for non-negative maps)
+            "auroc_vs_random_signed": triple(model_contrast(auroc_signed, auroc_random, seed=seed)),
+            "auroc_signed": float(np.nanmean(auroc_signed)) if np.isfinite(auroc_signed).any() else None,
             "reliance_spearman": _spearman(np.concatenate(share), np.concatenate(rel)) if share else None,
             "evidence": {b: {k: float(np.nanmean(v)) if np.isfinite(v).any() else None for k, v in masses[b][m].items()}
                          for b in boxes},
@@ -395,6 +413,7 @@ def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, n_cases: int = 30,
         "attribution_mcs_disease_positive_ge_0.3_ci_above_0_on_F_positive_cases":
             _at_least(att["mcs_disease_positive_f_positive"], 0.3),
         "attribution_auroc_beats_random_by_0.05": _at_least(att["auroc_vs_random"], 0.05),
+        "attribution_auroc_beats_random_attribution_by_0.05": _at_least(att["auroc_vs_random_attribution"], 0.05),
         "attribution_reliance_spearman_ge_0.8": bool(rho is not None and rho >= 0.8),
         "R_flips_no_more_than_random": bool(r_box["flip_rate"] is not None and r_box["random_control_flip_rate"] is not None
                                             and r_box["flip_rate"] <= r_box["random_control_flip_rate"]),

@@ -37,6 +37,9 @@ mask, evenly from the strata F-positive x marked):
   positive cases;
 * ``disease_mask``: its area in pixels per slice (fraction-weighted, and above the mask
   threshold) and the fraction of it outside the lung mask (partial volume), on the cases;
+* ``f_localisation_auroc``: F's map against the disease mask inside the lungs (mean per-case AUROC, all
+  cases and ``_f_positive``), by magnitude (as the product's localisation table scores maps) and by sign:
+  a textured lesion's own attribution carries both signs, so even this map ranks poorly by sign;
 * ``ig_completeness_rel_error``: per black box, ``|sum(map) - (s(x) - s(bare))| / |s(x) - s(bare)|``
   pooled over the cases (integration error), and ``score_change``: mean ``s(x) - s(bare)`` in logits;
 * ``seconds``: rendering, training, attribution, total.
@@ -76,6 +79,7 @@ from components.counterfactual.evidence import (  # noqa: E402
     pooled_model_contrast,
     total_evidence,
 )
+from components.counterfactual.localization import region_auroc  # noqa: E402
 from components.data.dataset import Dataset, load_dataset  # noqa: E402
 from components.data.interventions import InterventionStacks, cohort_interventions  # noqa: E402
 from components.data.phantom import COMPONENTS  # noqa: E402
@@ -86,7 +90,7 @@ from components.training.agent_suite import blackbox_targets  # noqa: E402
 from components.training.train_teacher import evaluate_teacher  # noqa: E402
 
 __all__ = ["cohort_arguments", "dilate_mask", "mask_geometry", "oracle_maps", "contrast_scores", "box_shares",
-           "run_size", "run_benchmark", "main"]
+           "run_size", "run_benchmark", "localisation_aurocs", "main"]
 
 Say = Callable[[str], None]
 
@@ -242,6 +246,23 @@ def _positive_shares(pos_map: np.ndarray, lungs: np.ndarray, disease: np.ndarray
             "lungs": on["lungs"], "outside_lungs": on["outside_lungs"]}
 
 
+def localisation_aurocs(rel: np.ndarray, lesion: np.ndarray, region: np.ndarray,
+                        f_pos: np.ndarray) -> dict[str, float | None]:
+    """Mean per-case AUROC of a signed map against the disease mask inside the lungs, by magnitude
+    (as the product's localisation table scores it) and by sign, over all cases and F's positive ones.
+
+    Args:
+        rel: ``[K,4,H,W]`` signed map; lesion, region: bool, same shape; f_pos: bool ``[K]``.
+    """
+    out: dict[str, float | None] = {}
+    for name, m in (("magnitude", np.abs(rel)), ("signed", rel)):
+        a = np.array([region_auroc(m[k], lesion[k], region[k]) for k in range(len(rel))])
+        for tail, rows in (("", np.ones(len(rel), bool)), ("_f_positive", f_pos)):
+            vals = a[rows][np.isfinite(a[rows])]
+            out[f"{name}{tail}"] = float(vals.mean()) if vals.size else None
+    return out
+
+
 def _means(shares: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, float | None]:
     return {k: float(np.nanmean(v[rows])) if np.isfinite(v[rows]).any() else None for k, v in shares.items()}
 
@@ -296,6 +317,7 @@ def run_size(workdir: Path, cfg: ExperimentConfig, size: int, n_cases: int, seed
         "f_positive_map_shares": {"all_cases": _means(shares, np.ones(len(idx), bool)),
                                   "f_positive_cases": _means(shares, f_pos)},
         "disease_mask": mask_geometry(comps["disease"], lungs, cf.mask_threshold),
+        "f_localisation_auroc": localisation_aurocs(maps["F"], comps["disease"] > cf.mask_threshold, lungs > 0, f_pos),
         "score_change": {b: float(np.mean(v)) for b, v in change.items()},
         "score_change_f_positive": {b: float(np.mean(v[f_pos])) if f_pos.any() else None for b, v in change.items()},
         "ig_completeness_rel_error": {b: float(np.abs(sums[b] - change[b]).sum() / max(np.abs(change[b]).sum(), 1e-12))

@@ -88,7 +88,10 @@ def localization_maps(
     gradients of the black box's disease margin from the healthy counterfactuals to the
     reconstruction (signed, logit units, positive = disease evidence the counterfactual
     removed; mean over alphas, or at each case's flipping alpha with ``cfg.attribution_alpha``
-    = "flip"); with ``baselines`` the teacher baselines for the disease class.
+    = "flip"); ``random_attribution`` (with ``attribution`` and a random control): the same
+    attribution from the random direction's counterfactuals, its alpha chosen by the same rule
+    (the method-matched control of the attribution map); with ``baselines`` the teacher
+    baselines for the disease class.
     With ``skipped`` a map that cannot be computed for this black box is left out and the
     reason recorded there (otherwise its error propagates).
     """
@@ -109,6 +112,14 @@ def localization_maps(
             if skipped is None:
                 raise
             skipped["attribution"] = f"{type(exc).__name__}: {str(exc).strip()[:200]}"
+        if "attribution" in maps and sweep.random_cf is not None and sweep.teacher_random is not None:
+            # the method-matched control: the same attribution along the random direction, its step chosen
+            # by the same rule (the first alpha reaching the healthy class, else the largest)
+            rand = sweep.random_cf[:, healthy]
+            if cfg.attribution_alpha == "flip":
+                rand, _ = flip_counterfactual(rand, sweep.teacher_random[:, healthy], healthy)
+            maps["random_attribution"] = counterfactual_attribution(
+                bb, sweep.recon, rand, healthy, cfg.attribution_steps, cfg.attribution_batch_size)
     if baselines:
         x = torch.as_tensor(sweep.original)
         maps.update(attribution_maps(bb, x, 1 - healthy, cfg, skipped=skipped))

@@ -1,6 +1,9 @@
 """Localisation of relevance maps against planted ground-truth lesion masks.
 
-Three scores per case, all restricted to a region (the lungs):
+Three scores per case, all restricted to a region (the lungs), on the map's magnitude ``|map|``
+in :func:`localization_table` (a signed map, such as the counterfactual attribution, marks where
+the classifier looks by evidence for the class and against it alike: the attribution of a
+textured lesion carries both signs inside it):
 
 * AUROC of the map's values as a lesion-pixel detector (scikit-learn);
 * pointing game (Zhang et al. 2018): the map's maximum lies in the (optionally dilated)
@@ -109,7 +112,8 @@ def localization_table(
     """Scores of several relevance maps on the same cases.
 
     Args:
-        maps: method name -> ``[N,4,H,W]`` relevance.
+        maps: method name -> ``[N,4,H,W]`` relevance, scored by its magnitude ``|map|`` (the same
+            map for the non-negative ones).
         masks: ``[N,4,H,W]`` planted disease fraction in [0,1].
         lung_masks: ``[N,4,H,W]`` nonzero inside the lungs (the region scored).
         mask_threshold: ``masks > mask_threshold`` is lesion.
@@ -124,7 +128,7 @@ def localization_table(
     cases = [n for n in range(lesion.shape[0]) if (lesion[n] & region[n]).any()]
     table: dict[str, dict[str, float | int | None]] = {}
     for name, rel in maps.items():
-        rel = np.asarray(rel, dtype=np.float64)
+        rel = np.abs(np.asarray(rel, dtype=np.float64))
         if rel.shape != lesion.shape:
             raise ValueError(f"map {name!r} has shape {rel.shape}, masks {lesion.shape}")
         scores = {

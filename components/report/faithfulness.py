@@ -24,7 +24,8 @@ __all__ = ["EVIDENCE_COLUMNS", "FAITHFULNESS_COLUMNS", "render_evidence", "rende
 
 EVIDENCE_COLUMNS = ("lungs", "outside_lungs", "disease", "distractor", "marker", "rest_of_lungs")
 FAITHFULNESS_COLUMNS = ("mcs_marker", "mcs_disease", "mcs_disease_f_positive", "randomisation_evidence_ratio",
-                        "randomisation_spearman", "auroc_vs_random", "reliance_spearman")
+                        "randomisation_spearman", "auroc_vs_random", "auroc_vs_random_attribution",
+                        "reliance_spearman")
 
 
 def _fmt(value: Any) -> str:

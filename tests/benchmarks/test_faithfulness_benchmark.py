@@ -16,15 +16,22 @@ def test_benchmark_prints_the_issue_keys(tiny_workdir, load_benchmark, capsys) -
     result = json.loads(last)
     assert result["n_cases"] == 4 and 1 <= result["n_marked_cases"] <= 3
     assert result["case_selection"] == "decision" and 0 <= result["n_f_positive_cases"] <= 4
-    assert set(result["maps"]) == {"difference", "attribution", "random_direction", "gradcam", "integrated_gradients"}
+    assert set(result["maps"]) == {"difference", "attribution", "random_direction", "random_attribution", "gradcam",
+                                   "integrated_gradients"}
     for name, row in result["maps"].items():
         for key in ("mcs_marker", "mcs_disease", "mcs_marker_positive", "mcs_disease_positive", "auroc_vs_random",
+                    "auroc_vs_random_attribution", "auroc_vs_random_signed",
                     "mcs_disease_f_positive", "auroc_vs_random_f_positive", "mcs_marker_pooled", "mcs_disease_pooled",
                     "mcs_disease_pooled_f_positive"):
             assert isinstance(row[key], list) and len(row[key]) == 3, (name, key)
         for key in ("randomisation_spearman", "randomisation_evidence_ratio", "reliance_spearman"):
             assert key in row, (name, key)
     assert result["maps"]["random_direction"]["auroc_vs_random"] == [0.0, 0.0, 0.0]
+    assert result["maps"]["random_attribution"]["auroc_vs_random_attribution"] == [0.0, 0.0, 0.0]
+    # a non-negative map scores the same by magnitude and by sign; the signed attribution map need not
+    diff = result["maps"]["difference"]
+    assert diff["auroc_vs_random_signed"] == diff["auroc_vs_random"] and diff["auroc_signed"] == diff["auroc"]
+    assert "attribution_auroc_beats_random_attribution_by_0.05" in result["targets"]
     assert result["maps"]["random_direction"]["mcs_disease_pooled"] == pytest.approx([0.0] * 3, abs=1e-6)  # F = M map
     att = result["maps"]["attribution"]
     assert att["mcs_marker"][0] is not None and att["randomisation_evidence_ratio"] is not None

@@ -29,6 +29,9 @@ def test_ceiling_prints_one_row_per_size(tiny_workdir, load_benchmark, capsys, t
         assert abs(shares["lungs"] + shares["outside_lungs"] - 1.0) < 1e-9
         assert all(e < 0.2 for e in row["ig_completeness_rel_error"].values()), "IG sums to s(x) - s(bare)"
         assert 0.0 <= row["disease_mask"]["fraction_outside_lungs"] <= 1.0
+        loc = row["f_localisation_auroc"]
+        assert set(loc) == {f"{k}{t}" for k in ("magnitude", "signed") for t in ("", "_f_positive")}
+        assert loc["magnitude"] is not None and 0.0 <= loc["magnitude"] <= 1.0
         with np.load(tmp_path / f"size_{size}.npz") as npz:
             assert npz["map_F"].shape == (4, 4, int(size), int(size))
             same = npz["images"] == npz["bare"]  # IG multiplies by x - baseline: no relevance where nothing was removed
@@ -54,3 +57,17 @@ def test_dilation_and_mask_geometry_golden(load_benchmark) -> None:
     assert geo["area_px_per_slice"] == 1.5 / 4 and geo["area_px_per_slice_above_threshold"] == 2 / 4
     assert geo["lung_px_per_slice"] == 1 / 4 and geo["fraction_outside_lungs"] == 0.5 / 1.5
     assert np.isnan(bench.mask_geometry(np.zeros_like(mask), lungs, 0.1)["fraction_outside_lungs"])
+
+
+def test_localisation_aurocs_magnitude_and_sign(load_benchmark) -> None:
+    """A lesion attributed with both signs: perfect by magnitude, half its pixels ranked last by sign."""
+    bench = load_benchmark("faithfulness_ceiling")
+    lesion = np.zeros((2, 4, 6, 6), bool)
+    lesion[:, 0, 1:3, 1:3] = True
+    region = np.ones_like(lesion)
+    rel = np.zeros((2, 4, 6, 6))
+    rel[:, 0, 1, 1:3], rel[:, 0, 2, 1:3] = 1.0, -1.0
+    out = bench.localisation_aurocs(rel, lesion, region, np.array([True, False]))
+    assert out["magnitude"] == 1.0 and out["magnitude_f_positive"] == 1.0
+    n_bg = region[0].sum() - 4  # 2 lesion pixels above every background pixel, 2 below: (2 * n_bg) / (4 * n_bg)
+    assert out["signed"] == 0.5 and out["signed_f_positive"] == 0.5 and n_bg > 0

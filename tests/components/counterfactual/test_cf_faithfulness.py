@@ -277,10 +277,19 @@ def test_evaluate_cohort_scores_the_attribution_map_and_the_evidence(standins) -
     assert row["disease"] == pytest.approx(1.0) and row["marker"] == 0.0 and row["shortcut_warning"] is False
     assert row["lungs"] + row["outside_lungs"] == pytest.approx(1.0)
     assert evidence["diffexplainer"]["marker"] is not None
+    # the method-matched control: the same attribution along the random direction, at the step the same rule picks
+    sweep, healthy = ev.sweep, cfg.healthy_class
+    assert sweep.random_cf is not None and sweep.teacher_random is not None
+    rand, _ = flip_counterfactual(sweep.random_cf[:, healthy], sweep.teacher_random[:, healthy], healthy)
+    control = ev.maps["random_attribution"]
+    assert control.shape == ev.maps["attribution"].shape and not np.allclose(control, ev.maps["attribution"])
+    change = score_change(bb, sweep.recon, rand, healthy)
+    assert control.reshape(len(control), -1).sum(axis=1) == pytest.approx(change, rel=0.05, abs=1e-4)
+    assert "random_attribution" in loc
     # without masks: no localisation, but the cheap maps still say where the evidence lies
     ev2 = evaluate_cohort(model, agent, bb, x.numpy(), lungs, cfg.model_copy(update={"max_cases": 2}))
     assert ev2.metrics["localization"] is None
-    assert set(ev2.metrics["evidence"]) == {"diffexplainer", "random_direction", "attribution"}
+    assert set(ev2.metrics["evidence"]) == {"diffexplainer", "random_direction", "attribution", "random_attribution"}
     assert ev2.metrics["evidence"]["attribution"]["disease"] is None
     off = cfg.model_copy(update={"max_cases": 2, "attribution_map": False})
     assert "attribution" not in evaluate_cohort(model, agent, bb, x.numpy(), lungs, off).metrics["evidence"]

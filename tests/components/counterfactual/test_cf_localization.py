@@ -82,3 +82,16 @@ def test_table_and_difference_map(masks):
     # below the threshold there is no lesion: scores are undefined, not zero
     none = localization_table({"m": rel}, np.full((2, 4, 8, 8), 0.05), np.stack([region, region]), 0.1)
     assert none["m"] == {"auroc": None, "pointing_game": None, "relevance_mass": None, "n_cases": 0}
+
+
+def test_table_scores_a_signed_map_by_its_magnitude(masks):
+    """A lesion whose attribution carries both signs localises perfectly by magnitude, not by sign."""
+    lesion, region = masks
+    signed = np.zeros((4, 8, 8))
+    signed[1, 2, 2:4], signed[1, 3, 2:4] = 2.0, -1.0  # evidence for and against, all on the lesion
+    signed[3, 5, 5] = 0.1  # faint evidence elsewhere in the lungs
+    assert region_auroc(signed, lesion, region) < 0.6  # by sign, the negative half ranks last
+    table = localization_table({"signed": signed[None]}, lesion[None].astype(float), region[None], 0.5)
+    assert table["signed"]["auroc"] == 1.0
+    assert table["signed"]["pointing_game"] == 1.0
+    assert table["signed"]["relevance_mass"] == pytest.approx(6.0 / 6.1)
