@@ -14,8 +14,10 @@ demo's evaluation on the same cases (the ``max_cases`` most borderline external 
 Per setting: mean encoder + UNet evaluations per patient (the count ``nfe_per_patient`` of the
 pipeline), wall time, and with a 95 % bootstrap interval over the cases (BCa, seeded): flip
 rate, direction agreement, the random control's flip rate, the paired flip gain over it,
-reconstruction PSNR, and localisation AUROC of the difference map, the attribution map and the
-random direction against the planted disease mask (inside the lungs). ``within_reference``
+reconstruction PSNR, and localisation AUROC of the difference map, the attribution map, the
+random direction and the attribution along it (``random_attribution``) against the planted disease
+mask (inside the lungs, each map by its magnitude), with the paired differences
+``auroc_<map>_minus_<control>`` (the form of issue 10's localisation target). ``within_reference``
 says whether each validity figure's point lies inside the reference setting's interval (the
 first setting, today's 50-step evaluation); ``pareto`` marks the settings no other setting
 beats on cost and all of flip rate, agreement, random flip rate and PSNR at once.
@@ -114,7 +116,8 @@ def case_metrics(sweep: SweepResult, maps: dict[str, np.ndarray], disease: np.nd
 
     Returns:
         float64 arrays: ``direction_agreement [K]``, ``flips`` / ``random_flips [M]`` (indeterminate
-        cases, paired), ``psnr [K]`` (dB, reconstruction vs original), ``auroc_<map> [K]``.
+        cases, paired), ``psnr [K]`` (dB, reconstruction vs original), ``auroc_<map> [K]`` (of the map's
+        magnitude, as the product's localisation table scores it).
     """
     pc = per_case_manipulation(sweep)
     out = {"direction_agreement": pc["direction_agreement"], "flips": pc["flips"],
@@ -123,7 +126,7 @@ def case_metrics(sweep: SweepResult, maps: dict[str, np.ndarray], disease: np.nd
                             for i in range(len(sweep.recon))])
     lesion, region = disease > mask_threshold, lungs > 0
     for name, m in maps.items():
-        out[f"auroc_{name}"] = np.array([region_auroc(m[i], lesion[i], region[i]) for i in range(len(m))])
+        out[f"auroc_{name}"] = np.array([region_auroc(np.abs(m[i]), lesion[i], region[i]) for i in range(len(m))])
     return out
 
 
@@ -205,6 +208,11 @@ def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, settings: Sequence
         }
         for name in maps:
             row[f"auroc_{name}"] = _triple(mean_interval(per[f"auroc_{name}"], boot))
+        for name, control in (("diffexplainer", "random_direction"), ("attribution", "random_direction"),
+                              ("attribution", "random_attribution")):
+            if name in maps and control in maps:  # paired over the cases: the localisation target's form
+                row[f"auroc_{name}_minus_{control}"] = _triple(mean_interval(
+                    per[f"auroc_{name}"], boot, paired_with=per[f"auroc_{control}"]))
         rows.append(row)
         _say(f"{text}: NFE {row['nfe_per_patient']:.0f}/patient, {wall:.0f} s, flip {row['flip_rate'][0]}, "
              f"agreement {row['direction_agreement'][0]}, random flip {row['random_flip_rate'][0]}, "

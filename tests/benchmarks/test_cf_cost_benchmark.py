@@ -45,7 +45,8 @@ def test_tiny_run_prints_every_setting_with_intervals(tiny_workdir, load_benchma
     assert cheap["nfe_per_patient"] >= 4 + 4 * (2 * 2 + 2 * 2 + 2 * 2)
     for row in result["settings"]:
         for key in ("flip_rate", "direction_agreement", "random_flip_rate", "flip_gain", "psnr",
-                    "auroc_diffexplainer", "auroc_attribution", "auroc_random_direction"):
+                    "auroc_diffexplainer", "auroc_attribution", "auroc_random_direction", "auroc_random_attribution",
+                    "auroc_attribution_minus_random_direction", "auroc_attribution_minus_random_attribution"):
             assert isinstance(row[key], list) and len(row[key]) == 3, key
         assert row["psnr"][0] is not None and row["psnr"][1] <= row["psnr"][0] <= row["psnr"][2]
         assert set(row["within_reference"]) == {"flip_rate", "direction_agreement", "random_flip_rate"}
