@@ -110,7 +110,8 @@ def case_metrics(sweep: SweepResult, maps: dict[str, np.ndarray], disease: np.nd
 
     Args:
         sweep: the sweep over K cases.
-        maps: name -> ``[K,4,H,W]`` relevance (``diffexplainer``, ``attribution``, ``random_direction``).
+        maps: name -> ``[K,4,H,W]`` relevance (``diffexplainer``, ``attribution``, ``random_direction``,
+            ``random_attribution``: step-matched to the attribution only in ``random=all`` settings).
         disease: ``[K,4,H,W]`` planted disease fraction; ``lungs``: ``[K,4,H,W]`` lung masks.
         mask_threshold: disease fraction above which a pixel is lesion.
 

@@ -27,7 +27,8 @@ integrated gradients. Per map:
   map's magnitude as the product's localisation table scores it, minus the random direction's
   difference map's, paired over cases, with its interval; ``auroc_vs_random_attribution`` the same
   against the method-matched control ``random_attribution`` (the counterfactual attribution along
-  the random direction, its alpha chosen by the same rule); ``auroc_vs_random_signed`` ranks a
+  the random direction, decoded at every alpha here, at each case's own attributed alpha:
+  :func:`components.counterfactual.evaluate.random_baseline`); ``auroc_vs_random_signed`` ranks a
   signed map by its sign instead;
 * ``reliance_spearman``: Spearman correlation, pooled over F and M, the cases and the
   components a case carries, between the map's share on a component and the measured
@@ -262,6 +263,8 @@ def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, n_cases: int = 30,
 
     cf_cfg = cfg.counterfactual.model_copy(update={
         "baselines": ["gradcam", "integrated_gradients"], "random_control": True, "attribution_map": True,
+        # the random direction at every alpha, so that its attribution control is step-matched per case
+        "random_control_alphas": "all",
         **({"alphas": list(alphas)} if alphas else {})})
     diffae = load_diffae(workdir / "models" / "diffae.pt").eval()
     pre = _inversions(workdir, ext, cf_cfg.ddim_step_count, diffae, idx, say)
@@ -434,6 +437,7 @@ def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, n_cases: int = 30,
         "n_f_positive_cases": int(f_pos.sum()),
         "case_selection": case_selection,
         "alphas": list(cf_cfg.alphas),
+        "random_control_alphas": cf_cfg.random_control_alphas,
         "attribution_alpha": cf_cfg.attribution_alpha,
         "maps": table,
         "probe_auc_marker": probe_auc(q_train, y_marker, q_ext, y_marker_ext),

@@ -36,7 +36,7 @@ from components.counterfactual.protocols import AgentLike, BlackBoxLike, DiffAEL
 from components.counterfactual.sweep import SweepResult, inversion_rows, run_sweep
 from components.errors import UserError
 
-__all__ = ["CohortEvaluation", "select_cases", "localization_maps", "evaluate_cohort"]
+__all__ = ["CohortEvaluation", "select_cases", "localization_maps", "random_baseline", "evaluate_cohort"]
 
 
 @dataclass
@@ -77,6 +77,34 @@ def select_cases(teacher_probs: np.ndarray, cfg: CounterfactualConfig) -> np.nda
     return np.sort(idx)
 
 
+def random_baseline(sweep: SweepResult, healthy: int, chosen: np.ndarray | None) -> np.ndarray:
+    """The random direction's counterfactuals that ``random_attribution`` starts from.
+
+    Step-matched to the attribution map where the sweep decoded the random direction at every
+    alpha (``random_control_alphas: all``): with the flip rule (``chosen``, the attribution's alpha
+    index per case) each case's random counterfactual at the same alpha, otherwise all alphas (averaged
+    as the attribution map averages them). With the largest alpha only (the demo's setting) that one
+    step for every case: a larger step than the flip rule's on cases that flip early.
+
+    Args:
+        sweep: a two-class sweep with ``random_cf [K,2,A_r,4,H,W]``.
+        healthy: the direction's class index.
+        chosen: int ``[K]`` alpha indices into ``sweep.alphas``, or None (maps averaged over alphas).
+
+    Returns:
+        float32 ``[K,4,H,W]`` (one step per case) or ``[K,A_r,4,H,W]`` (averaged by the attribution).
+    """
+    assert sweep.random_cf is not None
+    rand = np.asarray(sweep.random_cf[:, healthy])
+    every_alpha = sweep.random_alphas is not None and np.array_equal(np.asarray(sweep.random_alphas),
+                                                                     np.asarray(sweep.alphas))
+    if chosen is None:
+        return rand
+    if every_alpha:
+        return rand[np.arange(rand.shape[0]), chosen]
+    return rand[:, -1]
+
+
 def localization_maps(
     sweep: SweepResult, bb: BlackBoxLike, cfg: CounterfactualConfig, baselines: bool = True,
     skipped: dict[str, str] | None = None,
@@ -89,8 +117,8 @@ def localization_maps(
     reconstruction (signed, logit units, positive = disease evidence the counterfactual
     removed; mean over alphas, or at each case's flipping alpha with ``cfg.attribution_alpha``
     = "flip"); ``random_attribution`` (with ``attribution`` and a random control): the same
-    attribution from the random direction's counterfactuals, its alpha chosen by the same rule
-    (the method-matched control of the attribution map); with ``baselines`` the teacher
+    attribution from the random direction's counterfactuals (the method-matched control of the
+    attribution map; its steps: :func:`random_baseline`); with ``baselines`` the teacher
     baselines for the disease class.
     With ``skipped`` a map that cannot be computed for this black box is left out and the
     reason recorded there (otherwise its error propagates).
@@ -103,23 +131,20 @@ def localization_maps(
         maps["random_direction"] = difference_relevance(sweep.random_cf[:, healthy], sweep.recon)
     if cfg.attribution_map:
         baseline = sweep.counterfactuals[:, healthy]  # [K,A,4,H,W]: every alpha, maps averaged
+        chosen: np.ndarray | None = None  # the flip rule's alpha index per case
         if cfg.attribution_alpha == "flip":  # the minimal counterfactual of each case: one map per case
-            baseline, _ = flip_counterfactual(baseline, sweep.teacher_cf[:, healthy], healthy)
+            baseline, chosen = flip_counterfactual(baseline, sweep.teacher_cf[:, healthy], healthy)
         try:
             maps["attribution"] = counterfactual_attribution(
                 bb, sweep.recon, baseline, healthy, cfg.attribution_steps, cfg.attribution_batch_size)
+            if sweep.random_cf is not None:
+                maps["random_attribution"] = counterfactual_attribution(
+                    bb, sweep.recon, random_baseline(sweep, healthy, chosen), healthy, cfg.attribution_steps,
+                    cfg.attribution_batch_size)
         except (UserError, RuntimeError) as exc:  # e.g. no module to differentiate: skip it, say why
             if skipped is None:
                 raise
             skipped["attribution"] = f"{type(exc).__name__}: {str(exc).strip()[:200]}"
-        if "attribution" in maps and sweep.random_cf is not None and sweep.teacher_random is not None:
-            # the method-matched control: the same attribution along the random direction, its step chosen
-            # by the same rule (the first alpha reaching the healthy class, else the largest)
-            rand = sweep.random_cf[:, healthy]
-            if cfg.attribution_alpha == "flip":
-                rand, _ = flip_counterfactual(rand, sweep.teacher_random[:, healthy], healthy)
-            maps["random_attribution"] = counterfactual_attribution(
-                bb, sweep.recon, rand, healthy, cfg.attribution_steps, cfg.attribution_batch_size)
     if baselines:
         x = torch.as_tensor(sweep.original)
         maps.update(attribution_maps(bb, x, 1 - healthy, cfg, skipped=skipped))
@@ -198,7 +223,8 @@ def evaluate_cohort(
     if sweep.n_classes == 2:  # the maps move toward "healthy": two classes only (evidence None otherwise)
         if progress is not None:
             extra = f", {', '.join(cfg.baselines)}" if masks is not None else ""
-            progress(f"relevance maps: diffexplainer, random direction{', attribution' if cfg.attribution_map else ''}{extra}")
+            progress(f"relevance maps: diffexplainer, random direction"
+                     f"{', attribution and its random-direction control' if cfg.attribution_map else ''}{extra}")
         maps = localization_maps(sweep, bb, cfg, baselines=masks is not None, skipped=skipped)
     else:
         maps = {}

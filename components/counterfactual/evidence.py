@@ -35,9 +35,6 @@ __all__ = [
 COMPONENT_KEYS = ("disease", "distractor", "marker")
 EVIDENCE_KEYS = ("lungs", "outside_lungs", *COMPONENT_KEYS, "rest_of_lungs")
 
-CONTROL_MAPS = frozenset({"random_direction"})
-"""Maps that do not depend on the classifier: listed, never flagged as a shortcut."""
-
 WARNING_MAPS = ("attribution", "diffexplainer")
 """The map that decides the classifier's shortcut warning: the first of these present. The
 attribution map holds only what the black box itself uses; the raw difference map (fallback)

@@ -195,7 +195,10 @@ def _localization(metrics: Mapping[str, Any]) -> str:
     names = list(LOCALIZATION_METHODS) + [k for k in table if k not in LOCALIZATION_METHODS]
     cols = ["auroc", "pointing_game", "relevance_mass", "n_cases"]
     rows = [[n] + [_get(table, n, c) for c in cols] for n in names]
-    return ("<h2>Localisation vs planted lesions (inside lungs)</h2>" + _table(["method"] + cols, rows)
+    note = ("<p>Each map scored by its magnitude |map| against the planted disease mask inside the lungs. "
+            "Controls: <code>random_direction</code> (the difference map of a random latent step of the same "
+            "size) and <code>random_attribution</code> (the attribution map along that random step).</p>")
+    return ("<h2>Localisation vs planted lesions (inside lungs)</h2>" + note + _table(["method"] + cols, rows)
             + _skipped(metrics))
 
 

@@ -36,6 +36,7 @@ def test_benchmark_prints_the_issue_keys(tiny_workdir, load_benchmark, capsys) -
     att = result["maps"]["attribution"]
     assert att["mcs_marker"][0] is not None and att["randomisation_evidence_ratio"] is not None
     assert result["attribution_alpha"] == "flip"
+    assert result["random_control_alphas"] == "all", "the attribution control is step-matched per case"
     # one alpha: R attributed at F's alpha is R attributed at its own, so the two ratios coincide
     assert att["randomisation_evidence_ratio_matched_alpha"] == pytest.approx(att["randomisation_evidence_ratio"])
     assert att["evidence"]["F"]["lungs"] is not None

@@ -277,15 +277,7 @@ def test_evaluate_cohort_scores_the_attribution_map_and_the_evidence(standins) -
     assert row["disease"] == pytest.approx(1.0) and row["marker"] == 0.0 and row["shortcut_warning"] is False
     assert row["lungs"] + row["outside_lungs"] == pytest.approx(1.0)
     assert evidence["diffexplainer"]["marker"] is not None
-    # the method-matched control: the same attribution along the random direction, at the step the same rule picks
-    sweep, healthy = ev.sweep, cfg.healthy_class
-    assert sweep.random_cf is not None and sweep.teacher_random is not None
-    rand, _ = flip_counterfactual(sweep.random_cf[:, healthy], sweep.teacher_random[:, healthy], healthy)
-    control = ev.maps["random_attribution"]
-    assert control.shape == ev.maps["attribution"].shape and not np.allclose(control, ev.maps["attribution"])
-    change = score_change(bb, sweep.recon, rand, healthy)
-    assert control.reshape(len(control), -1).sum(axis=1) == pytest.approx(change, rel=0.05, abs=1e-4)
-    assert "random_attribution" in loc
+    assert "random_attribution" in loc and ev.maps["random_attribution"].shape == ev.maps["attribution"].shape
     # without masks: no localisation, but the cheap maps still say where the evidence lies
     ev2 = evaluate_cohort(model, agent, bb, x.numpy(), lungs, cfg.model_copy(update={"max_cases": 2}))
     assert ev2.metrics["localization"] is None
@@ -293,6 +285,34 @@ def test_evaluate_cohort_scores_the_attribution_map_and_the_evidence(standins) -
     assert ev2.metrics["evidence"]["attribution"]["disease"] is None
     off = cfg.model_copy(update={"max_cases": 2, "attribution_map": False})
     assert "attribution" not in evaluate_cohort(model, agent, bb, x.numpy(), lungs, off).metrics["evidence"]
+
+
+@pytest.mark.parametrize("random_alphas", ["all", "largest"])
+@pytest.mark.parametrize("rule", ["flip", "mean"])
+def test_random_attribution_is_step_matched_where_it_can_be(standins, random_alphas, rule) -> None:
+    """The control attributes the random direction at the attribution's own alpha per case when every alpha
+    was decoded, at the largest otherwise; with the mean rule, over the decoded alphas."""
+    model, agent, bb, x = standins
+    cfg = CounterfactualConfig(**_CFG | {"alphas": [0.1, 0.3, 0.6]}, max_cases=4, random_control_alphas=random_alphas,
+                               attribution_alpha=rule)
+    ev = evaluate_cohort(model, agent, bb, x.numpy(), lung_map()[None].repeat(x.shape[0], 1, 1, 1).numpy(), cfg)
+    sweep, healthy = ev.sweep, cfg.healthy_class
+    assert sweep.random_cf is not None
+    rand = sweep.random_cf[:, healthy]  # [K,A_r,4,H,W]
+    assert rand.shape[1] == (3 if random_alphas == "all" else 1)
+    _, chosen = flip_counterfactual(sweep.counterfactuals[:, healthy], sweep.teacher_cf[:, healthy], healthy)
+    k = np.arange(len(rand))
+    if rule == "mean":
+        expected = rand  # the attribution averages over the decoded alphas
+    else:
+        expected = rand[k, chosen] if random_alphas == "all" else rand[:, -1]
+    control = ev.maps["random_attribution"]
+    # integrated gradients sum to the score change from the baseline(s) the control starts from
+    change = score_change(bb, sweep.recon, expected, healthy)
+    assert control.reshape(len(control), -1).sum(axis=1) == pytest.approx(change, rel=0.05, abs=1e-4)
+    assert not np.allclose(control, ev.maps["attribution"]), "a random direction is not the agent's"
+    if rule == "flip" and random_alphas == "all":  # the check can tell a matched step from the largest one
+        assert (chosen < 2).any() and not np.allclose(change, score_change(bb, sweep.recon, rand[:, -1], healthy))
 
 
 def test_explain_writes_the_attribution_map(standins, tmp_path) -> None:

@@ -24,7 +24,7 @@ def test_render_report_has_every_section_and_embeds_images(tmp_path):
         reconstruction={"psnr": 31.4, "ssim": 0.91, "teacher_kl": 0.02, "decision_kept": 0.86, "passed": False},
         agent_alignment={"L1": {"auc": 0.76}},
         counterfactual={"flip_rate": 1.0, "random_control_flip_rate": 0.0, "nfe_per_patient": 2804},
-        localization={"diffexplainer": {"auroc": 0.71}},
+        localization={"diffexplainer": {"auroc": 0.71}, "random_attribution": {"auroc": 0.64}},
         timings_s={"total": 12.5},
         run_ids={"training": "run-123"},
     )
@@ -35,6 +35,7 @@ def test_render_report_has_every_section_and_embeds_images(tmp_path):
         assert heading in text
     assert "sha256:feed" in text and "run-123" in text and "FAILED" in text
     assert "1,800" in text  # DiME comparison stated beside our NFE
+    assert "by its magnitude" in text and "<td>random_attribution</td>" in text  # the control's row, the scoring said
     imgs = re.findall(r'<img [^>]*src="([^"]*)"', text)
     assert len(imgs) == 2 and all(s.startswith("data:image/png;base64,") for s in imgs)
     assert "n/a" in text  # null values are shown as n/a, not as numbers
