@@ -169,9 +169,9 @@ class DiffAEConfig(StrictModel):
     cpu_bf16_autocast: bool = Field(
         False, description="train under bf16 autocast on CPU too (always on CUDA). Opt-in: 1.3-1.7x training "
         "images/s on this avx512_bf16 CPU (benchmarks/diffae.py ours_bf16: UNet step 1.27x, rounds 1.26-1.35; "
-        "encoder + UNet step 1.3-1.7x in a one-off probe). Left off: the one bf16 DiffAE measured kept the "
-        "reconstruction quality (PSNR 41.29 dB as fp32) but passed the counterfactual gate for 7 of 10 teacher "
-        "seeds (fp32 DiffAEs: 9 and 10 of 10; README, issue #13)",
+        "encoder + UNet step 1.3-1.7x in a one-off probe). Left off: the two bf16 DiffAEs measured kept the "
+        "reconstruction quality (PSNR 41.2-41.3 dB as fp32) but passed the counterfactual gate for 7 and 8 of 10 "
+        "teacher seeds (fp32 DiffAEs: 9 and 10 of 10; README, issue #13)",
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 0
