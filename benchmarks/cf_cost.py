@@ -52,7 +52,7 @@ from components.counterfactual.criteria import (  # noqa: E402
 )
 from components.counterfactual.decoding import teacher_probabilities  # noqa: E402
 from components.counterfactual.evaluate import localization_maps, select_cases  # noqa: E402
-from components.counterfactual.localization import region_auroc  # noqa: E402
+from components.counterfactual.localization import case_aurocs  # noqa: E402
 from components.counterfactual.sweep import SweepResult, inversion_rows, run_sweep  # noqa: E402
 from components.data.dataset import load_dataset  # noqa: E402
 from components.errors import UserError  # noqa: E402
@@ -127,7 +127,7 @@ def case_metrics(sweep: SweepResult, maps: dict[str, np.ndarray], disease: np.nd
                             for i in range(len(sweep.recon))])
     lesion, region = disease > mask_threshold, lungs > 0
     for name, m in maps.items():
-        out[f"auroc_{name}"] = np.array([region_auroc(np.abs(m[i]), lesion[i], region[i]) for i in range(len(m))])
+        out[f"auroc_{name}"] = case_aurocs(m, lesion, region)
     return out
 
 

@@ -79,7 +79,7 @@ from components.counterfactual.evidence import (  # noqa: E402
     pooled_model_contrast,
     total_evidence,
 )
-from components.counterfactual.localization import region_auroc  # noqa: E402
+from components.counterfactual.localization import case_aurocs  # noqa: E402
 from components.counterfactual.reliance import reliance_deltas  # noqa: E402
 from components.counterfactual.sweep import inversion_rows, run_sweep  # noqa: E402
 from components.data.dataset import Dataset, load_dataset  # noqa: E402
@@ -339,17 +339,11 @@ def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, n_cases: int = 30,
     masses = {b: {m: component_masses(maps[b][m], lungs, comps) for m in MAPS} for b in boxes}
     positive = {b: {m: component_masses(maps[b][m], lungs, comps, positive_only=True) for m in MAPS} for b in boxes}
     lesion, region = comps["disease"] > cf_cfg.mask_threshold, lungs > 0
-
-    def aurocs(rel: np.ndarray, magnitude: bool = True) -> np.ndarray:
-        """Per-case localisation AUROC of F's map; by its magnitude (as the product's table scores it) or sign."""
-        rel = np.abs(rel) if magnitude else rel
-        return np.array([region_auroc(rel[k], lesion[k], region[k]) for k in range(len(idx))])
-
-    auroc_random = aurocs(maps["F"]["random_direction"])
-    auroc_random_att = aurocs(maps["F"]["random_attribution"])
+    auroc_random = case_aurocs(maps["F"]["random_direction"], lesion, region)
+    auroc_random_att = case_aurocs(maps["F"]["random_attribution"], lesion, region)
     table: dict[str, dict[str, Any]] = {}
-    for m in MAPS:
-        auroc, auroc_signed = aurocs(maps["F"][m]), aurocs(maps["F"][m], magnitude=False)
+    for m in MAPS:  # F's localisation per case, by magnitude (as the product's table scores it) and by sign
+        auroc, auroc_signed = case_aurocs(maps["F"][m], lesion, region), case_aurocs(maps["F"][m], lesion, region, False)
         total_f, total_r = total_evidence(maps["F"][m]), total_evidence(maps["R"][m])
         rhos = [_spearman(maps["F"][m][k], maps["R"][m][k]) for k in range(len(idx))]
         rho_fr = [r for r in rhos if r is not None]

@@ -79,7 +79,7 @@ from components.counterfactual.evidence import (  # noqa: E402
     pooled_model_contrast,
     total_evidence,
 )
-from components.counterfactual.localization import region_auroc  # noqa: E402
+from components.counterfactual.localization import case_aurocs  # noqa: E402
 from components.data.dataset import Dataset, load_dataset  # noqa: E402
 from components.data.interventions import InterventionStacks, cohort_interventions  # noqa: E402
 from components.data.phantom import COMPONENTS  # noqa: E402
@@ -255,8 +255,8 @@ def localisation_aurocs(rel: np.ndarray, lesion: np.ndarray, region: np.ndarray,
         rel: ``[K,4,H,W]`` signed map; lesion, region: bool, same shape; f_pos: bool ``[K]``.
     """
     out: dict[str, float | None] = {}
-    for name, m in (("magnitude", np.abs(rel)), ("signed", rel)):
-        a = np.array([region_auroc(m[k], lesion[k], region[k]) for k in range(len(rel))])
+    for name, magnitude in (("magnitude", True), ("signed", False)):
+        a = case_aurocs(rel, lesion, region, magnitude)
         for tail, rows in (("", np.ones(len(rel), bool)), ("_f_positive", f_pos)):
             vals = a[rows][np.isfinite(a[rows])]
             out[f"{name}{tail}"] = float(vals.mean()) if vals.size else None

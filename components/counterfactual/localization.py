@@ -22,6 +22,7 @@ from sklearn.metrics import roc_auc_score
 
 __all__ = [
     "region_auroc",
+    "case_aurocs",
     "pointing_game",
     "relevance_mass",
     "difference_relevance",
@@ -44,6 +45,21 @@ def region_auroc(relevance: np.ndarray, lesion: np.ndarray, region: np.ndarray) 
     if y.size == 0 or y.min() == y.max():
         return float("nan")
     return float(roc_auc_score(y, relevance[region]))
+
+
+def case_aurocs(relevance: np.ndarray, lesion: np.ndarray, region: np.ndarray, magnitude: bool = True) -> np.ndarray:
+    """Per-case :func:`region_auroc` of ``|relevance|`` (as :func:`localization_table` scores maps) or, with
+    ``magnitude`` False, of the signed values.
+
+    Args:
+        relevance: ``[N,...,H,W]`` maps; lesion, region: bool, same shape.
+        magnitude: rank pixels by ``|relevance|`` (True) or by value.
+
+    Returns:
+        float64 ``[N]``; ``nan`` for a case whose region holds one class only.
+    """
+    rel = np.abs(relevance) if magnitude else np.asarray(relevance)
+    return np.array([region_auroc(rel[n], lesion[n], region[n]) for n in range(len(rel))], dtype=np.float64)
 
 
 def pointing_game(

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from components.counterfactual.localization import (
+    case_aurocs,
     difference_relevance,
     localization_table,
     pointing_game,
@@ -95,3 +96,14 @@ def test_table_scores_a_signed_map_by_its_magnitude(masks):
     assert table["signed"]["auroc"] == 1.0
     assert table["signed"]["pointing_game"] == 1.0
     assert table["signed"]["relevance_mass"] == pytest.approx(6.0 / 6.1)
+
+
+def test_case_aurocs_by_magnitude_and_by_sign(masks):
+    lesion, region = masks
+    signed = np.zeros((2, 4, 8, 8))
+    signed[0, 1, 2:4, 2:4] = -1.0  # case 0: all its lesion evidence negative
+    signed[1, 1, 2:4, 2:4] = 1.0
+    both = np.stack([lesion, lesion])
+    assert case_aurocs(signed, both, np.stack([region, region])).tolist() == [1.0, 1.0]
+    assert case_aurocs(signed, both, np.stack([region, region]), magnitude=False).tolist() == [0.0, 1.0]
+    assert np.isnan(case_aurocs(signed, np.zeros_like(both), np.stack([region, region]))).all()
