@@ -558,6 +558,17 @@ def _format_validation_error(source: str, exc: ValidationError) -> str:
     return f"{source}: {loc}: {msg}{more}"
 
 
+def _preset_settings(name: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A preset's settings; a preset that names ``preset:`` (e.g. gpu-64: cpu-small) is merged onto that one."""
+    data = _read_yaml(preset_path(name))
+    parent = data.pop("preset", None)
+    if parent is None or parent == name:
+        return data
+    if parent in seen:
+        raise UserError(f"{preset_path(name)}: presets name each other in a cycle ({' -> '.join((*seen, name, parent))})")
+    return deep_merge(_preset_settings(str(parent), (*seen, name)), data)
+
+
 def load_config(
     path: str | Path | None = None,
     preset: str | None = None,
@@ -578,7 +589,7 @@ def load_config(
     """
     user: dict[str, Any] = _read_yaml(Path(path)) if path is not None else {}
     name = str(user.get("preset") or preset or "cpu-small")
-    base = _read_yaml(preset_path(name))
+    base = _preset_settings(name)
     merged = deep_merge(base, user)
     merged["preset"] = name
     if overrides:

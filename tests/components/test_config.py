@@ -83,3 +83,22 @@ def test_counterfactual_ddim_steps_override_is_kept(tmp_path: Path) -> None:
         load_config(overrides={"counterfactual": {"ddim_steps": 0}})
     with pytest.raises(ValueError, match="unset"):
         _ = CounterfactualConfig().ddim_step_count  # stand-alone: nothing to inherit from
+
+
+def test_gpu_64_preset_is_cpu_small_at_64_px() -> None:
+    gpu, cpu = load_config(preset="gpu-64"), load_config(preset="cpu-small")
+    assert gpu.preset == "gpu-64" and gpu.ingest.image_size == gpu.diffae.image_size == 64
+    assert gpu.diffae.base_channels == 64 and gpu.diffae.max_minutes == 3.0
+    # everything it does not name is cpu-small's (cohorts, black boxes, gates)
+    assert gpu.synth == cpu.synth and gpu.teacher == cpu.teacher and gpu.gates == cpu.gates
+    assert gpu.model_dump(exclude={"preset"}) == load_config("configs/gpu-64.yaml").model_dump(exclude={"preset"})
+
+
+def test_presets_naming_each_other_in_a_cycle_fail_in_one_line(tmp_path: Path, monkeypatch) -> None:
+    import components.config as config_module
+
+    (tmp_path / "a.yaml").write_text("preset: b\n")
+    (tmp_path / "b.yaml").write_text("preset: a\n")
+    monkeypatch.setattr(config_module, "CONFIG_DIR", tmp_path)
+    with pytest.raises(UserError, match="cycle"):
+        load_config(preset="a")
