@@ -86,6 +86,7 @@ from components.data.dataset import Dataset, load_dataset  # noqa: E402
 from components.data.interventions import cohort_interventions  # noqa: E402
 from components.errors import UserError  # noqa: E402
 from components.models.diffae import load_diffae  # noqa: E402
+from components.models.offload import OffloadedDiffAE  # noqa: E402
 from components.models.teacher import build_teacher  # noqa: E402
 from components.report.attribution_panel import plot_attribution  # noqa: E402
 from components.report.cohort import add_report_sections  # noqa: E402
@@ -172,7 +173,8 @@ def black_boxes(x: np.ndarray, labels: dict[str, np.ndarray], folds: np.ndarray,
     for name in ("F", "M"):
         start = time.monotonic()
         model, metrics = train_teacher(x, labels[name], folds, cfg.teacher)
-        boxes[name] = from_module(model, source=f"faithfulness black box {name}")
+        # trained where cfg.teacher.device says (a GPU when one is visible), explained on the CPU
+        boxes[name] = from_module(model.cpu(), source=f"faithfulness black box {name}")
         info[name] = {"cv_auc": metrics["cv_mean"]["auc"], "train_s": round(time.monotonic() - start, 1)}
         say(f"black box {name}: CV AUC {metrics['cv_mean']['auc']:.3f} ({info[name]['train_s']} s)")
     torch.manual_seed(cfg.teacher.seed + 12345)
@@ -234,8 +236,13 @@ def _save_arrays(folder: Path, bb: BlackBox, sweep: Any, maps: dict[str, np.ndar
 
 def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, n_cases: int = 30, seed: int = 0,
                   out_dir: str | Path | None = None, alphas: Sequence[float] | None = None,
-                  say: Say = _stderr, save_arrays: bool = False, case_selection: str = "decision") -> dict[str, Any]:
-    """Run the model-contrast benchmark; returns the JSON-ready result (see the module docstring)."""
+                  say: Say = _stderr, save_arrays: bool = False, case_selection: str = "decision",
+                  device: str = "cpu") -> dict[str, Any]:
+    """Run the model-contrast benchmark; returns the JSON-ready result (see the module docstring).
+
+    ``device``: where the DiffAE's inversions and decodes run (:class:`OffloadedDiffAE` for anything
+    but ``"cpu"``); the black boxes and agents are explained on the CPU either way.
+    """
     start = time.monotonic()
     workdir = Path(workdir)
     out = Path(out_dir) if out_dir is not None else workdir / "faithfulness"
@@ -267,7 +274,8 @@ def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, n_cases: int = 30,
         "random_control_alphas": "all",
         **({"alphas": list(alphas)} if alphas else {})})
     diffae = load_diffae(workdir / "models" / "diffae.pt").eval()
-    pre = _inversions(workdir, ext, cf_cfg.ddim_step_count, diffae, idx, say)
+    engine: Any = diffae if device == "cpu" else OffloadedDiffAE(diffae, device)
+    pre = _inversions(workdir, ext, cf_cfg.ddim_step_count, engine, idx, say)
     lungs = np.asarray(ext.lung_masks)[idx]
     comps = {"disease": np.asarray(ext.masks)[idx],
              "distractor": None if ext.distractor is None else np.asarray(ext.distractor)[idx],
@@ -302,7 +310,7 @@ def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, n_cases: int = 30,
         # the swap-in path as the pipeline runs it: the held-out fold left out, the configured objective
         suite = distill_suite(bb, x[fit], q_train[fit], x_ext, q_ext, agent_cfg,
                               q_train_aug={n: v[fit] for n, v in q_aug.items()} or None)
-        sweep = run_sweep(diffae, suite.agent, bb, torch.as_tensor(x_ext[idx]), cf_cfg, search=False, precomputed=pre)
+        sweep = run_sweep(engine, suite.agent, bb, torch.as_tensor(x_ext[idx]), cf_cfg, search=False, precomputed=pre)
         raw = localization_maps(sweep, bb, cf_cfg)
         maps[name] = {k: raw[v] for k, v in MAPS.items()}
         healthy = cf_cfg.healthy_class
@@ -464,6 +472,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--out", default=None, help="output folder (default WORKDIR/faithfulness)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu",
+                    help="where the DiffAE's inversions and decodes run, e.g. cuda (black boxes stay on the CPU)")
     ap.add_argument("--save-arrays", action="store_true",
                     help="also write OUT/arrays/: each black box's sweep, maps and weights, the cases' masks and reliance")
     args = ap.parse_args(argv)
@@ -472,7 +482,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                       {"counterfactual": {"attribution_alpha": args.attribution_alpha}})
     alphas = sorted(float(a) for a in args.alphas.split(",") if a.strip()) or None  # ascending: the flip rule
     result = run_benchmark(args.workdir, cfg, args.cases, args.seed, args.out, alphas, save_arrays=args.save_arrays,
-                           case_selection=args.case_selection)
+                           case_selection=args.case_selection, device=args.device)
     # the demo's report gets a Faithfulness section (from the default run; an --out elsewhere is an experiment)
     if args.out is None and (Path(args.workdir) / "report" / "metrics.json").is_file():
         paths = add_report_sections(args.workdir, faithfulness=result)
