@@ -19,7 +19,9 @@ random direction and the attribution along it (``random_attribution``) against t
 mask (inside the lungs, each map by its magnitude), with the paired differences
 ``auroc_<map>_minus_<control>`` (the form of issue 10's localisation target). ``within_reference``
 says whether each validity figure's point lies inside the reference setting's interval (the
-first setting, today's 50-step evaluation); ``pareto`` marks the settings no other setting
+first setting, today's 50-step evaluation) and ``minus_reference`` gives the setting's flip rate, random
+flip rate and flip gain minus the reference's on the indeterminate cases both share, paired, with intervals;
+``pareto`` marks the settings no other setting
 beats on cost and all of flip rate, agreement, random flip rate and PSNR at once.
 
 Usage: ``python benchmarks/cf_cost.py --workdir .diffexplainer/demo`` (``make bench-cf``); the
@@ -117,12 +119,14 @@ def case_metrics(sweep: SweepResult, maps: dict[str, np.ndarray], disease: np.nd
 
     Returns:
         float64 arrays: ``direction_agreement [K]``, ``flips`` / ``random_flips [M]`` (indeterminate
-        cases, paired), ``psnr [K]`` (dB, reconstruction vs original), ``auroc_<map> [K]`` (of the map's
-        magnitude, as the product's localisation table scores it).
+        cases, paired; ``flip_cases [M]`` their indices among the K), ``psnr [K]`` (dB, reconstruction
+        vs original), ``auroc_<map> [K]`` (of the map's magnitude, as the product's localisation table
+        scores it).
     """
     pc = per_case_manipulation(sweep)
     out = {"direction_agreement": pc["direction_agreement"], "flips": pc["flips"],
-           "random_flips": pc["random_flips"] if pc["random_flips"] is not None else np.full_like(pc["flips"], np.nan)}
+           "random_flips": pc["random_flips"] if pc["random_flips"] is not None else np.full_like(pc["flips"], np.nan),
+           "flip_cases": np.asarray(pc["flip_cases"], dtype=np.int64)}
     out["psnr"] = np.array([image_quality(sweep.original[i:i + 1], sweep.recon[i:i + 1])[0]
                             for i in range(len(sweep.recon))])
     lesion, region = disease > mask_threshold, lungs > 0
@@ -144,6 +148,20 @@ def pareto_front(rows: Sequence[dict[str, Any]]) -> list[bool]:
     keys = [np.nan_to_num(key(r), nan=-np.inf) for r in rows]
     return [not any(np.all(o >= k) and np.any(o > k) for j, o in enumerate(keys) if j != i)
             for i, k in enumerate(keys)]
+
+
+def paired_with_reference(per: dict[str, np.ndarray], ref: dict[str, np.ndarray],
+                          boot: BootstrapSettings) -> dict[str, Any]:
+    """Setting minus reference on the indeterminate cases the two share (each setting's reconstruction
+    decides which cases are indeterminate), paired over those cases: ``flip_rate``, ``random_flip_rate``
+    and ``flip_gain`` differences ``[point, low, high]`` and ``n_common``."""
+    common, mine, theirs = np.intersect1d(per["flip_cases"], ref["flip_cases"], return_indices=True)
+    f, r = per["flips"][mine], per["random_flips"][mine]
+    f0, r0 = ref["flips"][theirs], ref["random_flips"][theirs]
+    return {"n_common": int(len(common)),
+            "flip_rate": _triple(mean_interval(f, boot, paired_with=f0)),
+            "random_flip_rate": _triple(mean_interval(r, boot, paired_with=r0)),
+            "flip_gain": _triple(mean_interval(f - r, boot, paired_with=f0 - r0))}
 
 
 def _triple(t: tuple[float, float, float]) -> list[float | None]:
@@ -178,6 +196,7 @@ def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, settings: Sequence
     _say(f"{len(idx)} {base.case_selection} external cases; {len(settings)} settings")
 
     rows: list[dict[str, Any]] = []
+    reference: dict[str, np.ndarray] | None = None
     for text in settings:
         knobs = parse_setting(text)
         ccfg = _config(base, knobs)
@@ -214,6 +233,10 @@ def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, settings: Sequence
             if name in maps and control in maps:  # paired over the cases: the localisation target's form
                 row[f"auroc_{name}_minus_{control}"] = _triple(mean_interval(
                     per[f"auroc_{name}"], boot, paired_with=per[f"auroc_{control}"]))
+        reference = per if reference is None else reference
+        # paired on the cases both call indeterminate: "inside the reference's interval" compares a point with
+        # an interval of other cases' noise; this is the same cases under both settings
+        row["minus_reference"] = paired_with_reference(per, reference, boot)
         rows.append(row)
         _say(f"{text}: NFE {row['nfe_per_patient']:.0f}/patient, {wall:.0f} s, flip {row['flip_rate'][0]}, "
              f"agreement {row['direction_agreement'][0]}, random flip {row['random_flip_rate'][0]}, "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 
@@ -50,6 +51,9 @@ def test_tiny_run_prints_every_setting_with_intervals(tiny_workdir, load_benchma
             assert isinstance(row[key], list) and len(row[key]) == 3, key
         assert row["psnr"][0] is not None and row["psnr"][1] <= row["psnr"][0] <= row["psnr"][2]
         assert set(row["within_reference"]) == {"flip_rate", "direction_agreement", "random_flip_rate"}
+        paired = row["minus_reference"]
+        assert 0 <= paired["n_common"] <= 4 and all(len(paired[k]) == 3 for k in ("flip_rate", "random_flip_rate", "flip_gain"))
+    assert ref["minus_reference"]["flip_gain"][0] in (0.0, None)  # the reference against itself
     assert result["cheapest_valid"] in (None, *(r["setting"] for r in result["settings"]))
 
 
@@ -59,3 +63,20 @@ def test_inside_reference_interval_rule(load_benchmark) -> None:
     assert bench._inside(0.18, [0.10, 0.03, 0.23]) is True
     assert bench._inside(0.26, [0.10, 0.03, 0.23]) is False
     assert bench._inside(None, [0.1, 0.0, 0.2]) is None and bench._inside(0.1, [0.1, None, None]) is None
+
+
+def test_paired_difference_uses_the_cases_both_settings_share(load_benchmark) -> None:
+    bench = load_benchmark("cf_cost")
+    boot = bench.BootstrapSettings(n_resamples=200)
+    ref = {"flip_cases": np.array([0, 1, 2, 5]), "flips": np.array([1.0, 1.0, 0.0, 1.0]),
+           "random_flips": np.array([0.0, 1.0, 0.0, 0.0])}
+    # case 3 is indeterminate only here, case 2 only in the reference: the 3 shared cases are 0, 1, 5
+    per = {"flip_cases": np.array([0, 1, 3, 5]), "flips": np.array([1.0, 0.0, 1.0, 1.0]),
+           "random_flips": np.array([0.0, 0.0, 1.0, 0.0])}
+    out = bench.paired_with_reference(per, ref, boot)
+    assert out["n_common"] == 3
+    assert out["flip_rate"][0] == pytest.approx(-1 / 3, abs=1e-4)   # case 1 stops flipping
+    assert out["random_flip_rate"][0] == pytest.approx(-1 / 3, abs=1e-4)  # and so does its random direction
+    assert out["flip_gain"][0] == pytest.approx(0.0, abs=1e-4)
+    same = bench.paired_with_reference(ref, ref, boot)
+    assert same["n_common"] == 4 and same["flip_gain"] == [0.0, 0.0, 0.0]
