@@ -20,7 +20,8 @@ mask (inside the lungs, each map by its magnitude), with the paired differences
 ``auroc_<map>_minus_<control>`` (the form of issue 10's localisation target). ``within_reference``
 says whether each validity figure's point lies inside the reference setting's interval (the
 first setting, today's 50-step evaluation) and ``minus_reference`` gives the setting's flip rate, random
-flip rate and flip gain minus the reference's on the indeterminate cases both share, paired, with intervals;
+flip rate and flip gain minus the reference's on the indeterminate cases both share, paired, with intervals
+(compare random flip rates only between settings with the same ``random`` knob: see :func:`paired_with_reference`);
 ``pareto`` marks the settings no other setting
 beats on cost and all of flip rate, agreement, random flip rate and PSNR at once.
 
@@ -152,13 +153,23 @@ def pareto_front(rows: Sequence[dict[str, Any]]) -> list[bool]:
 
 def paired_with_reference(per: dict[str, np.ndarray], ref: dict[str, np.ndarray],
                           boot: BootstrapSettings) -> dict[str, Any]:
-    """Setting minus reference on the indeterminate cases the two share (each setting's reconstruction
-    decides which cases are indeterminate), paired over those cases: ``flip_rate``, ``random_flip_rate``
-    and ``flip_gain`` differences ``[point, low, high]`` and ``n_common``."""
+    """Setting minus reference on the indeterminate cases the two share, paired over those cases.
+
+    Each setting's reconstruction decides which cases are indeterminate, so the two sets differ;
+    ``n_only_setting`` / ``n_only_reference`` count the cases left out. A random control evaluated at
+    fewer alphas than the reference's (``random=largest`` against ``all``) can flip only less, so compare
+    random flip rates (and flip gains) between settings with the same ``random`` knob.
+
+    Returns:
+        ``flip_rate``, ``random_flip_rate``, ``flip_gain``: ``[point, low, high]`` of the mean paired
+        difference (None entries without a random control or without shared cases); ``n_common``,
+        ``n_only_setting``, ``n_only_reference``.
+    """
     common, mine, theirs = np.intersect1d(per["flip_cases"], ref["flip_cases"], return_indices=True)
     f, r = per["flips"][mine], per["random_flips"][mine]
     f0, r0 = ref["flips"][theirs], ref["random_flips"][theirs]
-    return {"n_common": int(len(common)),
+    return {"n_common": int(len(common)), "n_only_setting": int(len(per["flip_cases"]) - len(common)),
+            "n_only_reference": int(len(ref["flip_cases"]) - len(common)),
             "flip_rate": _triple(mean_interval(f, boot, paired_with=f0)),
             "random_flip_rate": _triple(mean_interval(r, boot, paired_with=r0)),
             "flip_gain": _triple(mean_interval(f - r, boot, paired_with=f0 - r0))}

@@ -10,11 +10,13 @@ held-out fold left out as the pipeline does), saves ``WORKDIR/models/diffae.pt``
 --workdir WORKDIR --device cuda`` then runs on it (its cohorts' ``cohort.json`` under
 ``WORKDIR/cohorts/<cohort>/`` for the interventions).
 
-JSON keys: ``image_size``, ``diffae_params``, ``device``, ``train`` (steps, images seen, img/s, wall
-seconds, final loss), ``reconstruction`` (external cohort through its DDIM inversion: mean PSNR / SSIM
-over patients with a 95 % bootstrap interval), ``semantic`` (the first ``--semantic-cases`` external
-patients decoded from ``z`` and a prior ``x_T``: what ``z`` alone carries, the gate's semantic PSNR),
-``seconds``.
+JSON keys: ``image_size``, ``diffae_params``, ``device``, ``device_name``, ``torch``, ``train`` (steps,
+images seen, img/s, wall seconds, final loss), ``ddim_steps``, ``reconstruction`` (external cohort
+through its DDIM inversion: mean PSNR / SSIM over patients with a 95 % bootstrap interval),
+``semantic`` (the first ``--semantic-cases`` external patients decoded from ``z`` and a prior ``x_T``:
+what ``z`` alone carries, the gate's semantic PSNR),
+``latents_s`` / ``invert_s`` (encoding both cohorts and the augmentations / inverting the external
+cohort), ``seconds``. ``--device`` is ``cpu``, ``cuda`` or ``cuda:N`` (training then runs on GPU N too).
 
 Usage: ``python benchmarks/diffae_workdir.py --workdir W --config configs/gpu-64.yaml [--device cuda]``.
 """
@@ -57,7 +59,10 @@ def build(workdir: Path, config: str | None, preset: str, device: str, minutes: 
           semantic_cases: int) -> dict[str, Any]:
     """Train, save, encode and invert as the module docstring says; returns the JSON-ready result."""
     start = time.monotonic()
-    update: dict[str, Any] = {"diffae": {"device": "cuda" if device.startswith("cuda") else "cpu"}}
+    target = torch.device(device)
+    if target.type == "cuda" and target.index is not None:
+        torch.cuda.set_device(target)  # the trainer takes "cuda": the current device
+    update: dict[str, Any] = {"diffae": {"device": target.type if target.type in ("cpu", "cuda") else "cpu"}}
     if minutes is not None:
         update["diffae"]["max_minutes"] = minutes
     cfg = load_config(config, preset, update)
@@ -86,7 +91,7 @@ def build(workdir: Path, config: str | None, preset: str, device: str, minutes: 
         "image_size": int(ds.images.shape[-1]),
         "diffae_params": int(sum(p.numel() for p in model.parameters())),
         "device": device,
-        "device_name": torch.cuda.get_device_name(0) if device.startswith("cuda") else "cpu",
+        "device_name": torch.cuda.get_device_name(target) if target.type == "cuda" else "cpu",
         "torch": torch.__version__,
         "train": {k: scalars.get(k) for k in ("steps", "images_seen", "img_per_s", "wall_s", "final_loss")},
         "ddim_steps": steps,

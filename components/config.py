@@ -560,13 +560,19 @@ def _format_validation_error(source: str, exc: ValidationError) -> str:
 
 def _preset_settings(name: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
     """A preset's settings; a preset that names ``preset:`` (e.g. gpu-64: cpu-small) is merged onto that one."""
-    data = _read_yaml(preset_path(name))
+    path = preset_path(name)
+    data = _read_yaml(path)
     parent = data.pop("preset", None)
-    if parent is None or parent == name:
+    if parent is None:
         return data
-    if parent in seen:
-        raise UserError(f"{preset_path(name)}: presets name each other in a cycle ({' -> '.join((*seen, name, parent))})")
-    return deep_merge(_preset_settings(str(parent), (*seen, name)), data)
+    if parent == name or parent in seen:
+        raise UserError(f"{path}: presets name each other in a cycle ({' -> '.join((*seen, name, str(parent)))})")
+    try:
+        return deep_merge(_preset_settings(str(parent), (*seen, name)), data)
+    except UserError as exc:
+        if parent in seen or not str(exc).startswith("unknown preset"):
+            raise
+        raise UserError(f"{path}: preset: {exc}") from None
 
 
 def load_config(

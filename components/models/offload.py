@@ -28,7 +28,6 @@ class OffloadedDiffAE:
     Args:
         model: the trained DiffAE (any device; left untouched, a copy is moved).
         device: where the copy runs, e.g. ``"cuda"``.
-        autocast_bf16: run the copy under bf16 autocast (CUDA only; outputs returned as float32).
 
     Attributes:
         source: ``model`` itself (hashing, saving).
@@ -36,11 +35,10 @@ class OffloadedDiffAE:
         config, z_dim: the source model's.
     """
 
-    def __init__(self, model: DiffAE, device: str | torch.device, autocast_bf16: bool = False) -> None:
+    def __init__(self, model: DiffAE, device: str | torch.device) -> None:
         self.source = model
         self.target = torch.device(device)
         self._model = copy.deepcopy(model).to(self.target).eval()
-        self._bf16 = bool(autocast_bf16 and self.target.type == "cuda")
         self.config = model.config
         self.z_dim = model.z_dim
 
@@ -50,6 +48,7 @@ class OffloadedDiffAE:
         return torch.device("cpu")
 
     def eval(self) -> OffloadedDiffAE:
+        """No-op (the copy is always in eval mode); returns self, as ``nn.Module.eval`` does."""
         return self
 
     def state_dict(self) -> dict[str, Any]:
@@ -58,7 +57,7 @@ class OffloadedDiffAE:
 
     def _run(self, fn: Any, tensors: tuple[Tensor, ...], *args: Any, **kwargs: Any) -> Any:
         moved = [t.to(self.target, torch.float32) for t in tensors]
-        with torch.no_grad(), torch.autocast(self.target.type, dtype=torch.bfloat16, enabled=self._bf16):
+        with torch.no_grad():  # fp32 on the device too: the same numbers as the CPU model up to kernel order
             out = fn(*moved, *args, **kwargs)
         if isinstance(out, tuple):
             return tuple(o.float().cpu() for o in out)

@@ -52,8 +52,10 @@ def test_tiny_run_prints_every_setting_with_intervals(tiny_workdir, load_benchma
         assert row["psnr"][0] is not None and row["psnr"][1] <= row["psnr"][0] <= row["psnr"][2]
         assert set(row["within_reference"]) == {"flip_rate", "direction_agreement", "random_flip_rate"}
         paired = row["minus_reference"]
-        assert 0 <= paired["n_common"] <= 4 and all(len(paired[k]) == 3 for k in ("flip_rate", "random_flip_rate", "flip_gain"))
-    assert ref["minus_reference"]["flip_gain"][0] in (0.0, None)  # the reference against itself
+        assert all(len(paired[k]) == 3 for k in ("flip_rate", "random_flip_rate", "flip_gain"))
+        assert paired["n_common"] + paired["n_only_setting"] == row["n_indeterminate"]
+        assert paired["n_common"] + paired["n_only_reference"] == ref["n_indeterminate"]
+    assert ref["minus_reference"]["n_only_setting"] == ref["minus_reference"]["n_only_reference"] == 0
     assert result["cheapest_valid"] in (None, *(r["setting"] for r in result["settings"]))
 
 
@@ -74,7 +76,7 @@ def test_paired_difference_uses_the_cases_both_settings_share(load_benchmark) ->
     per = {"flip_cases": np.array([0, 1, 3, 5]), "flips": np.array([1.0, 0.0, 1.0, 1.0]),
            "random_flips": np.array([0.0, 0.0, 1.0, 0.0])}
     out = bench.paired_with_reference(per, ref, boot)
-    assert out["n_common"] == 3
+    assert (out["n_common"], out["n_only_setting"], out["n_only_reference"]) == (3, 1, 1)
     assert out["flip_rate"][0] == pytest.approx(-1 / 3, abs=1e-4)   # case 1 stops flipping
     assert out["random_flip_rate"][0] == pytest.approx(-1 / 3, abs=1e-4)  # and so does its random direction
     assert out["flip_gain"][0] == pytest.approx(0.0, abs=1e-4)

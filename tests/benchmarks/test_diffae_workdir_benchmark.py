@@ -67,3 +67,7 @@ def test_gpu_script_runs_both_benchmarks(tiny_workdir, tmp_path: Path) -> None:
     names = {p.name for p in out.iterdir()}
     assert {"arrays.tar.gz", "attribution_F.png", "faithfulness.log", "diffae_workdir.log"} <= names
     assert len(names) <= 8, "the device tool brings back at most 8 files"
+    broken = subprocess.run(["bash", "benchmarks/gpu_faithfulness.sh"], cwd=root, capture_output=True, text=True,
+                            env={**env, "ARCHIVE": str(tmp_path / "missing.tar.gz"), "OUT": str(tmp_path / "o2")},
+                            timeout=60)
+    assert broken.returncode != 0, "a missing archive fails the call"

@@ -91,7 +91,7 @@ def test_gpu_64_preset_is_cpu_small_at_64_px() -> None:
     assert gpu.diffae.base_channels == 64 and gpu.diffae.max_minutes == 3.0
     # everything it does not name is cpu-small's (cohorts, black boxes, gates)
     assert gpu.synth == cpu.synth and gpu.teacher == cpu.teacher and gpu.gates == cpu.gates
-    assert gpu.model_dump(exclude={"preset"}) == load_config("configs/gpu-64.yaml").model_dump(exclude={"preset"})
+    assert gpu.model_dump(exclude={"preset"}) == load_config(preset_path("gpu-64")).model_dump(exclude={"preset"})
 
 
 def test_presets_naming_each_other_in_a_cycle_fail_in_one_line(tmp_path: Path, monkeypatch) -> None:
@@ -99,6 +99,12 @@ def test_presets_naming_each_other_in_a_cycle_fail_in_one_line(tmp_path: Path, m
 
     (tmp_path / "a.yaml").write_text("preset: b\n")
     (tmp_path / "b.yaml").write_text("preset: a\n")
+    (tmp_path / "self.yaml").write_text("preset: self\n")
+    (tmp_path / "orphan.yaml").write_text("preset: nowhere\n")
     monkeypatch.setattr(config_module, "CONFIG_DIR", tmp_path)
     with pytest.raises(UserError, match="cycle"):
         load_config(preset="a")
+    with pytest.raises(UserError, match="cycle"):
+        load_config(preset="self")
+    with pytest.raises(UserError, match=r"orphan\.yaml: preset: unknown preset 'nowhere'"):
+        load_config(preset="orphan")
