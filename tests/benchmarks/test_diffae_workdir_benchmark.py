@@ -71,3 +71,22 @@ def test_gpu_script_runs_both_benchmarks(tiny_workdir, tmp_path: Path) -> None:
                             env={**env, "ARCHIVE": str(tmp_path / "missing.tar.gz"), "OUT": str(tmp_path / "o2")},
                             timeout=60)
     assert broken.returncode != 0, "a missing archive fails the call"
+
+
+def test_gpu_pack_ingests_at_64_px_and_packs_what_the_gpu_script_reads(tiny_workdir, tmp_path: Path) -> None:
+    src, _ = tiny_workdir
+    root = Path(__file__).resolve().parents[2]
+    dx = Path(sys.executable).parent / "diffexplainer"
+    env = {**os.environ, "PACK_WD": str(tmp_path / "pack"), "WHEELS": "0", "DX": str(dx), "PY": sys.executable}
+    proc = subprocess.run(["bash", str(root / "benchmarks" / "gpu_pack.sh"), str(src)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    listing = subprocess.run(["tar", "-tzf", str(tmp_path / ".gpu" / "workdir.tar.gz")], capture_output=True,
+                             text=True, check=True).stdout.split()
+    assert {"datasets/osic/images.npy", "datasets/external/images.npy", "cohorts/osic/cohort.json",
+            "cohorts/external/cohort.json"} <= {name.removeprefix("./") for name in listing}
+    ds = load_dataset(tmp_path / "pack" / "datasets" / "external")
+    assert ds.images.shape[1:] == (4, 64, 64) and len(ds) == len(load_dataset(src / "datasets" / "external"))
+    missing = subprocess.run(["bash", str(root / "benchmarks" / "gpu_pack.sh"), str(tmp_path / "nowhere")],
+                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "run make demo first" in missing.stderr
