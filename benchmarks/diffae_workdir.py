@@ -41,7 +41,7 @@ from components.data.dataset import load_dataset  # noqa: E402
 from components.metrics.image_quality import slice_quality  # noqa: E402
 from components.metrics.reconstruction_eval import semantic_reconstruction  # noqa: E402
 from components.models.diffae import save_diffae  # noqa: E402
-from components.models.offload import OffloadedDiffAE  # noqa: E402
+from components.models.offload import AnyDiffAE, OffloadedDiffAE  # noqa: E402
 from components.stats.bootstrap import mean_interval  # noqa: E402
 from components.training.train_diffae import train_diffae  # noqa: E402
 
@@ -75,7 +75,7 @@ def build(workdir: Path, config: str | None, preset: str, device: str, minutes: 
     scalars = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
     save_diffae(model, workdir / "models" / "diffae.pt",
                 extra={"dataset_hash": ds.hash, "metrics": scalars, "config": cfg.diffae.model_dump()})
-    engine: Any = model if device == "cpu" else OffloadedDiffAE(model, device)
+    engine: AnyDiffAE = model if device == "cpu" else OffloadedDiffAE(model, device)
     t0 = time.monotonic()
     cached_latents(engine, ds.images, ext.images, ds.hash, ext.hash, workdir / "latents", progress=_say)
     latents_s = time.monotonic() - t0

@@ -86,7 +86,7 @@ from components.data.dataset import Dataset, load_dataset  # noqa: E402
 from components.data.interventions import cohort_interventions  # noqa: E402
 from components.errors import UserError  # noqa: E402
 from components.models.diffae import load_diffae  # noqa: E402
-from components.models.offload import OffloadedDiffAE  # noqa: E402
+from components.models.offload import AnyDiffAE, OffloadedDiffAE  # noqa: E402
 from components.models.teacher import build_teacher  # noqa: E402
 from components.report.attribution_panel import plot_attribution  # noqa: E402
 from components.report.cohort import add_report_sections  # noqa: E402
@@ -274,7 +274,7 @@ def run_benchmark(workdir: str | Path, cfg: ExperimentConfig, n_cases: int = 30,
         "random_control_alphas": "all",
         **({"alphas": list(alphas)} if alphas else {})})
     diffae = load_diffae(workdir / "models" / "diffae.pt").eval()
-    engine: Any = diffae if device == "cpu" else OffloadedDiffAE(diffae, device)
+    engine: AnyDiffAE = diffae if device == "cpu" else OffloadedDiffAE(diffae, device)
     pre = _inversions(workdir, ext, cf_cfg.ddim_step_count, engine, idx, say)
     lungs = np.asarray(ext.lung_masks)[idx]
     comps = {"disease": np.asarray(ext.masks)[idx],

@@ -39,7 +39,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 import torch
 from torch import nn
@@ -63,7 +63,13 @@ _IMPORT_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _URI_PREFIXES = ("models:/", "runs:/", "mlflow-artifacts:/", "s3://", "http://", "https://")
 
 
-def state_hash(module: nn.Module) -> str:
+class Stateful(Protocol):
+    """Anything with a module's ``state_dict()`` (a module, or a wrapper that reports its module's)."""
+
+    def state_dict(self) -> Mapping[str, Any]: ...
+
+
+def state_hash(module: Stateful) -> str:
     """sha256 over a module's state (sorted names, dtypes, shapes and bytes)."""
     h = hashlib.sha256()
     for name, tensor in sorted(module.state_dict().items()):

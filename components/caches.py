@@ -24,7 +24,7 @@ import numpy as np
 
 from components.blackbox import state_hash
 from components.metrics.reconstruction_eval import reconstruct_cohort
-from components.models.diffae import DiffAE
+from components.models.offload import AnyDiffAE
 from components.training.latents import AUGMENTATIONS, augment_stacks, encode_latents
 
 __all__ = ["Latents", "latents_key", "cached_latents", "reconstructions_key", "cached_reconstructions",
@@ -61,14 +61,14 @@ class Latents:
         return np.load({"train": self.train, "external": self.external, **self.train_augmented}[which])
 
 
-def latents_key(model: DiffAE, dataset_hash: str, external_hash: str) -> dict[str, Any]:
+def latents_key(model: AnyDiffAE, dataset_hash: str, external_hash: str) -> dict[str, Any]:
     """Key of the latents cache: both cohorts' content hashes, the DiffAE weights, the augmentations."""
     return {"dataset_hash": dataset_hash, "external_hash": external_hash, "diffae_sha256": state_hash(model),
             "augmentations": list(AUGMENTATIONS)}
 
 
 def cached_latents(
-    model: DiffAE, train_images: np.ndarray, external_images: np.ndarray, dataset_hash: str, external_hash: str,
+    model: AnyDiffAE, train_images: np.ndarray, external_images: np.ndarray, dataset_hash: str, external_hash: str,
     out: Path, progress: Progress | None = None,
 ) -> Latents:
     """Latents of both cohorts (and the training augmentations), encoded once per key.
@@ -110,7 +110,7 @@ def cached_latents(
     return result(False)
 
 
-def reconstructions_key(model: DiffAE, dataset_hash: str, steps: int) -> dict[str, Any]:
+def reconstructions_key(model: AnyDiffAE, dataset_hash: str, steps: int) -> dict[str, Any]:
     """Key of the external cohort's DDIM inversions: DiffAE weights, cohort hash, DDIM steps and
     fixed-point iterations."""
     fp_iters = model.config.inversion_fixed_point_iters if model.config is not None else 0
@@ -119,7 +119,7 @@ def reconstructions_key(model: DiffAE, dataset_hash: str, steps: int) -> dict[st
 
 
 def cached_reconstructions(
-    model: DiffAE, images: np.ndarray, dataset_hash: str, steps: int, cache_dir: str | Path | None,
+    model: AnyDiffAE, images: np.ndarray, dataset_hash: str, steps: int, cache_dir: str | Path | None,
     progress: Callable[[float, str], None] | None = None, say: Progress | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Reconstructions ``{recon, x_T, q}`` of a cohort (see :func:`reconstruct_cohort`), computed
@@ -155,7 +155,7 @@ def cached_reconstructions(
 
 
 def stored_inversions(
-    cache_dir: str | Path, model: DiffAE, dataset_hash: str, steps: int
+    cache_dir: str | Path, model: AnyDiffAE, dataset_hash: str, steps: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """The external cohort's cached ``(recon [N,4,H,W], x_T [N,4,H,W], q [N,4Z])`` under
     ``cache_dir/reconstructions/`` when their stored key equals this model's, cohort's and step
@@ -169,7 +169,7 @@ def stored_inversions(
 
 
 def reusable_inversions(
-    record: Mapping[str, Any] | None, model: DiffAE, dataset_hash: str, steps: int, depth: float = 1.0
+    record: Mapping[str, Any] | None, model: AnyDiffAE, dataset_hash: str, steps: int, depth: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """The cached ``(recon, x_T, q)`` a :func:`cached_reconstructions` record points to, when
     its key equals this model's, cohort's and step count's and the evaluation inverts the

@@ -15,7 +15,7 @@ import torch
 
 from components.metrics.classification import prob_kl, prob_kl_per_case
 from components.metrics.image_quality import slice_quality
-from components.models.diffae import DiffAE
+from components.models.offload import AnyDiffAE
 
 __all__ = ["evaluate_reconstruction", "reconstruct_cohort", "score_reconstruction", "semantic_reconstruction",
            "gate_semantic_cases"]
@@ -25,7 +25,7 @@ ProgressFn = Callable[[float, str], None]
 
 @torch.no_grad()
 def reconstruct_cohort(
-    model: DiffAE, images: np.ndarray, steps: int, batch_size: int = 32, progress: ProgressFn | None = None
+    model: AnyDiffAE, images: np.ndarray, steps: int, batch_size: int = 32, progress: ProgressFn | None = None
 ) -> dict[str, np.ndarray]:
     """Encode, DDIM-invert and decode every stack of a cohort.
 
@@ -114,7 +114,7 @@ def score_reconstruction(
 
 @torch.no_grad()
 def semantic_reconstruction(
-    model: DiffAE, images: np.ndarray, q: np.ndarray, steps: int, seed: int = 0, batch_size: int = 32
+    model: AnyDiffAE, images: np.ndarray, q: np.ndarray, steps: int, seed: int = 0, batch_size: int = 32
 ) -> dict[str, np.ndarray]:
     """How much of each image the semantic code ``z`` alone carries.
 
@@ -152,7 +152,7 @@ def semantic_reconstruction(
 
 
 def gate_semantic_cases(
-    model: DiffAE, images: np.ndarray, q: np.ndarray, steps: int, n_cases: int, seed: int
+    model: AnyDiffAE, images: np.ndarray, q: np.ndarray, steps: int, n_cases: int, seed: int
 ) -> dict[str, np.ndarray]:
     """:func:`semantic_reconstruction` of the first ``n_cases`` patients (the gate's subset).
 
@@ -171,7 +171,7 @@ def gate_semantic_cases(
 
 
 def evaluate_reconstruction(
-    model: DiffAE,
+    model: AnyDiffAE,
     classifier: Callable[[torch.Tensor], torch.Tensor],
     images: np.ndarray,
     steps: int,

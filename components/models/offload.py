@@ -19,7 +19,7 @@ from torch import Tensor
 
 from components.models.diffae import DiffAE
 
-__all__ = ["OffloadedDiffAE"]
+__all__ = ["OffloadedDiffAE", "AnyDiffAE"]
 
 
 class OffloadedDiffAE:
@@ -83,3 +83,7 @@ class OffloadedDiffAE:
     def reconstruct_stack(self, x: Tensor, steps: int, depth: float = 1.0) -> tuple[Tensor, Tensor, Tensor]:
         """``x: [B,4,H,W]`` -> ``(recon [B,4,H,W], x_T [B,4,H,W], q [B,4Z])``, all on the CPU."""
         return self._run(self._model.reconstruct_stack, (x,), steps, depth=depth)
+
+
+#: What the latent, reconstruction and cache code accepts: the model itself or its offloaded form.
+AnyDiffAE = DiffAE | OffloadedDiffAE

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
-from components.models.diffae import DiffAE
+from components.models.offload import AnyDiffAE
 
 __all__ = ["AUGMENTATIONS", "augment_stacks", "encode_latents"]
 
@@ -33,7 +33,7 @@ def augment_stacks(images: ArrayLike, name: str) -> np.ndarray:
 
 
 @torch.no_grad()
-def encode_latents(model: DiffAE, images: ArrayLike, batch_size: int = 128) -> np.ndarray:
+def encode_latents(model: AnyDiffAE, images: ArrayLike, batch_size: int = 128) -> np.ndarray:
     """Latents of stacks.
 
     Args:
